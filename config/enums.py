@@ -1,0 +1,24 @@
+"""Closed sets named in the settings; the domain (rooms/) uses the same ones."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Language(StrEnum):
+    FR = "fr"
+    EN = "en"
+
+
+class LobbyMode(StrEnum):
+    """Who waits in the lobby: nobody, callers until a host is in, or everyone until a host admits them."""
+
+    OFF = "off"
+    UNTIL_HOST = "until-host"
+    ALWAYS = "always"
+
+
+class SipTransport(StrEnum):
+    UDP = "udp"
+    TCP = "tcp"
+    TLS = "tls"

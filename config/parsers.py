@@ -1,0 +1,190 @@
+"""Converters from raw setting values (TOML-typed, or strings from the environment) to typed values.
+
+Each parser raises :class:`BadValue` whose message is the *expected form*; the loader adds the key and the source.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+import phonenumbers
+
+from config.secret import Secret, secret_url
+
+T = TypeVar("T")
+E = TypeVar("E", bound=StrEnum)
+Parser = Callable[[object], T]
+
+
+class BadValue(ValueError):
+    """The raw value does not have the expected form; ``str(exc)`` describes that form."""
+
+
+@dataclass(frozen=True, slots=True)
+class HostPort:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class DialInNumber:
+    """A public dial-in number: E.164 for machines, formatted for people (ITU-T E.123)."""
+
+    e164: str
+    international: str
+    national: str
+
+
+def integer(lo: int, hi: int) -> Parser[int]:
+    expected = f"a whole number from {lo} to {hi}"
+
+    def parse(raw: object) -> int:
+        if isinstance(raw, bool):
+            raise BadValue(expected)
+        if isinstance(raw, str) and re.fullmatch(r"\s*[+-]?\d+\s*", raw):
+            raw = int(raw)
+        if not isinstance(raw, int) or not lo <= raw <= hi:
+            raise BadValue(expected)
+        return raw
+
+    return parse
+
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def boolean(raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
+        return raw.strip().lower() in _TRUE
+    raise BadValue("true or false")
+
+
+def choice(enum: type[E]) -> Parser[E]:
+    expected = "one of " + ", ".join(f'"{m.value}"' for m in enum)
+
+    def parse(raw: object) -> E:
+        try:
+            return enum(str(raw).strip().lower())
+        except ValueError:
+            raise BadValue(expected) from None
+
+    return parse
+
+
+def listing(item: Parser[T], expected_item: str, *, non_empty: bool = False) -> Parser[tuple[T, ...]]:
+    """A TOML array, or a comma-separated string (from the environment)."""
+    expected = f"a list of {expected_item}" + (" (at least one)" if non_empty else "")
+
+    def parse(raw: object) -> tuple[T, ...]:
+        if isinstance(raw, str):
+            raw = [part for part in (p.strip() for p in raw.split(",")) if part]
+        if not isinstance(raw, list):
+            raise BadValue(expected)
+        try:
+            values = tuple(item(v) for v in raw)
+        except BadValue as exc:
+            raise BadValue(f"{expected}; an item is not {exc}") from None
+        if non_empty and not values:
+            raise BadValue(expected)
+        return values
+
+    return parse
+
+
+def host_port(raw: object) -> HostPort:
+    expected = "host:port, e.g. 127.0.0.1:5060 or [::1]:5060"
+    text = str(raw).strip()
+    match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([A-Za-z0-9.-]+):(\d{1,5})", text)
+    if match is None:
+        raise BadValue(expected)
+    host = match.group(1) or match.group(3)
+    port = int(match.group(2) or match.group(4))
+    if not 1 <= port <= 65535:
+        raise BadValue(expected)
+    if match.group(1):
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise BadValue(expected) from None
+    return HostPort(host, port)
+
+
+def base_url(raw: object) -> str:
+    expected = "an http:// or https:// URL with a host and no query, e.g. https://visio.example.org"
+    text = str(raw).strip().rstrip("/")
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise BadValue(expected)
+    return text
+
+
+def database_url(raw: object) -> Secret:
+    expected = 'an SQLAlchemy URL, e.g. "sqlite:///var/passerelle.sqlite3" or "postgresql+psycopg://u:p@host/db"'
+    text = str(raw).strip()
+    if not re.fullmatch(r"(sqlite|postgresql)(\+\w+)?://.*", text):
+        raise BadValue(expected)
+    return secret_url(text)
+
+
+def secret(raw: object) -> Secret:
+    if not isinstance(raw, str):
+        raise BadValue("a string")
+    return Secret(raw.strip())
+
+
+def timezone_name(raw: object) -> str:
+    expected = 'an IANA timezone name, e.g. "Europe/Paris"'
+    text = str(raw).strip()
+    if text not in available_timezones():
+        raise BadValue(expected)
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise BadValue(expected) from None
+    return text
+
+
+def region(raw: object) -> str:
+    text = str(raw).strip().upper()
+    if text not in phonenumbers.SUPPORTED_REGIONS:
+        raise BadValue('an ISO 3166 alpha-2 region with a phone numbering plan, e.g. "FR"')
+    return text
+
+
+def e164_number(raw: object) -> DialInNumber:
+    expected = 'an E.164 phone number with its country code, e.g. "+33491000000"'
+    text = str(raw).strip()
+    if not re.fullmatch(r"\+[1-9]\d{5,14}", text):
+        raise BadValue(expected)
+    try:
+        number = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException:
+        raise BadValue(expected) from None
+    if not phonenumbers.is_valid_number(number):
+        raise BadValue(expected + " (this one is not a valid number)")
+    fmt = phonenumbers.PhoneNumberFormat
+    return DialInNumber(
+        e164=phonenumbers.format_number(number, fmt.E164),
+        international=phonenumbers.format_number(number, fmt.INTERNATIONAL),
+        national=phonenumbers.format_number(number, fmt.NATIONAL),
+    )
+
+
+def optional_path(raw: object) -> Path | None:
+    if not isinstance(raw, str):
+        raise BadValue("a file path, or an empty string for none")
+    return Path(raw).expanduser() if raw.strip() else None

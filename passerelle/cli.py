@@ -1,0 +1,237 @@
+"""The ``passerelle`` command.
+
+Exit status: 0 done; 2 bad arguments, bad settings or refused input, with one line on stderr and nothing written;
+1 an unexpected failure. ``conference create --json`` prints a stable object that other tools script (see README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from config import PasserelleError, Settings, load_settings
+from rooms import ConferenceDraft, ConferenceView, Rooms, UserView
+from rooms.schedule import local_iso
+
+log = logging.getLogger("passerelle")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the full usage stays behind ``--help``)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    root = _Parser(prog="passerelle", description="Telephony-first web conference bridge.")
+    root.add_argument("--config", type=Path, metavar="FILE", help="TOML file of settings (see config/default.toml)")
+    root.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    commands.add_parser("serve", help="run the bridge and the web site (upgrades an embedded database first)")
+
+    db = commands.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
+    db.add_parser("upgrade", help="bring the schema to this version (run once per release on PostgreSQL)")
+
+    cfg = commands.add_parser("config", help="settings").add_subparsers(dest="action", required=True)
+    cfg.add_parser("show", help="print the settings in force, secrets masked")
+
+    user = commands.add_parser("user", help="professionals").add_subparsers(dest="action", required=True)
+    create_user = user.add_parser("create", help="add a professional")
+    create_user.add_argument("--username", required=True)
+    create_user.add_argument("--name", required=True, help="display name")
+    create_user.add_argument("--email")
+    create_user.add_argument("--phone", help="mobile number, national or +E.164")
+    create_user.add_argument("--language", choices=["fr", "en"])
+    create_user.add_argument("--timezone", help="IANA name, e.g. Europe/Paris")
+    create_user.add_argument("--json", action="store_true")
+    list_users = user.add_parser("list", help="list professionals")
+    list_users.add_argument("--json", action="store_true")
+
+    conf = commands.add_parser("conference", help="conferences").add_subparsers(dest="action", required=True)
+    create = conf.add_parser("create", help="schedule a conference, or open one without schedule")
+    create.add_argument("--name", required=True)
+    create.add_argument("--entry-code", metavar="DIGITS|random", help="second code callers must type")
+    when = create.add_mutually_exclusive_group()
+    when.add_argument("--start", metavar="ISO", help="e.g. 2026-12-01T09:30 (in --timezone) or with an offset")
+    when.add_argument("--open", action="store_true", help="no schedule: joinable at any time (the default)")
+    create.add_argument("--end", metavar="ISO")
+    create.add_argument("--timezone", help="IANA name; default locale.timezone")
+    create.add_argument("--lobby", choices=["off", "until-host", "always"])
+    create.add_argument("--owner", metavar="USERNAME")
+    create.add_argument("--message", default="")
+    create.add_argument("--json", action="store_true")
+    listing = conf.add_parser("list", help="upcoming and ongoing conferences")
+    listing.add_argument("--all", action="store_true", help="include ended ones")
+    listing.add_argument("--owner", metavar="USERNAME")
+    listing.add_argument("--json", action="store_true")
+    show = conf.add_parser("show", help="one conference")
+    show.add_argument("id")
+    show.add_argument("--json", action="store_true")
+    delete = conf.add_parser("delete", help="delete a conference; its code rests before reuse")
+    delete.add_argument("id")
+    personal = conf.add_parser("personal", help="a professional's permanent room (created on first use)")
+    personal.add_argument("username")
+    personal.add_argument("--regenerate-code", action="store_true", help="give the room a new dial-in code")
+    personal.add_argument("--json", action="store_true")
+    return root
+
+
+def conference_json(c: ConferenceView, settings: Settings) -> dict[str, Any]:
+    """The stable object of ``conference create --json`` (documented in the README)."""
+    return {
+        "id": str(c.id),
+        "code": c.code,
+        "entry_code": c.entry_code,
+        "join_url": c.join_url,
+        "dial_in": [{"number_e164": n.e164, "display": n.international} for n in settings.dial_in.numbers],
+        "opens_at": local_iso(c.window.opens_at, c.timezone),
+        "closes_at": local_iso(c.window.closes_at, c.timezone),
+    }
+
+
+def _conference_details(c: ConferenceView, settings: Settings) -> dict[str, Any]:
+    return conference_json(c, settings) | {
+        "name": c.name,
+        "kind": str(c.kind),
+        "owner": c.owner_username,
+        "starts_at": local_iso(c.starts_at, c.timezone),
+        "ends_at": local_iso(c.ends_at, c.timezone),
+        "timezone": c.timezone,
+        "lobby": str(c.lobby_mode),
+        "message": c.message,
+    }
+
+
+def _print_conference(c: ConferenceView, settings: Settings) -> None:
+    d = _conference_details(c, settings)
+    when = f"{d['starts_at']} → {d['ends_at']} ({c.timezone})" if c.starts_at else "open, no schedule"
+    lines = [
+        f"{c.name}",
+        f"  id          {c.id}",
+        f"  kind        {c.kind}",
+        f"  when        {when}",
+        f"  joinable    {d['opens_at'] or 'always'} → {d['closes_at'] or ''}".rstrip(" →"),
+        f"  code        {c.code_display} #",
+        f"  entry code  {c.entry_code or '(none)'}",
+        f"  lobby       {c.lobby_mode}",
+        f"  link        {c.join_url}",
+    ]
+    lines += [f"  dial in     {n.international}" for n in settings.dial_in.numbers]
+    print("\n".join(lines))
+
+
+def _user_json(u: UserView) -> dict[str, Any]:
+    return {
+        "id": str(u.id),
+        "username": u.username,
+        "display_name": u.display_name,
+        "email": u.email,
+        "phone": u.phone_e164,
+        "language": str(u.language),
+        "timezone": u.timezone,
+    }
+
+
+def _emit(as_json: bool, data: Any, human: Callable[[], object]) -> None:
+    if as_json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+    else:
+        human()
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "conference" and args.action == "create" and (args.start is None) != (args.end is None):
+        raise _Usage("--start and --end go together (or give --open, the default)")
+    if args.command == "config":
+        print(json.dumps(settings.describe(), ensure_ascii=False, indent=2))
+        return 0
+    if args.command == "serve":
+        from passerelle.serve import serve
+
+        return serve(settings)
+    if args.command == "db":
+        from rooms import db
+        from rooms.store import head_revision
+
+        engine = db.make_engine(settings.database.url.reveal())
+        try:
+            db.upgrade(engine)
+            print(f"database schema at {head_revision()}")
+        finally:
+            engine.dispose()
+        return 0
+
+    from rooms.store import open_rooms
+
+    rooms, engine = open_rooms(settings)
+    try:
+        return _run_rooms(args, settings, rooms)
+    finally:
+        engine.dispose()
+
+
+def _run_rooms(args: argparse.Namespace, settings: Settings, rooms: Rooms) -> int:
+    if args.command == "user" and args.action == "create":
+        u = rooms.create_user(
+            args.username, args.name, email=args.email, phone=args.phone, language=args.language,
+            timezone=args.timezone,
+        )  # fmt: skip
+        _emit(args.json, _user_json(u), lambda: print(f"user {u.username} created ({u.id})"))
+    elif args.command == "user":
+        users = rooms.list_users()
+        _emit(args.json, [_user_json(u) for u in users], lambda: [print(f"{u.username}\t{u.id}") for u in users])
+    elif args.action == "create":
+        draft = ConferenceDraft(
+            name=args.name, owner=args.owner, entry_code=args.entry_code, start=args.start, end=args.end,
+            timezone=args.timezone, lobby_mode=args.lobby, message=args.message,
+        )  # fmt: skip
+        c = rooms.create_conference(draft)
+        _emit(args.json, conference_json(c, settings), lambda: _print_conference(c, settings))
+    elif args.action == "list":
+        found = rooms.list_conferences(include_ended=args.all, owner=args.owner)
+        _emit(
+            args.json,
+            [_conference_details(c, settings) for c in found],
+            lambda: [print(f"{c.id}  {c.code_display}  {local_iso(c.starts_at, c.timezone) or 'open':25}  {c.name}")
+                     for c in found],
+        )  # fmt: skip
+    elif args.action == "show":
+        c = rooms.get_conference(args.id)
+        _emit(args.json, _conference_details(c, settings), lambda: _print_conference(c, settings))
+    elif args.action == "delete":
+        rooms.delete_conference(args.id)
+        print(f"conference {args.id} deleted")
+    elif args.action == "personal":
+        room = (
+            rooms.regenerate_personal_code(args.username)
+            if args.regenerate_code
+            else rooms.personal_room(args.username)
+        )
+        _emit(args.json, _conference_details(room, settings), lambda: _print_conference(room, settings))
+    return 0
+
+
+class _Usage(PasserelleError):
+    """A combination of arguments argparse cannot express."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.command != "serve":
+        logging.getLogger().setLevel(max(logging.WARNING, logging.getLevelName(args.log_level)))
+    try:
+        settings = load_settings(args.config)
+        return _run(args, settings)
+    except PasserelleError as exc:
+        print(f"passerelle: error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,1 @@
+"""Alembic migrations of the rooms schema; run with ``passerelle db upgrade``."""

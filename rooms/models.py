@@ -1,0 +1,222 @@
+"""SQLAlchemy 2.0 models. Every instant is stored in UTC; a conference keeps the timezone it is shown in.
+
+Tables: ``users`` (professionals), ``conferences`` (scheduled or personal), ``dial_codes`` (which code belongs to
+which conference, and how long a released code stays out of circulation), ``invitees`` and ``audit_events``.
+The schema is created and changed only by the Alembic migrations in ``rooms/migrations``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    Uuid,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from config import Language, LobbyMode
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on every backend (SQLite keeps no offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class ConferenceKind(StrEnum):
+    SCHEDULED = "scheduled"
+    PERSONAL = "personal"
+
+
+class InviteeKind(StrEnum):
+    USER = "user"
+    EMAIL = "email"
+    PHONE = "phone"
+
+
+class DeliveryState(StrEnum):
+    """Where an invitation stands: not to be sent yet, waiting in the outbox, sent, or given up."""
+
+    NOT_SENT = "not-sent"
+    QUEUED = "queued"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+def _enum(cls: type[StrEnum], name: str) -> Enum:
+    # Stored as the values ("until-host"), as plain strings with a CHECK: portable and readable in SQL.
+    length = max(len(m.value) for m in cls)
+    return Enum(cls, name=name, native_enum=False, create_constraint=True, length=length, values_callable=_values)
+
+
+def _values(cls: type[StrEnum]) -> list[str]:
+    return [m.value for m in cls]
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime}  # noqa: RUF012 - SQLAlchemy's own class attribute
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone_e164: Mapped[str | None] = mapped_column(String(16))
+    language: Mapped[Language] = mapped_column(_enum(Language, "language"))
+    timezone: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+
+class Conference(Base):
+    __tablename__ = "conferences"
+    __table_args__ = (
+        CheckConstraint(
+            "(starts_at IS NULL AND ends_at IS NULL) OR (starts_at IS NOT NULL AND ends_at IS NOT NULL "
+            "AND starts_at < ends_at)",
+            name="window",
+        ),
+        CheckConstraint("kind != 'personal' OR owner_id IS NOT NULL", name="personal_has_owner"),
+        # One personal room per user.
+        Index(
+            "uq_conferences_personal_owner",
+            "owner_id",
+            unique=True,
+            sqlite_where=text("kind = 'personal'"),
+            postgresql_where=text("kind = 'personal'"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    kind: Mapped[ConferenceKind] = mapped_column(_enum(ConferenceKind, "conference_kind"))
+    name: Mapped[str] = mapped_column(String(200))
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    # The code callers type; the live mapping is dial_codes, this column keeps it for the record.
+    dial_code: Mapped[str] = mapped_column(String(9))
+    # Kept retrievable (invitations print it); compared in constant time; never logged.
+    entry_code: Mapped[str | None] = mapped_column(String(8))
+    link_token: Mapped[str] = mapped_column(String(32), unique=True)
+    starts_at: Mapped[datetime | None]
+    ends_at: Mapped[datetime | None]
+    timezone: Mapped[str] = mapped_column(String(64))
+    lobby_mode: Mapped[LobbyMode] = mapped_column(_enum(LobbyMode, "lobby_mode"))
+    message: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    owner: Mapped[User | None] = relationship(lazy="joined")
+    invitees: Mapped[list[Invitee]] = relationship(
+        back_populates="conference", cascade="all, delete-orphan", order_by="Invitee.created_at"
+    )
+
+
+class DialCode(Base):
+    """A dial-in code in use or resting: held by ``conference_id``; free again after ``reserved_until``.
+
+    ``reserved_until`` is NULL while the conference has no end (open and personal rooms); for a scheduled one it is
+    its close plus the reuse delay; when a conference is deleted or its code regenerated, the row loses its
+    conference and rests until ``now`` plus the reuse delay. The primary key makes allocation race-free.
+    """
+
+    __tablename__ = "dial_codes"
+
+    code: Mapped[str] = mapped_column(String(9), primary_key=True)
+    conference_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("conferences.id", ondelete="SET NULL"), unique=True
+    )
+    reserved_until: Mapped[datetime | None]
+
+
+class Invitee(Base):
+    __tablename__ = "invitees"
+    __table_args__ = (
+        CheckConstraint(
+            "(kind = 'user' AND user_id IS NOT NULL) OR (kind = 'email' AND email IS NOT NULL) "
+            "OR (kind = 'phone' AND phone_e164 IS NOT NULL)",
+            name="address",
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    conference_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("conferences.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[InviteeKind] = mapped_column(_enum(InviteeKind, "invitee_kind"))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone_e164: Mapped[str | None] = mapped_column(String(16))
+    language: Mapped[Language] = mapped_column(_enum(Language, "language"))
+    join_token: Mapped[str] = mapped_column(String(32), unique=True)
+    delivery_state: Mapped[DeliveryState] = mapped_column(_enum(DeliveryState, "delivery_state"))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    conference: Mapped[Conference] = relationship(back_populates="invitees")
+    user: Mapped[User | None] = relationship(lazy="joined")
+
+
+class AuditKind(StrEnum):
+    USER_CREATED = "user.created"
+    CONFERENCE_CREATED = "conference.created"
+    CONFERENCE_DELETED = "conference.deleted"
+    PERSONAL_ROOM_CREATED = "personal-room.created"
+    CODE_REGENERATED = "code.regenerated"
+    INVITEE_ADDED = "invitee.added"
+    DIAL_IN_ADMITTED = "dial-in.admitted"
+    DIAL_IN_REFUSED = "dial-in.refused"
+
+
+class AuditEvent(Base):
+    """What happened, to which conference, by whom: ids and reason codes only, nothing personal in clear."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    kind: Mapped[AuditKind] = mapped_column(_enum(AuditKind, "audit_kind"))
+    conference_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

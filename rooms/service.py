@@ -1,0 +1,527 @@
+"""The rooms service: every read and write of users, conferences, invitees and dial-in decisions.
+
+Each public method is one transaction: it either writes everything or nothing (a validation error raised midway
+rolls the whole transaction back). Methods are blocking; async callers run them in a thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from config import Language, LobbyMode, Settings
+from rooms import codes
+from rooms.contacts import normalise_email, normalise_phone
+from rooms.dial_in import DialInDecision, DialInOutcome, Refusal
+from rooms.errors import ConflictError, NotFoundError, ValidationError
+from rooms.models import (
+    AuditEvent,
+    AuditKind,
+    Conference,
+    ConferenceKind,
+    DeliveryState,
+    DialCode,
+    Invitee,
+    InviteeKind,
+    User,
+    utcnow,
+)
+from rooms.schedule import Window, WindowState, check_schedule, parse_instant, zone
+from rooms.views import ConferenceView, InviteeView, UserView
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+_USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,63}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+RANDOM = "random"
+
+
+@dataclass(frozen=True, slots=True)
+class ConferenceDraft:
+    """What a person or script asks for; validated by :meth:`Rooms.create_conference`.
+
+    ``start``/``end``: ISO 8601 text (wall time in ``timezone`` unless it has an offset) or aware datetimes; both
+    None = open without schedule. ``entry_code``: digits, ``"random"``, or None.
+    """
+
+    name: str
+    owner: str | None = None
+    entry_code: str | None = None
+    start: str | datetime | None = None
+    end: str | datetime | None = None
+    timezone: str | None = None
+    lobby_mode: LobbyMode | str | None = None
+    message: str = ""
+
+
+def _text(value: str, field: str, max_len: int, *, required: bool = True, multiline: bool = False) -> str:
+    cleaned = value.strip()
+    if required and not cleaned:
+        raise ValidationError(field, "must not be empty")
+    if len(cleaned) > max_len:
+        raise ValidationError(field, f"at most {max_len} characters")
+    probe = cleaned.replace("\n", "").replace("\r", "").replace("\t", "") if multiline else cleaned
+    if _CONTROL.search(probe):
+        raise ValidationError(field, "contains control characters")
+    return cleaned
+
+
+def _token() -> str:
+    return secrets.token_urlsafe(24)  # 192 bits, 32 characters
+
+
+class Rooms:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        *,
+        clock: Clock = utcnow,
+        draw_code: codes.CodeDraw = codes.random_code_body,
+    ) -> None:
+        self._settings = settings
+        self._sessions = sessions
+        self._clock = clock
+        self._draw_code = draw_code
+
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    def ping(self) -> None:
+        """Raise unless the database answers a trivial query."""
+        with self._tx() as s:
+            s.execute(select(1))
+
+    # -- users ---------------------------------------------------------------------------------------------------
+
+    def create_user(
+        self,
+        username: str,
+        display_name: str,
+        *,
+        email: str | None = None,
+        phone: str | None = None,
+        language: Language | str | None = None,
+        timezone: str | None = None,
+    ) -> UserView:
+        name = username.strip().lower()
+        if not _USERNAME.fullmatch(name):
+            raise ValidationError("username", "2 to 64 characters: lower-case letters, digits, '.', '_' or '-'")
+        user = User(
+            username=name,
+            display_name=_text(display_name, "display_name", 200),
+            email=normalise_email(email) if email else None,
+            phone_e164=normalise_phone(phone, self._settings.locale.phone_region) if phone else None,
+            language=self._language(language),
+            timezone=self._timezone(timezone),
+            created_at=self._clock(),
+        )
+        try:
+            with self._tx() as s:
+                if s.scalar(select(User.id).where(User.username == name)) is not None:
+                    raise ConflictError(f"username: {name!r} is already taken")
+                s.add(user)
+                s.flush()
+                self._audit(s, AuditKind.USER_CREATED, actor_id=user.id)
+        except IntegrityError:
+            raise ConflictError(f"username: {name!r} is already taken") from None
+        log.info("user %s created", user.id)
+        return self._user_view(user)
+
+    def get_user(self, username: str) -> UserView:
+        with self._tx() as s:
+            return self._user_view(self._user(s, username))
+
+    def list_users(self) -> list[UserView]:
+        with self._tx() as s:
+            return [self._user_view(u) for u in s.scalars(select(User).order_by(User.username))]
+
+    # -- conferences ---------------------------------------------------------------------------------------------
+
+    def create_conference(self, draft: ConferenceDraft) -> ConferenceView:
+        now = self._clock()
+        tz = self._timezone(draft.timezone)
+        name = _text(draft.name, "name", 200)
+        message = _text(draft.message, "message", 2000, required=False, multiline=True)
+        lobby = self._lobby(draft.lobby_mode)
+        if (draft.start is None) != (draft.end is None):
+            raise ValidationError("start", "give both a start and an end, or neither for an open conference")
+        starts_at = ends_at = None
+        if draft.start is not None and draft.end is not None:
+            starts_at = self._instant(draft.start, tz, "start")
+            ends_at = self._instant(draft.end, tz, "end")
+            check_schedule(starts_at, ends_at, now)
+        entry_code = self._entry_code(draft.entry_code, required=self._settings.codes.entry_code_required)
+        window = self._window(starts_at, ends_at)
+        with self._tx() as s:
+            owner = self._user(s, draft.owner) if draft.owner else None
+            conference = Conference(
+                kind=ConferenceKind.SCHEDULED,
+                name=name,
+                owner=owner,
+                entry_code=entry_code,
+                link_token=_token(),
+                starts_at=starts_at,
+                ends_at=ends_at,
+                timezone=tz,
+                lobby_mode=lobby,
+                message=message,
+                created_at=now,
+                updated_at=now,
+            )
+            self._attach_code(s, conference, self._rest_until(window.closes_at), now)
+            self._audit(s, AuditKind.CONFERENCE_CREATED, conference_id=conference.id, actor_id=conference.owner_id)
+        log.info("conference %s created (%s, lobby %s)", conference.id, conference.kind, lobby)
+        return self._conference_view(conference)
+
+    def get_conference(self, conference_id: uuid.UUID | str) -> ConferenceView:
+        with self._tx() as s:
+            return self._conference_view(self._conference(s, conference_id))
+
+    def list_conferences(self, *, include_ended: bool = False, owner: str | None = None) -> list[ConferenceView]:
+        """Conferences by start (open and personal rooms last); ended ones only when asked."""
+        now = self._clock()
+        with self._tx() as s:
+            query = select(Conference)
+            if owner is not None:
+                query = query.where(Conference.owner_id == self._user(s, owner).id)
+            if not include_ended:
+                cutoff = now - timedelta(minutes=self._settings.schedule.grace_after_min)
+                query = query.where((Conference.ends_at.is_(None)) | (Conference.ends_at > cutoff))
+            query = query.order_by(Conference.starts_at.is_(None), Conference.starts_at, Conference.created_at)
+            return [self._conference_view(c) for c in s.scalars(query).unique()]
+
+    def delete_conference(self, conference_id: uuid.UUID | str, *, actor: str | None = None) -> None:
+        now = self._clock()
+        with self._tx() as s:
+            conference = self._conference(s, conference_id)
+            actor_id = self._user(s, actor).id if actor else None
+            self._release_code(s, conference, now)
+            s.delete(conference)
+            self._audit(s, AuditKind.CONFERENCE_DELETED, conference_id=conference.id, actor_id=actor_id)
+        log.info("conference %s deleted", conference.id)
+
+    # -- personal rooms ------------------------------------------------------------------------------------------
+
+    def personal_room(self, username: str) -> ConferenceView:
+        """The user's permanent room, created on first use with a permanent code and link."""
+        for _ in range(2):  # a concurrent first use may win the unique index: read theirs
+            try:
+                with self._tx() as s:
+                    user = self._user(s, username)
+                    room = self._personal(s, user)
+                    if room is None:
+                        room = self._new_personal_room(s, user)
+                    return self._conference_view(room)
+            except IntegrityError:
+                continue
+        raise ConflictError("personal room: created concurrently; try again")  # pragma: no cover
+
+    def regenerate_personal_code(self, username: str) -> ConferenceView:
+        """A new dial-in code for the personal room; the old one rests like a deleted conference's."""
+        now = self._clock()
+        with self._tx() as s:
+            user = self._user(s, username)
+            room = self._personal(s, user) or self._new_personal_room(s, user)
+            self._release_code(s, room, now)
+            self._attach_code(s, room, None, now)
+            room.updated_at = now
+            self._audit(s, AuditKind.CODE_REGENERATED, conference_id=room.id, actor_id=user.id)
+            return self._conference_view(room)
+
+    def _personal(self, s: Session, user: User) -> Conference | None:
+        return s.scalar(
+            select(Conference).where(Conference.owner_id == user.id, Conference.kind == ConferenceKind.PERSONAL)
+        )
+
+    def _new_personal_room(self, s: Session, user: User) -> Conference:
+        now = self._clock()
+        label = "Salle personnelle" if user.language is Language.FR else "Personal room"
+        room = Conference(
+            kind=ConferenceKind.PERSONAL,
+            name=f"{label} · {user.display_name}"[:200],
+            owner=user,
+            entry_code=None,
+            link_token=_token(),
+            starts_at=None,
+            ends_at=None,
+            timezone=user.timezone,
+            lobby_mode=self._settings.lobby.default_mode,
+            message="",
+            created_at=now,
+            updated_at=now,
+        )
+        self._attach_code(s, room, None, now)
+        self._audit(s, AuditKind.PERSONAL_ROOM_CREATED, conference_id=room.id, actor_id=user.id)
+        return room
+
+    # -- invitees ------------------------------------------------------------------------------------------------
+
+    def add_invitee(
+        self,
+        conference_id: uuid.UUID | str,
+        kind: InviteeKind | str,
+        address: str,
+        *,
+        language: Language | str | None = None,
+        send_now: bool = True,
+    ) -> InviteeView:
+        try:
+            kind = InviteeKind(kind)
+        except ValueError:
+            raise ValidationError("kind", "expected user, email or phone") from None
+        now = self._clock()
+        with self._tx() as s:
+            conference = self._conference(s, conference_id)
+            invitee = Invitee(
+                conference_id=conference.id,
+                kind=kind,
+                join_token=_token(),
+                delivery_state=DeliveryState.QUEUED if send_now else DeliveryState.NOT_SENT,
+                created_at=now,
+                updated_at=now,
+            )
+            if kind is InviteeKind.USER:
+                user = self._user(s, address)
+                invitee.user_id, invitee.language = user.id, user.language
+                same: Any = Invitee.user_id == user.id
+            elif kind is InviteeKind.EMAIL:
+                invitee.email = normalise_email(address)
+                same = Invitee.email == invitee.email
+            else:
+                region = self._settings.locale.phone_region
+                invitee.phone_e164 = normalise_phone(address, region, field="phone", for_sms=True)
+                same = Invitee.phone_e164 == invitee.phone_e164
+            if language is not None or kind is not InviteeKind.USER:
+                invitee.language = self._language(language)
+            if s.scalar(select(Invitee.id).where(Invitee.conference_id == conference.id, same)) is not None:
+                raise ConflictError(f"{kind}: already invited to this conference")
+            s.add(invitee)
+            s.flush()
+            s.refresh(invitee)
+            self._audit(s, AuditKind.INVITEE_ADDED, conference_id=conference.id, detail={"kind": str(kind)})
+            return self._invitee_view(invitee)
+
+    def list_invitees(self, conference_id: uuid.UUID | str) -> list[InviteeView]:
+        with self._tx() as s:
+            return [self._invitee_view(i) for i in self._conference(s, conference_id).invitees]
+
+    # -- dial-in ------------------------------------------------------------------------------------------------
+
+    def resolve_dial_in(
+        self,
+        code: str,
+        entry_code: str | None = None,
+        *,
+        now: datetime | None = None,
+        source: str | None = None,
+    ) -> DialInDecision:
+        """The conference a caller's keypad input leads to, or why not.
+
+        ``code`` as typed (spaces and a final ``#`` allowed); ``entry_code`` once the caller was asked for it;
+        ``source``: an already masked label of the caller, kept in the audit trail. Refusals and admissions are
+        audited with their reason; the code and the entry code typed are not.
+        """
+        when = now or self._clock()
+        typed = codes.normalise_code(code)
+        if not (typed.isascii() and typed.isdigit()) or len(typed) != codes.CODE_DIGITS:
+            return self._dial_in_audit(DialInDecision.refused(Refusal.MALFORMED), source)
+        if not codes.is_well_formed(typed):
+            return self._dial_in_audit(DialInDecision.refused(Refusal.BAD_CHECK_DIGIT), source)
+        with self._tx() as s:
+            conference = s.scalar(
+                select(Conference).join(DialCode, DialCode.conference_id == Conference.id).where(DialCode.code == typed)
+            )
+            view = self._conference_view(conference) if conference is not None else None
+        if view is None:
+            return self._dial_in_audit(DialInDecision.refused(Refusal.UNKNOWN), source)
+        state = view.window.state(when)
+        if state is WindowState.NOT_YET_OPEN:
+            return self._dial_in_audit(DialInDecision.refused(Refusal.NOT_YET_OPEN, view), source)
+        if state is WindowState.ENDED:
+            return self._dial_in_audit(DialInDecision.refused(Refusal.ENDED, view), source)
+        if view.entry_code is not None:
+            if entry_code is None:
+                return DialInDecision(DialInOutcome.ENTRY_CODE_NEEDED, view)
+            if not codes.entry_code_matches(view.entry_code, codes.normalise_code(entry_code)):
+                return self._dial_in_audit(DialInDecision.refused(Refusal.WRONG_ENTRY_CODE, view), source)
+        return self._dial_in_audit(DialInDecision(DialInOutcome.ADMITTED, view), source)
+
+    def _dial_in_audit(self, decision: DialInDecision, source: str | None) -> DialInDecision:
+        conference_id = decision.conference.id if decision.conference else None
+        detail: dict[str, Any] = {"source": source} if source else {}
+        if decision.refusal is not None:
+            detail["reason"] = str(decision.refusal)
+            log.info("dial-in refused (%s) conference=%s", decision.refusal, conference_id)
+            kind = AuditKind.DIAL_IN_REFUSED
+        else:
+            log.info("dial-in admitted conference=%s", conference_id)
+            kind = AuditKind.DIAL_IN_ADMITTED
+        self.record(kind, conference_id=conference_id, detail=detail)
+        return decision
+
+    # -- audit ---------------------------------------------------------------------------------------------------
+
+    def record(
+        self,
+        kind: AuditKind,
+        *,
+        conference_id: uuid.UUID | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        with self._tx() as s:
+            self._audit(s, kind, conference_id=conference_id, detail=detail)
+
+    def audit_events(self, *, conference_id: uuid.UUID | None = None, limit: int = 100) -> list[AuditEvent]:
+        with self._tx() as s:
+            query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+            if conference_id is not None:
+                query = query.where(AuditEvent.conference_id == conference_id)
+            return list(s.scalars(query))
+
+    def _audit(
+        self,
+        s: Session,
+        kind: AuditKind,
+        *,
+        conference_id: uuid.UUID | None = None,
+        actor_id: uuid.UUID | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        s.add(
+            AuditEvent(at=self._clock(), kind=kind, conference_id=conference_id, actor_id=actor_id, detail=detail or {})
+        )
+
+    # -- helpers -------------------------------------------------------------------------------------------------
+
+    def _attach_code(self, s: Session, conference: Conference, rest_until: datetime | None, now: datetime) -> None:
+        """Allocate a code and link it to ``conference`` (flushed, so its id exists)."""
+        code = codes.allocate(s, reserved_until=rest_until, now=now, draw=self._draw_code)
+        conference.dial_code = code
+        if conference.id is None:
+            conference.id = uuid.uuid4()
+        s.add(conference)
+        s.flush()
+        row = s.get(DialCode, code, populate_existing=True)
+        if row is None:  # pragma: no cover - allocate() just wrote it
+            raise RuntimeError("allocated dial code vanished")
+        row.conference_id = conference.id
+        s.flush()
+
+    def _release_code(self, s: Session, conference: Conference, now: datetime) -> None:
+        row = s.scalar(select(DialCode).where(DialCode.conference_id == conference.id))
+        if row is None:
+            return
+        closes_at = self._window(conference.starts_at, conference.ends_at).closes_at
+        row.conference_id = None
+        row.reserved_until = self._rest_until(max(closes_at, now) if closes_at else now)
+        s.flush()
+
+    def _rest_until(self, closes_at: datetime | None) -> datetime | None:
+        if closes_at is None:
+            return None
+        return closes_at + timedelta(days=self._settings.codes.reuse_after_days)
+
+    def _window(self, starts_at: datetime | None, ends_at: datetime | None) -> Window:
+        sch = self._settings.schedule
+        return Window.around(starts_at, ends_at, sch.open_before_min, sch.grace_after_min)
+
+    def _user(self, s: Session, username: str) -> User:
+        user = s.scalar(select(User).where(User.username == username.strip().lower()))
+        if user is None:
+            raise NotFoundError(f"no user named {username.strip()!r}")
+        return user
+
+    def _conference(self, s: Session, conference_id: uuid.UUID | str) -> Conference:
+        try:
+            key = conference_id if isinstance(conference_id, uuid.UUID) else uuid.UUID(conference_id.strip())
+        except ValueError:
+            raise ValidationError("conference", "expected a conference id (a UUID)") from None
+        conference = s.get(Conference, key)
+        if conference is None:
+            raise NotFoundError(f"no conference {key}")
+        return conference
+
+    def _language(self, value: Language | str | None) -> Language:
+        if value is None or value == "":
+            return self._settings.locale.default_language
+        try:
+            return Language(str(value).strip().lower())
+        except ValueError:
+            raise ValidationError("language", "expected fr or en") from None
+
+    def _lobby(self, value: LobbyMode | str | None) -> LobbyMode:
+        if value is None or value == "":
+            return self._settings.lobby.default_mode
+        try:
+            return LobbyMode(str(value).strip().lower())
+        except ValueError:
+            raise ValidationError("lobby", "expected off, until-host or always") from None
+
+    def _timezone(self, value: str | None) -> str:
+        name = (value or "").strip() or self._settings.locale.timezone
+        zone(name)
+        return name
+
+    def _instant(self, value: str | datetime, tz: str, field: str) -> datetime:
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise ValidationError(field, "a datetime without a timezone is ambiguous")
+            return value
+        return parse_instant(value, tz, field)
+
+    def _entry_code(self, value: str | None, *, required: bool) -> str | None:
+        policy = self._settings.codes
+        if value is None or not value.strip():
+            if required:
+                raise ValidationError("entry_code", "this installation requires an entry code")
+            return None
+        if value.strip().lower() == RANDOM:
+            return codes.random_entry_code(max(policy.entry_code_min_digits, min(6, policy.entry_code_max_digits)))
+        return codes.validate_entry_code(value, policy.entry_code_min_digits, policy.entry_code_max_digits)
+
+    def join_url(self, token: str, *, invitee: bool = False) -> str:
+        return f"{self._settings.http.public_base_url}/{'i' if invitee else 'c'}/{token}"
+
+    def _user_view(self, u: User) -> UserView:
+        return UserView(u.id, u.username, u.display_name, u.email, u.phone_e164, u.language, u.timezone)
+
+    def _conference_view(self, c: Conference) -> ConferenceView:
+        return ConferenceView(
+            id=c.id,
+            kind=c.kind,
+            name=c.name,
+            owner_username=c.owner.username if c.owner else None,
+            code=c.dial_code,
+            entry_code=c.entry_code,
+            join_url=self.join_url(c.link_token),
+            starts_at=c.starts_at,
+            ends_at=c.ends_at,
+            window=self._window(c.starts_at, c.ends_at),
+            timezone=c.timezone,
+            lobby_mode=c.lobby_mode,
+            message=c.message,
+            created_at=c.created_at,
+        )
+
+    def _invitee_view(self, i: Invitee) -> InviteeView:
+        if i.kind is InviteeKind.USER:
+            address = i.user.username if i.user else ""
+        else:
+            address = (i.email if i.kind is InviteeKind.EMAIL else i.phone_e164) or ""
+        join_url = self.join_url(i.join_token, invitee=True)
+        return InviteeView(i.id, i.conference_id, i.kind, address, i.language, join_url, i.delivery_state)
