@@ -25,7 +25,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (the full usage stays behind ``--help``)."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        where = self.prog.removeprefix("passerelle").strip()
+        self.exit(2, f"passerelle: error: {where + ': ' if where else ''}{message}\n")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -223,7 +224,10 @@ class _Usage(PasserelleError):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # usage errors (status 2, one line already written) and --help (status 0)
+        return exc.code if isinstance(exc.code, int) else 2
     logging.basicConfig(
         level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

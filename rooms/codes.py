@@ -33,10 +33,6 @@ CodeDraw = Callable[[], str]
 _INSERT: dict[str, Callable[..., Any]] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
-def _rowcount(result: Any) -> int:
-    return int(result.rowcount)
-
-
 def random_code_body() -> str:
     """Eight uniformly random digits (leading zeros included)."""
     return f"{secrets.randbelow(10**CODE_BODY_DIGITS):0{CODE_BODY_DIGITS}d}"
@@ -99,7 +95,7 @@ def allocate(
         code = make_code(draw())
         row = {"code": code, "conference_id": None, "reserved_until": reserved_until}
         stmt = _INSERT[dialect](DialCode).values(**row).on_conflict_do_nothing(index_elements=["code"])
-        if _rowcount(session.execute(stmt)) == 1:
+        if session.execute(stmt.returning(DialCode.code)).scalar_one_or_none() is not None:
             return code
         reclaimed = session.execute(
             update(DialCode)
@@ -109,8 +105,9 @@ def allocate(
                 DialCode.reserved_until <= now,
             )
             .values(conference_id=None, reserved_until=reserved_until)
+            .returning(DialCode.code)
             .execution_options(synchronize_session=False)
         )
-        if _rowcount(reclaimed) == 1:
+        if reclaimed.scalar_one_or_none() is not None:
             return code
     raise CodeSpaceExhausted(f"no free dial-in code after {MAX_DRAWS} draws")

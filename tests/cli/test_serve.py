@@ -1,0 +1,110 @@
+"""The real ``passerelle`` console script, as an operator runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect
+
+PASSERELLE = shutil.which("passerelle")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def env_for(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PASSERELLE_")}
+    return env | {"PASSERELLE_DATABASE__URL": f"sqlite:///{tmp_path / 'var' / 'db.sqlite3'}"} | extra
+
+
+@pytest.fixture
+def passerelle() -> str:
+    if PASSERELLE is None:
+        pytest.fail("the passerelle console script is not installed (run scripts/test.sh)")
+    return PASSERELLE
+
+
+@pytest.mark.e2e
+def test_serve_upgrades_embedded_database_answers_health_and_stops(tmp_path: Path, passerelle: str) -> None:
+    port = free_port()
+    env = env_for(tmp_path, PASSERELLE_HTTP__LISTEN=f"127.0.0.1:{port}")
+    proc = subprocess.Popen([passerelle, "serve"], env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        body = None
+        while time.monotonic() < deadline and body is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                    assert response.status == 200
+                    body = json.loads(response.read())
+            except OSError:
+                assert proc.poll() is None, "serve exited early"
+                time.sleep(0.2)
+        assert body is not None, "no answer from /healthz"
+        assert body["status"] == "ok"
+        assert body["database"] == "ok"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0, err
+        assert "web site listening on 127.0.0.1" in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    engine = create_engine(f"sqlite:///{tmp_path / 'var' / 'db.sqlite3'}")
+    assert {"users", "conferences", "dial_codes", "invitees", "audit_events"} <= set(inspect(engine).get_table_names())
+    engine.dispose()
+
+
+@pytest.mark.e2e
+def test_serve_port_taken_fails_clearly(tmp_path: Path, passerelle: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = env_for(tmp_path, PASSERELLE_HTTP__LISTEN=f"127.0.0.1:{port}")
+        proc = subprocess.run([passerelle, "serve"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr
+
+
+def test_console_script_bad_arguments_write_nothing(tmp_path: Path, passerelle: str) -> None:
+    proc = subprocess.run(
+        [passerelle, "conference", "create", "--name", "X", "--start", "2026-12-01T09:00"],
+        env=env_for(tmp_path),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr == "passerelle: error: --start and --end go together (or give --open, the default)\n"
+    assert not (tmp_path / "var").exists()
+
+
+@pytest.mark.postgres
+def test_console_script_postgres_schema_must_be_upgraded(
+    postgres_schema_url: str, tmp_path: Path, passerelle: str
+) -> None:
+    env = env_for(tmp_path, PASSERELLE_DATABASE__URL=postgres_schema_url)
+    listing = [passerelle, "conference", "list"]
+    proc = subprocess.run(listing, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "run `passerelle db upgrade`" in proc.stderr
+    upgraded = subprocess.run([passerelle, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=60)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert subprocess.run(listing, env=env, capture_output=True, text=True, timeout=60).returncode == 0
