@@ -37,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("serve", help="run the bridge and the web site (upgrades an embedded database first)")
 
+    bench = commands.add_parser("bench", help="run a benchmark; prints JSON (see bench/RESULTS.md)")
+    bench.add_argument("name", choices=sorted(BENCHMARKS))
+    bench.add_argument("options", nargs=argparse.REMAINDER, help="options of that benchmark")
+
     db = commands.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", help="bring the schema to this version (run once per release on PostgreSQL)")
 
@@ -147,7 +151,15 @@ def _emit(as_json: bool, data: Any, human: Callable[[], object]) -> None:
         human()
 
 
+BENCHMARKS = {"rooms": "bench.rooms"}
+
+
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "bench":
+        import importlib
+
+        bench_main: Callable[[list[str]], int] = importlib.import_module(BENCHMARKS[args.name]).main
+        return bench_main(args.options)
     if args.command == "conference" and args.action == "create" and (args.start is None) != (args.end is None):
         raise _Usage("--start and --end go together (or give --open, the default)")
     if args.command == "config":

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from config.parsers import known_timezones
 from rooms.errors import ValidationError
 
 ISO_HINT = "an ISO 8601 date and time, e.g. 2026-12-01T09:30 (in the conference's timezone) or 2026-12-01T08:30Z"
@@ -19,7 +20,7 @@ MAX_DURATION = timedelta(days=31)
 
 
 def zone(name: str, field: str = "timezone") -> ZoneInfo:
-    if name not in available_timezones():
+    if name not in known_timezones():
         raise ValidationError(field, f'unknown timezone {name!r}; expected an IANA name such as "Europe/Paris"')
     try:
         return ZoneInfo(name)

@@ -337,31 +337,37 @@ class Rooms:
         audited with their reason; the code and the entry code typed are not.
         """
         when = now or self._clock()
+        with self._tx() as s:
+            decision = self._decide(s, code, entry_code, when)
+            if decision.outcome is not DialInOutcome.ENTRY_CODE_NEEDED:
+                self._audit_dial_in(s, decision, source)
+        return decision
+
+    def _decide(self, s: Session, code: str, entry_code: str | None, when: datetime) -> DialInDecision:
         typed = codes.normalise_code(code)
         if not (typed.isascii() and typed.isdigit()) or len(typed) != codes.CODE_DIGITS:
-            return self._dial_in_audit(DialInDecision.refused(Refusal.MALFORMED), source)
+            return DialInDecision.refused(Refusal.MALFORMED)
         if not codes.is_well_formed(typed):
-            return self._dial_in_audit(DialInDecision.refused(Refusal.BAD_CHECK_DIGIT), source)
-        with self._tx() as s:
-            conference = s.scalar(
-                select(Conference).join(DialCode, DialCode.conference_id == Conference.id).where(DialCode.code == typed)
-            )
-            view = self._conference_view(conference) if conference is not None else None
-        if view is None:
-            return self._dial_in_audit(DialInDecision.refused(Refusal.UNKNOWN), source)
+            return DialInDecision.refused(Refusal.BAD_CHECK_DIGIT)
+        conference = s.scalar(
+            select(Conference).join(DialCode, DialCode.conference_id == Conference.id).where(DialCode.code == typed)
+        )
+        if conference is None:
+            return DialInDecision.refused(Refusal.UNKNOWN)
+        view = self._conference_view(conference)
         state = view.window.state(when)
         if state is WindowState.NOT_YET_OPEN:
-            return self._dial_in_audit(DialInDecision.refused(Refusal.NOT_YET_OPEN, view), source)
+            return DialInDecision.refused(Refusal.NOT_YET_OPEN, view)
         if state is WindowState.ENDED:
-            return self._dial_in_audit(DialInDecision.refused(Refusal.ENDED, view), source)
+            return DialInDecision.refused(Refusal.ENDED, view)
         if view.entry_code is not None:
             if entry_code is None:
                 return DialInDecision(DialInOutcome.ENTRY_CODE_NEEDED, view)
             if not codes.entry_code_matches(view.entry_code, codes.normalise_code(entry_code)):
-                return self._dial_in_audit(DialInDecision.refused(Refusal.WRONG_ENTRY_CODE, view), source)
-        return self._dial_in_audit(DialInDecision(DialInOutcome.ADMITTED, view), source)
+                return DialInDecision.refused(Refusal.WRONG_ENTRY_CODE, view)
+        return DialInDecision(DialInOutcome.ADMITTED, view)
 
-    def _dial_in_audit(self, decision: DialInDecision, source: str | None) -> DialInDecision:
+    def _audit_dial_in(self, s: Session, decision: DialInDecision, source: str | None) -> None:
         conference_id = decision.conference.id if decision.conference else None
         detail: dict[str, Any] = {"source": source} if source else {}
         if decision.refusal is not None:
@@ -371,8 +377,7 @@ class Rooms:
         else:
             log.info("dial-in admitted conference=%s", conference_id)
             kind = AuditKind.DIAL_IN_ADMITTED
-        self.record(kind, conference_id=conference_id, detail=detail)
-        return decision
+        self._audit(s, kind, conference_id=conference_id, detail=detail)
 
     # -- audit ---------------------------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, func, select
 
+from config import Settings
 from rooms import (
     AuditKind,
     ConferenceDraft,
@@ -18,6 +19,7 @@ from rooms import (
     ValidationError,
     codes,
 )
+from rooms.db import session_factory
 from rooms.models import Base, DialCode
 from tests.conftest import FakeClock
 
@@ -155,7 +157,6 @@ def test_service_unknown_owner_writes_nothing(rooms: Rooms, engine: Engine) -> N
 
 def test_service_entry_code_required_by_policy(database_url: str, engine: Engine, clock: FakeClock) -> None:
     from config import load_settings
-    from rooms.db import session_factory
 
     strict = load_settings(
         environ={"PASSERELLE_DATABASE__URL": database_url, "PASSERELLE_CODES__ENTRY_CODE_REQUIRED": "true"}
@@ -193,13 +194,12 @@ def test_service_delete_rests_code(rooms: Rooms, engine: Engine, clock: FakeCloc
         rooms.delete_conference("not-a-uuid")
 
 
-def test_service_code_not_reissued_within_rest(settings: object, engine: Engine, clock: FakeClock) -> None:
+def test_service_code_not_reissued_within_rest(settings: Settings, engine: Engine, clock: FakeClock) -> None:
     """A deleted conference's code stays out of circulation for a year, then can be drawn again."""
-    from rooms.db import session_factory
 
     body = "31415926"
     draws = iter([body, "27182818", body])
-    rooms = Rooms(settings, session_factory(engine), clock=clock, draw_code=lambda: next(draws))  # type: ignore[arg-type]
+    rooms = Rooms(settings, session_factory(engine), clock=clock, draw_code=lambda: next(draws))
     first = rooms.create_conference(ConferenceDraft(name="first"))
     rooms.delete_conference(first.id)
     second = rooms.create_conference(ConferenceDraft(name="second"))
@@ -209,12 +209,11 @@ def test_service_code_not_reissued_within_rest(settings: object, engine: Engine,
     assert third.code == first.code
 
 
-def test_service_scheduled_code_rests_a_year_after_close(settings: object, engine: Engine, clock: FakeClock) -> None:
-    from rooms.db import session_factory
+def test_service_scheduled_code_rests_a_year_after_close(settings: Settings, engine: Engine, clock: FakeClock) -> None:
 
     body = "16180339"
     draws = iter([body, body, "14142135", body])
-    rooms = Rooms(settings, session_factory(engine), clock=clock, draw_code=lambda: next(draws))  # type: ignore[arg-type]
+    rooms = Rooms(settings, session_factory(engine), clock=clock, draw_code=lambda: next(draws))
     past = rooms.create_conference(draft(start="2026-11-28T11:00", end="2026-11-28T12:00"))
     clock.advance(timedelta(days=365))  # conference over for almost a year, not quite
     assert rooms.create_conference(ConferenceDraft(name="x")).code != past.code
