@@ -151,7 +151,7 @@ def _emit(as_json: bool, data: Any, human: Callable[[], object]) -> None:
         human()
 
 
-BENCHMARKS = {"rooms": "bench.rooms"}
+BENCHMARKS = {"mixer": "bench.mixer", "rooms": "bench.rooms"}
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
