@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from mixer import Mixer, MixerConfig
+from mixer import Mixer, MixerConfig, Resampler
 
 SHAPES = [(1, 1000), (100, 10), (1000, 2)]
 
@@ -57,6 +57,23 @@ def run_shape(rooms: int, per_room: int, ticks: int, top_n: int, talking_share: 
     }
 
 
+def resampling(frames: int = 2000) -> list[dict[str, object]]:
+    """Cost of one leg's edge conversion per 20 ms frame, each direction (the engine pays it per phone leg)."""
+    out: list[dict[str, object]] = []
+    for rate_in, rate_out in ((8000, 48000), (48000, 8000), (16000, 48000), (48000, 16000)):
+        resampler = Resampler(rate_in, rate_out)
+        x = np.random.default_rng(1).normal(0, 3000, rate_in // 50).astype(np.int16)
+        for _ in range(50):
+            resampler.process(x)
+        t_cpu = time.process_time()
+        for _ in range(frames):
+            resampler.process(x)
+        per_frame_us = (time.process_time() - t_cpu) / frames * 1e6
+        out.append({"from_hz": rate_in, "to_hz": rate_out, "us_per_frame": round(per_frame_us, 1),
+                    "delay_ms": round(resampler.delay_ms, 2)})  # fmt: skip
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="passerelle bench mixer")
     parser.add_argument("--ticks", type=int, default=1000)
@@ -65,5 +82,5 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = [run_shape(r, p, args.ticks, args.top_n, args.talking) for r, p in SHAPES]
     print(json.dumps({"machine": platform.machine(), "python": platform.python_version(),
-                      "numpy": np.__version__, "results": results}))  # fmt: skip
+                      "numpy": np.__version__, "results": results, "resampling": resampling()}))  # fmt: skip
     return 0

@@ -3,14 +3,15 @@
 Janus AudioBridge truncates int32 sums to int16 (wrap-around crackle); Asterisk saturates at each addition (order-
 dependent distortion). Here each distinct output has its own gain, driven by its frame's peak:
 
-- **gain**: aims at ``ceiling_dbfs`` for the frame's peak; it falls fast (within ``attack_ms``) and recovers slowly
-  (``release_ms`` time constant), and changes along a per-sample ramp inside the frame, so no step ("zipper") is
-  heard at frame edges;
-- **soft knee**: a sample still above ``knee_dbfs`` (only during the few samples of an attack) is bent smoothly
-  (tanh) towards full scale instead of being cut flat;
+- **gain**: aims at ``ceiling_dbfs`` for the frame's peak; it recovers slowly (``release_ms`` time constant) and
+  falls within ``attack_ms`` — ending *before* the first sample that would go over, since the whole frame is known
+  when its gain is decided (look-ahead inside the frame, so no added delay). The gain always moves along a
+  per-sample ramp, so no step ("zipper") is heard at frame edges;
+- **soft knee**: a sample still above ``knee_dbfs`` (only when a frame opens already overloaded, so the ramp had
+  no room) is bent smoothly (tanh) towards full scale instead of being cut flat;
 - an output whose peak stays under the ceiling, with its gain at rest (1), is left untouched, sample for sample.
 
-No look-ahead: it adds no delay.
+It adds no delay.
 """
 
 from __future__ import annotations
@@ -38,10 +39,10 @@ class Limiter:
         self._knee = np.float32(db_to_gain(config.knee_dbfs) * INT16_MAX)
         frame_s = frame_samples / sample_rate_hz
         self._release = np.float32(1.0 - np.exp(-frame_s / (config.release_ms / 1000.0)))
-        attack_samples = max(1, round(config.attack_ms * sample_rate_hz / 1000.0))
-        n = np.arange(1, frame_samples + 1, dtype=np.float32)
-        self._attack_ramp = np.minimum(n / attack_samples, 1.0).astype(np.float32)
-        self._release_ramp = (n / frame_samples).astype(np.float32)
+        self._attack_samples = max(1, round(config.attack_ms * sample_rate_hz / 1000.0))
+        n = np.arange(frame_samples, dtype=np.float32)
+        self._index = n
+        self._release_ramp = ((n + 1) / frame_samples).astype(np.float32)
 
     def process(self, mixes: npt.NDArray[np.float32], gains: npt.NDArray[np.float32]) -> npt.NDArray[np.int16]:
         """Limit ``mixes`` (rows of float32 in int16 scale) in place; ``gains`` (one per row) carry over frames.
@@ -58,7 +59,15 @@ class Limiter:
         if busy.size:
             rows = mixes[busy]
             old, fresh = gains[busy, None], new[busy, None]
-            ramp = np.where(attack[busy, None], self._attack_ramp, self._release_ramp)
+            ramp = np.broadcast_to(self._release_ramp, rows.shape).copy()
+            attacking = np.flatnonzero(attack[busy])
+            if attacking.size:
+                # Reach the new gain by the first sample the old gain would push over the ceiling.
+                over = np.abs(rows[attacking]) * old[attacking] > self._ceiling
+                first_over = np.where(over.any(axis=1), over.argmax(axis=1), rows.shape[1] - 1)
+                start = np.maximum(first_over - self._attack_samples, 0)
+                length = np.maximum(first_over - start, 1)
+                ramp[attacking] = np.clip((self._index - start[:, None]) / length[:, None], 0.0, 1.0)
             rows *= old + (fresh - old) * ramp
             magnitude = np.abs(rows)
             over = magnitude > self._knee
