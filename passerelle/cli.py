@@ -37,6 +37,19 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("serve", help="run the bridge and the web site (upgrades an embedded database first)")
 
+    dtmf = commands.add_parser("dtmf", help="keypad tones in WAV files").add_subparsers(dest="action", required=True)
+    detect = dtmf.add_parser("detect", help="print each digit heard, with its start and end in ms")
+    detect.add_argument("file", type=Path, metavar="FILE.wav")
+    detect.add_argument("--json", action="store_true")
+    gen = dtmf.add_parser("generate", help="write digits as DTMF tones")
+    gen.add_argument("digits", help='e.g. "123456789#"')
+    gen.add_argument("out", type=Path, metavar="OUT.wav")
+    gen.add_argument("--rate", type=int, default=8000, choices=[8000, 16000, 48000])
+    gen.add_argument("--on-ms", type=float, default=100.0)
+    gen.add_argument("--off-ms", type=float, default=100.0)
+    gen.add_argument("--level-dbm0", type=float, default=-10.0, help="per tone")
+    gen.add_argument("--twist-db", type=float, default=0.0, help="low tone minus high tone")
+
     bench = commands.add_parser("bench", help="run a benchmark; prints JSON (see bench/RESULTS.md)")
     bench.add_argument("name", choices=sorted(BENCHMARKS))
     bench.add_argument("options", nargs=argparse.REMAINDER, help="options of that benchmark")
@@ -151,10 +164,18 @@ def _emit(as_json: bool, data: Any, human: Callable[[], object]) -> None:
         human()
 
 
-BENCHMARKS = {"mixer": "bench.mixer", "rooms": "bench.rooms"}
+BENCHMARKS = {"dtmf": "bench.dtmf", "mixer": "bench.mixer", "rooms": "bench.rooms", "talkoff": "bench.talkoff"}
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "dtmf":
+        from dtmf.tones import ToneSpec
+        from passerelle.dtmf_cli import run_detect, run_generate
+
+        if args.action == "detect":
+            return run_detect(args.file, args.json)
+        spec = ToneSpec(on_ms=args.on_ms, off_ms=args.off_ms, level_dbm0=args.level_dbm0, twist_db=args.twist_db)
+        return run_generate(args.digits, args.out, args.rate, spec)
     if args.command == "bench":
         import importlib
 

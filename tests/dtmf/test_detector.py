@@ -83,11 +83,14 @@ def test_detector_white_noise_15_db_1000_bursts_no_miss() -> None:
 
 @pytest.mark.parametrize("dial_hz", [(440.0,), (425.0,), (350.0, 440.0)])
 def test_detector_dial_tone_10_db_above(dial_hz: tuple[float, ...]) -> None:
+    """Dial tone (France 440 Hz, Europe 425 Hz, North America 350 + 440 Hz) 10 dB above each DTMF tone, heard
+    from 1.5 s before the first digit, as when a caller dials over it."""
     level = -20.0
-    tones = generate(ALL, 8000, ToneSpec(on_ms=60, off_ms=60, level_dbm0=level)).astype(np.float64)
+    tones = generate(ALL * 2, 8000, ToneSpec(on_ms=60, off_ms=60, level_dbm0=level)).astype(np.float64)
+    tones = np.concatenate([np.zeros(12000), tones])
     t = np.arange(len(tones)) / 8000
     dial = sum(dbm0_to_amplitude(level + 10) * np.sin(2 * np.pi * f * t) for f in dial_hz)
-    assert one(tones + dial) == ALL
+    assert one(tones + dial) == ALL * 2
 
 
 def test_detector_third_tone_16_db_below() -> None:
