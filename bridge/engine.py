@@ -1,0 +1,137 @@
+"""The engine: every room's legs, pulled, mixed and pushed once per media-clock tick.
+
+Each tick: one frame from each leg (converted to the mixer's 48 kHz at the leg's edge; nothing or a wrong-sized
+frame is silence and counted), one vectorised mix of all rooms (:mod:`mixer`), one frame back to each leg at its own
+rate. A leg that raises is closed and taken out after the tick; its room and every other leg go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+
+from bridge.clock import MediaClock
+from bridge.leg import Leg, LegStats
+from mixer import Mixer, MixerConfig, MixerEvent, MixResult, Resampler
+from mixer.frame import rms_dbfs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Member:
+    leg: Leg
+    room_id: Hashable
+    frame_in: int
+    to_mix: Resampler
+    from_mix: Resampler
+    stats: LegStats = field(default_factory=LegStats)
+
+
+class Engine:
+    def __init__(self, config: MixerConfig | None = None) -> None:
+        self.config = config or MixerConfig()
+        self.mixer = Mixer(self.config)
+        self._members: dict[str, _Member] = {}
+        self.on_events: Callable[[tuple[MixerEvent, ...]], None] | None = None
+        self.on_leg_closed: Callable[[str, Hashable], None] | None = None
+
+    # -- membership ----------------------------------------------------------------------------------------------
+
+    def join(self, room_id: Hashable, leg: Leg, *, muted: bool = False, listen_only: bool = False) -> None:
+        if leg.id in self._members:
+            raise ValueError(f"leg {leg.id} is already in a room")
+        rate = self.config.sample_rate_hz
+        member = _Member(
+            leg=leg,
+            room_id=room_id,
+            frame_in=leg.rate_hz * self.config.frame_ms // 1000,
+            to_mix=Resampler(leg.rate_hz, rate),
+            from_mix=Resampler(rate, leg.rate_hz),
+        )
+        self.mixer.add_leg(leg.id, room_id, muted=muted, listen_only=listen_only)
+        self._members[leg.id] = member
+        log.info("leg %s (%s, %d Hz) joined room %s", leg.id, leg.kind, leg.rate_hz, room_id)
+
+    def leave(self, leg_id: str) -> None:
+        """Take a leg out of its room and close it (safe for a leg already gone)."""
+        member = self._members.pop(leg_id, None)
+        if member is None:
+            return
+        self.mixer.remove_leg(leg_id)
+        try:
+            member.leg.close()
+        except Exception:  # a leg that fails to close is gone all the same
+            log.exception("leg %s failed to close", leg_id)
+        log.info("leg %s left room %s", leg_id, member.room_id)
+        if self.on_leg_closed is not None:
+            self.on_leg_closed(leg_id, member.room_id)
+
+    def move(self, leg_id: str, room_id: Hashable, *, muted: bool = False, listen_only: bool = False) -> None:
+        """Into another room (lobby → conference); the leg and its converters keep their state."""
+        member = self._members[leg_id]
+        self.mixer.remove_leg(leg_id)
+        self.mixer.add_leg(leg_id, room_id, muted=muted, listen_only=listen_only)
+        member.room_id = room_id
+
+    def set_muted(self, leg_id: str, muted: bool) -> None:
+        self.mixer.set_muted(leg_id, muted)
+
+    def set_listen_only(self, leg_id: str, listen_only: bool) -> None:
+        self.mixer.set_listen_only(leg_id, listen_only)
+
+    def legs_in(self, room_id: Hashable) -> list[str]:
+        return [leg_id for leg_id, m in self._members.items() if m.room_id == room_id]
+
+    def stats(self, leg_id: str) -> LegStats:
+        return self._members[leg_id].stats
+
+    def __contains__(self, leg_id: object) -> bool:
+        return leg_id in self._members
+
+    # -- the tick ------------------------------------------------------------------------------------------------
+
+    def tick(self) -> MixResult:
+        failed: list[str] = []
+        for leg_id, member in self._members.items():
+            try:
+                frame = member.leg.read()
+            except Exception:
+                log.exception("leg %s failed to give a frame: closing it", leg_id)
+                failed.append(leg_id)
+                continue
+            if frame is None or frame.shape != (member.frame_in,):
+                member.stats.missing += 1
+                continue
+            member.stats.frames_in += 1
+            member.stats.level_dbfs = float(rms_dbfs(frame))
+            self.mixer.write(leg_id, member.to_mix.process(frame))
+        result = self.mixer.tick()
+        for leg_id, member in self._members.items():
+            if leg_id in failed:
+                continue
+            out = member.from_mix.process(result.frame(leg_id))
+            try:
+                member.leg.write(out)
+            except Exception:
+                log.exception("leg %s failed to take a frame: closing it", leg_id)
+                failed.append(leg_id)
+                continue
+            member.stats.frames_out += 1
+        for leg_id in failed:
+            self.leave(leg_id)
+        if result.events and self.on_events is not None:
+            self.on_events(result.events)
+        return result
+
+    async def run(self, stop: asyncio.Event, clock: MediaClock | None = None) -> None:
+        """Tick until ``stop`` is set. Legs whose ``closed`` turns True are taken out."""
+        media = clock or MediaClock(self.config.frame_ms / 1000)
+        async for _ in media.ticks():
+            if stop.is_set():
+                break
+            for leg_id in [i for i, m in self._members.items() if m.leg.closed]:
+                self.leave(leg_id)
+            self.tick()

@@ -1,0 +1,190 @@
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from bridge import BufferLeg, Engine, MediaClock
+from bridge.leg import Leg, LegKind
+from mixer import DominantSpeakerChanged, MixerEvent
+from tests.mixer.signals import magnitude_db, tone
+
+
+def tone_at(freq: float, rate: int, seconds: float, amplitude: float = 6000.0) -> np.ndarray:
+    return tone(freq, int(rate * seconds), amplitude, rate=rate)
+
+
+def run_ticks(engine: Engine, ticks: int) -> None:
+    for _ in range(ticks):
+        engine.tick()
+
+
+def test_engine_phone_and_wideband_legs_hear_each_other_not_themselves() -> None:
+    engine = Engine()
+    legs = {
+        "phone": (BufferLeg("phone", 8000, tone_at(500, 8000, 2)), 500.0),
+        "g722": (BufferLeg("g722", 16000, tone_at(1100, 16000, 2)), 1100.0),
+        "web": (BufferLeg("web", 48000, tone_at(2300, 48000, 2)), 2300.0),
+    }
+    for leg, _ in legs.values():
+        engine.join("consult", leg)
+    run_ticks(engine, 50)
+    for name, (leg, own) in legs.items():
+        heard = leg.recording()[leg.rate_hz // 2 :]  # after the first half second
+        for other, (_, freq) in legs.items():
+            if other == name:
+                continue
+            assert magnitude_db(heard, freq, rate=leg.rate_hz) > -20, (name, other)
+        assert magnitude_db(heard, own, rate=leg.rate_hz) < -60, name
+
+
+def test_engine_failing_leg_is_closed_and_the_room_goes_on() -> None:
+    class Broken(BufferLeg):
+        def read(self) -> np.ndarray | None:
+            raise OSError("socket gone")
+
+    engine = Engine()
+    closed: list[str] = []
+    engine.on_leg_closed = lambda leg_id, room: closed.append(leg_id)
+    a = BufferLeg("a", 8000, tone_at(500, 8000, 1))
+    b = BufferLeg("b", 8000)
+    broken = Broken("broken", 8000)
+    for leg in (a, b, broken):
+        engine.join("room", leg)
+    run_ticks(engine, 25)
+    assert closed == ["broken"]
+    assert broken.closed
+    assert "broken" not in engine
+    assert engine.legs_in("room") == ["a", "b"]
+    assert magnitude_db(b.recording()[2000:], 500, rate=8000) > -20
+
+
+def test_engine_write_failure_also_closes_only_that_leg() -> None:
+    class Deaf(BufferLeg):
+        def write(self, frame: np.ndarray) -> None:
+            raise RuntimeError("encoder crashed")
+
+    engine = Engine()
+    a, deaf = BufferLeg("a", 8000, tone_at(500, 8000, 1)), Deaf("deaf", 8000)
+    b = BufferLeg("b", 8000)
+    for leg in (a, deaf, b):
+        engine.join("room", leg)
+    run_ticks(engine, 10)
+    assert "deaf" not in engine
+    assert len(b.recording()) == 10 * 160
+
+
+def test_engine_missing_and_malformed_frames_are_silence_and_counted() -> None:
+    class Short(BufferLeg):
+        def read(self) -> np.ndarray | None:
+            return np.ones(100, np.int16)  # a wrong size: never mixed
+
+    engine = Engine()
+    a = BufferLeg("a", 8000, tone_at(500, 8000, 0.2), stop_at_end=True)  # 10 frames, then nothing
+    short, listener = Short("short", 8000), BufferLeg("listener", 8000)
+    for leg in (a, short, listener):
+        engine.join("room", leg)
+    run_ticks(engine, 20)
+    assert engine.stats("a").frames_in == 10
+    assert engine.stats("a").missing == 10
+    assert engine.stats("short").missing == 20
+    tail = listener.recording()[-800:]
+    assert np.abs(tail).max() < 50  # silence once a stopped (resampler ringing aside)
+
+
+def test_engine_lobby_isolation_then_admission() -> None:
+    engine = Engine()
+    host = BufferLeg("host", 8000, tone_at(700, 8000, 3))
+    caller = BufferLeg("caller", 8000, tone_at(1300, 8000, 3))
+    engine.join("conference", host)
+    engine.join("lobby:conference", caller)
+    run_ticks(engine, 50)
+    assert magnitude_db(host.recording()[4000:], 1300, rate=8000) < -60
+    assert magnitude_db(caller.recording()[4000:], 700, rate=8000) < -60
+    engine.move("caller", "conference")
+    host.heard.clear()
+    caller.heard.clear()
+    run_ticks(engine, 50)
+    assert magnitude_db(host.recording()[4000:], 1300, rate=8000) > -20
+    assert magnitude_db(caller.recording()[4000:], 700, rate=8000) > -20
+
+
+def test_engine_reports_mixer_events() -> None:
+    engine = Engine()
+    seen: list[MixerEvent] = []
+    engine.on_events = lambda events: seen.extend(events)
+    engine.join("room", BufferLeg("talker", 8000, np.concatenate([np.zeros(8000, np.int16), tone_at(600, 8000, 1)])))
+    engine.join("room", BufferLeg("other", 8000))
+    run_ticks(engine, 80)
+    assert DominantSpeakerChanged("room", "talker", None) in seen
+
+
+def test_engine_leg_protocol_and_duplicate_join() -> None:
+    leg = BufferLeg("x", 8000)
+    assert isinstance(leg, Leg)
+    assert leg.kind is LegKind.LOCAL
+    engine = Engine()
+    engine.join("r", leg)
+    with pytest.raises(ValueError, match="already in a room"):
+        engine.join("r", leg)
+    engine.leave("x")
+    engine.leave("x")  # twice: nothing happens
+    assert leg.closed
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.sleeps: list[float] = []
+
+    def time(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_clock_is_drift_free_and_skips_after_a_stall() -> None:
+    fake = FakeTime()
+    clock = MediaClock(0.02, time=fake.time, sleep=fake.sleep)
+    starts: list[float] = []
+
+    async def main() -> None:
+        async for n in clock.ticks():
+            starts.append(fake.now)
+            fake.now += 0.007 if n != 5 else 0.095  # work per tick; tick 5 stalls for 95 ms
+            if len(starts) == 12:
+                break
+
+    asyncio.run(asyncio.wait_for(main(), 5))
+    deadlines = [100.0 + 0.02 * k for k in range(30)]
+    assert starts[:6] == pytest.approx(deadlines[:6])  # each tick on its deadline, work not accumulating
+    # Tick 5 ends at 100.195: deadlines 6, 7, 8 are gone (skipped, not played in a burst); tick 9 runs at once,
+    # 15 ms late; tick 10 follows its 7 ms of work 2 ms late (within tolerance), tick 11 is back on its deadline.
+    assert clock.stats.skipped == 3
+    assert starts[6] == pytest.approx(100.195)
+    assert starts[7] == pytest.approx(100.202)
+    assert starts[8:] == pytest.approx(deadlines[11:15])
+    assert clock.stats.late == 1
+
+
+def test_engine_run_stops_and_drops_closed_legs() -> None:
+    engine = Engine()
+    a, b = BufferLeg("a", 8000), BufferLeg("b", 8000)
+    engine.join("room", a)
+    engine.join("room", b)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(engine.run(stop))
+        await asyncio.sleep(0.1)
+        b.close()
+        await asyncio.sleep(0.1)
+        stop.set()
+        await asyncio.wait_for(task, 2)
+
+    asyncio.run(asyncio.wait_for(main(), 5))
+    assert "b" not in engine
+    assert len(a.recording()) >= 5 * 160
