@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import secrets
 import statistics
 import tempfile
 import time
@@ -17,13 +16,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote
-
-from sqlalchemy import create_engine, text
 
 from config import load_settings
 from rooms import ConferenceDraft, Rooms, codes
-from rooms.db import make_engine, session_factory, upgrade
+from rooms.db import make_engine, scratch_schema, session_factory, upgrade
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -33,20 +29,12 @@ def _percentile(values: list[float], q: float) -> float:
 
 @contextmanager
 def scratch(url: str) -> Iterator[str]:
-    """PostgreSQL: a throw-away schema, dropped afterwards, so the benchmark leaves the database as it found it."""
+    """PostgreSQL: a throw-away schema, so the benchmark leaves the database as it found it."""
     if not url.startswith("postgresql"):
         yield url
         return
-    schema = f"bench_{secrets.token_hex(4)}"
-    admin = create_engine(url)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
-        yield f"{url}{'&' if '?' in url else '?'}options={quote(f'-csearch_path={schema}')}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with scratch_schema(url, "bench") as target:
+        yield target
 
 
 def run(url: str, conferences: int, lookups: int) -> dict[str, object]:

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine
 
 from config import Settings, load_settings
 from rooms import Rooms
-from rooms.db import make_engine, session_factory, upgrade
+from rooms.db import make_engine, scratch_schema, session_factory, upgrade
 
 PG_URL_VAR = "PASSERELLE_TEST_DATABASE_URL"
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
@@ -58,18 +56,8 @@ def postgres_url(config: pytest.Config) -> str:
 @pytest.fixture
 def postgres_schema_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A URL whose connections live in a fresh schema of the test database, dropped afterwards."""
-    base = postgres_url(request.config)
-    schema = f"t_{secrets.token_hex(6)}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{sep}options={quote(f'-csearch_path={schema}')}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with scratch_schema(postgres_url(request.config), "t") as url:
+        yield url
 
 
 @pytest.fixture(params=BACKENDS)
