@@ -93,6 +93,11 @@ class LimitSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class PromptSettings:
+    folder: Path | None = _setting(p.optional_path)
+
+
+@dataclass(frozen=True, slots=True)
 class MixerSettings:
     sample_rate_hz: int = _setting(p.integer(8000, 48000))
     frame_ms: int = _setting(p.integer(10, 60))
@@ -122,6 +127,7 @@ class Settings:
     schedule: ScheduleSettings
     lobby: LobbySettings
     limits: LimitSettings
+    prompts: PromptSettings
     mixer: MixerSettings
     retry: RetrySettings
     security: SecuritySettings

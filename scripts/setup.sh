@@ -54,3 +54,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "$want" > "$stamp"
 fi
 export PATH="$VENV/bin:$PATH"
+
+# Voice prompts: generated from their texts (espeak-ng, sox), again whenever the texts change.
+prompts="$ROOT/bridge/prompts"
+if [ ! -f "$prompts/fr/welcome.wav" ] || [ "$prompts/texts.toml" -nt "$prompts/fr/welcome.wav" ]; then
+    apt_install espeak-ng sox
+    "$VENV/bin/python" "$ROOT/scripts/make_prompts.py" >&2
+fi
