@@ -12,12 +12,25 @@ import logging
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
+import numpy as np
+import numpy.typing as npt
+
 from bridge.clock import MediaClock
 from bridge.leg import Leg, LegStats
 from mixer import Mixer, MixerConfig, MixerEvent, MixResult, Resampler
 from mixer.frame import rms_dbfs
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Playback:
+    """A prompt being played to one leg, over (or instead of) what its room gives it."""
+
+    samples: npt.NDArray[np.int16]
+    done: asyncio.Future[bool] | None
+    duck_room: bool
+    position: int = 0
 
 
 @dataclass
@@ -28,6 +41,7 @@ class _Member:
     to_mix: Resampler
     from_mix: Resampler
     stats: LegStats = field(default_factory=LegStats)
+    playback: _Playback | None = None
 
 
 class Engine:
@@ -60,6 +74,8 @@ class Engine:
         member = self._members.pop(leg_id, None)
         if member is None:
             return
+        if member.playback is not None:
+            _settle(member.playback, False)
         self.mixer.remove_leg(leg_id)
         try:
             member.leg.close()
@@ -75,6 +91,32 @@ class Engine:
         self.mixer.remove_leg(leg_id)
         self.mixer.add_leg(leg_id, room_id, muted=muted, listen_only=listen_only)
         member.room_id = room_id
+
+    def play(
+        self, leg_id: str, samples: npt.NDArray[np.int16], *, replace_room: bool = True
+    ) -> asyncio.Future[bool] | None:
+        """Play ``samples`` (at the leg's own rate) to one leg; a prompt already playing is cut. With
+        ``replace_room`` the leg hears only the prompt, else the prompt over the room. The future (when a loop
+        runs) resolves True when the prompt ended, False when it was stopped or the leg left."""
+        member = self._members[leg_id]
+        self.stop_playback(leg_id)
+        try:
+            done: asyncio.Future[bool] | None = asyncio.get_running_loop().create_future()
+        except RuntimeError:
+            done = None
+        member.playback = _Playback(np.asarray(samples, np.int16), done, replace_room)
+        return done
+
+    def stop_playback(self, leg_id: str) -> None:
+        """Stop the prompt playing to ``leg_id`` (a key was pressed: prompts are interruptible)."""
+        member = self._members.get(leg_id)
+        if member is not None and member.playback is not None:
+            _settle(member.playback, False)
+            member.playback = None
+
+    def playing(self, leg_id: str) -> bool:
+        member = self._members.get(leg_id)
+        return member is not None and member.playback is not None
 
     def set_muted(self, leg_id: str, muted: bool) -> None:
         self.mixer.set_muted(leg_id, muted)
@@ -113,6 +155,8 @@ class Engine:
             if leg_id in failed:
                 continue
             out = member.from_mix.process(result.frame(leg_id))
+            if member.playback is not None:
+                out = self._overlay(member, member.playback, out)
             try:
                 member.leg.write(out)
             except Exception:
@@ -126,6 +170,16 @@ class Engine:
             self.on_events(result.events)
         return result
 
+    def _overlay(self, member: _Member, playback: _Playback, room: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
+        chunk = playback.samples[playback.position : playback.position + len(room)]
+        playback.position += len(room)
+        out = np.zeros(len(room), np.int32) if playback.duck_room else room.astype(np.int32)
+        out[: len(chunk)] += chunk
+        if playback.position >= len(playback.samples):
+            _settle(playback, True)
+            member.playback = None
+        return np.clip(out, -32768, 32767).astype(np.int16)
+
     async def run(self, stop: asyncio.Event, clock: MediaClock | None = None) -> None:
         """Tick until ``stop`` is set. Legs whose ``closed`` turns True are taken out."""
         media = clock or MediaClock(self.config.frame_ms / 1000)
@@ -135,3 +189,8 @@ class Engine:
             for leg_id in [i for i, m in self._members.items() if m.leg.closed]:
                 self.leave(leg_id)
             self.tick()
+
+
+def _settle(playback: _Playback, finished: bool) -> None:
+    if playback.done is not None and not playback.done.done():
+        playback.done.set_result(finished)

@@ -188,3 +188,47 @@ def test_engine_run_stops_and_drops_closed_legs() -> None:
     asyncio.run(asyncio.wait_for(main(), 5))
     assert "b" not in engine
     assert len(a.recording()) >= 5 * 160
+
+
+def test_engine_plays_a_prompt_to_one_leg_then_the_room_again() -> None:
+    engine = Engine()
+    caller = BufferLeg("caller", 8000)
+    other = BufferLeg("other", 8000, tone_at(900, 8000, 2))
+    engine.join("room", caller)
+    engine.join("room", other)
+    prompt = tone_at(400, 8000, 0.2)  # 10 frames
+
+    async def main() -> bool:
+        done = engine.play("caller", prompt)
+        assert done is not None
+        for _ in range(15):
+            engine.tick()
+            await asyncio.sleep(0)
+        return await asyncio.wait_for(done, 1)
+
+    assert asyncio.run(main()) is True
+    heard = caller.recording()
+    assert np.array_equal(heard[:1600], prompt)  # only the prompt, room ducked
+    assert magnitude_db(heard[1600:2400], 900, rate=8000) > -20  # then the room
+    assert magnitude_db(other.recording()[:1600], 400, rate=8000) < -60  # nobody else heard it
+    assert not engine.playing("caller")
+
+
+def test_engine_prompt_stopped_by_a_key_and_by_leaving() -> None:
+    engine = Engine()
+    caller = BufferLeg("caller", 8000)
+    engine.join("ivr", caller)
+
+    async def main() -> tuple[bool, bool]:
+        first = engine.play("caller", tone_at(400, 8000, 2))
+        engine.tick()
+        engine.stop_playback("caller")
+        second = engine.play("caller", tone_at(400, 8000, 2), replace_room=False)
+        engine.tick()
+        engine.leave("caller")
+        assert first is not None
+        assert second is not None
+        return await first, await second
+
+    assert asyncio.run(asyncio.wait_for(main(), 2)) == (False, False)
+    assert len(caller.recording()) == 2 * 160
