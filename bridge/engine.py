@@ -50,6 +50,8 @@ class Engine:
         self.mixer = Mixer(self.config)
         self._members: dict[str, _Member] = {}
         self.on_events: Callable[[tuple[MixerEvent, ...]], None] | None = None
+        self.ticks = 0
+        self._waiters: list[asyncio.Future[int]] = []
         self.on_leg_closed: Callable[[str, Hashable], None] | None = None
 
     # -- membership ----------------------------------------------------------------------------------------------
@@ -168,7 +170,18 @@ class Engine:
             self.leave(leg_id)
         if result.events and self.on_events is not None:
             self.on_events(result.events)
+        self.ticks += 1
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(self.ticks)
         return result
+
+    async def next_tick(self) -> int:
+        """Wait for the end of the next tick (call flows pace themselves on the media clock)."""
+        waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        return await waiter
 
     def _overlay(self, member: _Member, playback: _Playback, room: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
         chunk = playback.samples[playback.position : playback.position + len(room)]

@@ -1,0 +1,301 @@
+"""The phone call flow on virtual time: the engine ticks as fast as the test runs, time advancing 20 ms a tick."""
+
+from __future__ import annotations
+
+import asyncio
+import wave
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import pytest
+
+from bridge import BufferLeg, Engine
+from bridge.callflow import Call, CallFlow, CallOutcome, Lobby
+from bridge.guard import FailureGuard
+from bridge.prompts import PromptLibrary
+from bridge.prompts.library import NAMES
+from config import Language, Settings
+from rooms import AuditKind, ConferenceDraft, Rooms
+from tests.conftest import FakeClock
+from tests.mixer.signals import magnitude_db, tone
+
+T = TypeVar("T")
+PROMPT_HZ = {name: 300.0 + 50 * i for i, name in enumerate(sorted(NAMES))}
+
+
+@pytest.fixture
+def short_prompts(tmp_path: Path) -> PromptLibrary:
+    """Every prompt a 60 ms tone of its own frequency (so a test can tell which one played), numbers too."""
+    for language in ("fr", "en"):
+        for name, hz in list(PROMPT_HZ.items()) + [(f"number_{n}", 3000.0) for n in range(100)]:
+            path = tmp_path / language / f"{name}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with wave.open(str(path), "wb") as w:
+                w.setnchannels(1)
+                w.setsampwidth(2)
+                w.setframerate(8000)
+                amplitude = 8000 if language == "fr" else 4000
+                w.writeframes(tone(hz, 480, amplitude, rate=8000).astype("<i2").tobytes())
+    return PromptLibrary(tmp_path)
+
+
+class Harness:
+    def __init__(self, rooms: Rooms, settings: Settings, prompts: PromptLibrary, clock: FakeClock) -> None:
+        self.engine = Engine()
+        self.clock = clock
+        self.lobby = Lobby()
+        self.guard = FailureGuard(limit=5, window_s=3600, alarm_per_min=100)
+        self.hosts: set[str] = set()
+        self.flow = CallFlow(
+            engine=self.engine, rooms=rooms, prompts=prompts, guard=self.guard, settings=settings,
+            lobby=self.lobby, now=lambda: clock.now.timestamp(), host_present=lambda room: str(room) in self.hosts,
+        )  # fmt: skip
+        self.played: list[str] = []
+        original = self.flow._play
+
+        def spy(call: Call, names: list[str], *, replace_room: bool = True) -> asyncio.Future[bool]:
+            self.played.extend(names)
+            return original(call, names, replace_room=replace_room)
+
+        self.flow._play = spy  # type: ignore[method-assign]
+
+    async def ticker(self, stop: asyncio.Event) -> None:
+        from datetime import timedelta
+
+        while not stop.is_set():
+            self.engine.tick()
+            self.clock.advance(timedelta(milliseconds=20))
+            await asyncio.sleep(0.0005)
+
+    def call(self, leg: BufferLeg, digits: str = "", caller: str | None = "+33612345678") -> Call:
+        hung: list[bool] = []
+        call = Call(leg=leg, caller_e164=caller, source="192.0.2.10", hangup=lambda: hung.append(True))
+        for digit in digits:
+            call.digits.put_nowait(digit)
+        return call
+
+    def run(self, scenario: Callable[[], Awaitable[T]], limit_s: float = 30) -> T:
+        async def main() -> T:
+            stop = asyncio.Event()
+            ticking = asyncio.create_task(self.ticker(stop))
+            try:
+                return await asyncio.wait_for(scenario(), limit_s)
+            finally:
+                stop.set()
+                await ticking
+
+        return asyncio.run(main())
+
+
+@pytest.fixture
+def harness(rooms: Rooms, settings: Settings, short_prompts: PromptLibrary, clock: FakeClock) -> Harness:
+    return Harness(rooms, settings, short_prompts, clock)
+
+
+def open_conference(rooms: Rooms, **kw: object) -> tuple[str, str]:
+    conference = rooms.create_conference(ConferenceDraft(name="Consultation", lobby_mode="off", **kw))  # type: ignore[arg-type]
+    return str(conference.id), conference.code
+
+
+async def hang_up_after(leg: BufferLeg, engine: Engine, ticks: int) -> None:
+    for _ in range(ticks):
+        await engine.next_tick()
+    leg.close()
+
+
+def test_callflow_code_then_joined_hears_the_room(harness: Harness, rooms: Rooms) -> None:
+    room, code = open_conference(rooms)
+    doctor = BufferLeg("doctor", 8000, tone(1900, 8000 * 10, 6000, rate=8000))
+    harness.engine.join(room, doctor)
+    patient = BufferLeg("patient", 8000, tone(700, 8000 * 10, 6000, rate=8000))
+    call = harness.call(patient, code + "#")
+
+    async def scenario() -> object:
+        flow = asyncio.create_task(harness.flow.run(call))
+        while "patient" not in harness.engine.legs_in(room):
+            await harness.engine.next_tick()
+        await hang_up_after(patient, harness.engine, 50)
+        return await flow
+
+    assert harness.run(scenario) is CallOutcome.ENDED
+    assert harness.played[0] == "welcome"
+    heard = patient.recording()[-4000:]
+    assert magnitude_db(heard, 1900, rate=8000) > -20
+    assert magnitude_db(heard, 700, rate=8000) < -60
+    assert magnitude_db(doctor.recording()[-4000:], 700, rate=8000) > -20
+    assert "patient" not in harness.engine
+
+
+def test_callflow_entry_code(harness: Harness, rooms: Rooms) -> None:
+    room, code = open_conference(rooms, entry_code="2468")
+    patient = BufferLeg("patient", 8000)
+    call = harness.call(patient, code + "#" + "2468#")
+
+    async def scenario() -> object:
+        flow = asyncio.create_task(harness.flow.run(call))
+        while "patient" not in harness.engine.legs_in(room):
+            await harness.engine.next_tick()
+        patient.close()
+        return await flow
+
+    assert harness.run(scenario) is CallOutcome.ENDED
+    assert harness.played[:3] == ["welcome", "enter_entry_code", "first_participant"]
+
+
+def test_callflow_three_wrong_codes_same_words_then_goodbye(harness: Harness, rooms: Rooms) -> None:
+    _, code = open_conference(rooms, entry_code="2468")
+    closed = rooms.create_conference(ConferenceDraft(name="Past", start="2026-11-28T10:00", end="2026-11-28T10:30"))
+    unknown = "123456780"
+    patient = BufferLeg("patient", 8000)
+    # an unknown code, a wrong entry code, a conference already over
+    call = harness.call(patient, unknown + "#" + code + "#" + "1111#" + closed.code + "#")
+    from datetime import timedelta
+
+    harness.clock.advance(timedelta(hours=3))
+    outcome = harness.run(lambda: harness.flow.run(call))
+    assert outcome is CallOutcome.REFUSED
+    assert harness.played == [
+        "welcome", "wrong_code", "enter_code", "enter_entry_code", "wrong_code", "enter_code", "goodbye_attempts",
+    ]  # fmt: skip
+    reasons = [str(e.detail.get("reason")) for e in rooms.audit_events() if e.kind is AuditKind.DIAL_IN_REFUSED]
+    assert sorted(reasons) == ["bad-check-digit", "ended", "wrong-entry-code"]
+    assert harness.guard.count("caller:+33612345678", harness.clock.now.timestamp()) == 3
+
+
+def test_callflow_blocked_after_too_many_failures(harness: Harness, rooms: Rooms) -> None:
+    now = harness.clock.now.timestamp()
+    for _ in range(5):
+        harness.guard.record(["caller:+33612345678"], now)
+    call = harness.call(BufferLeg("patient", 8000), "123")
+    assert harness.run(lambda: harness.flow.run(call)) is CallOutcome.BLOCKED
+    assert harness.played == ["goodbye_attempts"]
+    assert call.digits.qsize() == 3  # no code was even asked for
+    refused = [e for e in rooms.audit_events() if e.kind is AuditKind.DIAL_IN_REFUSED]
+    assert refused[0].detail == {"reason": "rate-limited", "source": "+33 6 •• •• •• 78"}
+
+
+def test_callflow_silence_times_out_three_times(harness: Harness, rooms: Rooms) -> None:
+    call = harness.call(BufferLeg("patient", 8000))
+    start = harness.clock.now
+    assert harness.run(lambda: harness.flow.run(call)) is CallOutcome.REFUSED
+    waited = (harness.clock.now - start).total_seconds()
+    assert 30 <= waited <= 34  # 3 × 10 s first-digit timeout, plus the short prompts
+    assert harness.guard.count("caller:+33612345678", harness.clock.now.timestamp()) == 0  # silence is no guess
+
+
+def test_callflow_star_switches_to_english(harness: Harness, rooms: Rooms) -> None:
+    room, code = open_conference(rooms)
+    patient = BufferLeg("patient", 8000)
+    call = harness.call(patient, "*" + code + "#")
+
+    async def scenario() -> object:
+        flow = asyncio.create_task(harness.flow.run(call))
+        while "patient" not in harness.engine.legs_in(room):
+            await harness.engine.next_tick()
+        patient.close()
+        return await flow
+
+    harness.run(scenario)
+    assert call.language is Language.EN
+    assert harness.played[:2] == ["welcome", "welcome"]
+
+
+def test_callflow_lobby_isolation_then_admission(harness: Harness, rooms: Rooms) -> None:
+    conference = rooms.create_conference(ConferenceDraft(name="Always", lobby_mode="always"))
+    room = str(conference.id)
+    doctor = BufferLeg("doctor", 8000, tone(1900, 8000 * 20, 6000, rate=8000))
+    harness.engine.join(room, doctor)
+    patient = BufferLeg("patient", 8000, tone(700, 8000 * 20, 6000, rate=8000))
+    call = harness.call(patient, conference.code + "#")
+
+    async def scenario() -> tuple[np.ndarray, np.ndarray]:
+        flow = asyncio.create_task(harness.flow.run(call))
+        while not harness.lobby.in_room(room):
+            await harness.engine.next_tick()
+        for _ in range(100):
+            await harness.engine.next_tick()
+        in_lobby = (patient.recording()[-8000:].copy(), doctor.recording()[-8000:].copy())
+        assert harness.lobby.admit("patient")
+        for _ in range(100):
+            await harness.engine.next_tick()
+        patient.close()
+        await flow
+        return in_lobby
+
+    patient_lobby, doctor_lobby = harness.run(scenario)
+    assert magnitude_db(patient_lobby, 1900, rate=8000) < -60  # neither hears nor is heard
+    assert magnitude_db(doctor_lobby, 700, rate=8000) < -60
+    assert magnitude_db(patient_lobby, PROMPT_HZ["waiting_host"], rate=8000) > -25  # the waiting prompt
+    assert magnitude_db(patient.recording()[-8000:], 1900, rate=8000) > -20
+    assert magnitude_db(doctor.recording()[-8000:], 700, rate=8000) > -20
+
+
+def test_callflow_lobby_denied(harness: Harness, rooms: Rooms) -> None:
+    conference = rooms.create_conference(ConferenceDraft(name="Always", lobby_mode="always"))
+    call = harness.call(BufferLeg("patient", 8000), conference.code + "#")
+
+    async def scenario() -> object:
+        flow = asyncio.create_task(harness.flow.run(call))
+        while not harness.lobby.in_room(str(conference.id)):
+            await harness.engine.next_tick()
+        assert harness.lobby.deny("patient")
+        return await flow
+
+    assert harness.run(scenario) is CallOutcome.DENIED
+    assert harness.played[-1] == "denied"
+
+
+def test_callflow_until_host_waits_for_a_host(harness: Harness, rooms: Rooms) -> None:
+    conference = rooms.create_conference(ConferenceDraft(name="Clinic", lobby_mode="until-host"))
+    room = str(conference.id)
+    patient = BufferLeg("patient", 8000)
+    call = harness.call(patient, conference.code + "#")
+
+    async def scenario() -> object:
+        flow = asyncio.create_task(harness.flow.run(call))
+        while not harness.lobby.in_room(room):
+            await harness.engine.next_tick()
+        harness.hosts.add(room)  # the doctor arrives
+        while "patient" not in harness.engine.legs_in(room):
+            await harness.engine.next_tick()
+        patient.close()
+        return await flow
+
+    assert harness.run(scenario) is CallOutcome.ENDED
+
+
+def test_callflow_in_call_keys_mute_count_help(harness: Harness, rooms: Rooms) -> None:
+    room, code = open_conference(rooms)
+    listener = BufferLeg("listener", 8000)
+    harness.engine.join(room, listener)
+    patient = BufferLeg("patient", 8000, tone(700, 8000 * 30, 6000, rate=8000))
+    call = harness.call(patient, code + "#")
+
+    async def scenario() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        flow = asyncio.create_task(harness.flow.run(call))
+        while "patient" not in harness.engine.legs_in(room):
+            await harness.engine.next_tick()
+        for _ in range(50):
+            await harness.engine.next_tick()
+        before = listener.recording()[-4000:].copy()
+        for key in "*6":
+            call.digits.put_nowait(key)
+        for _ in range(50):
+            await harness.engine.next_tick()
+        muted = listener.recording()[-4000:].copy()
+        for key in "*6*#*0":
+            call.digits.put_nowait(key)
+        for _ in range(50):
+            await harness.engine.next_tick()
+        after = listener.recording()[-4000:].copy()
+        patient.close()
+        await flow
+        return before, muted, after
+
+    before, muted, after = harness.run(scenario)
+    assert magnitude_db(before, 700, rate=8000) > -20
+    assert magnitude_db(muted, 700, rate=8000) < -60
+    assert magnitude_db(after, 700, rate=8000) > -20
+    assert harness.played[-3:] == ["muted", "unmuted", "help"]  # *# is spoken as a number, not a named prompt
