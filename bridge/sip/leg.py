@@ -1,0 +1,72 @@
+"""A SIP call as a :class:`bridge.leg.Leg`: 20 ms frames in and out of baresip-python's PCM buffers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from bridge.leg import LegKind
+
+log = logging.getLogger(__name__)
+
+
+class SipLeg:
+    """Reads and writes one call's audio at the negotiated rate (8 kHz for G.711)."""
+
+    def __init__(self, leg_id: str, call: Any, rate_hz: int, frame_ms: int = 20) -> None:
+        self._id = leg_id
+        self._call = call
+        self._rate = rate_hz
+        self._frame_bytes = rate_hz * frame_ms // 1000 * 2
+        self._partial = b""
+        self._closed = False
+        self._hangup: asyncio.Task[None] | None = None
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def kind(self) -> LegKind:
+        return LegKind.SIP
+
+    @property
+    def rate_hz(self) -> int:
+        return self._rate
+
+    @property
+    def closed(self) -> bool:
+        return self._closed or str(getattr(self._call.state, "value", self._call.state)) == "closed"
+
+    def read(self) -> npt.NDArray[np.int16] | None:
+        if self.closed:
+            return None
+        need = self._frame_bytes - len(self._partial)
+        self._partial += self._call.audio.read(need)
+        if len(self._partial) < self._frame_bytes:
+            return None  # not yet: the room hears silence from this leg this tick
+        frame = np.frombuffer(self._partial, dtype=np.int16).copy()
+        self._partial = b""
+        return frame
+
+    def write(self, frame: npt.NDArray[np.int16]) -> None:
+        if not self.closed:
+            self._call.audio.write(frame.astype(np.int16).tobytes())
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(RuntimeError):  # no loop: the runtime is shutting down anyway
+            self._hangup = asyncio.get_running_loop().create_task(self._end(), name=f"hangup {self._id}")
+
+    async def _end(self) -> None:
+        try:
+            await self._call.hangup()
+        except Exception:  # already gone (the caller hung up first)
+            log.debug("leg %s: hangup after the call ended", self._id)
