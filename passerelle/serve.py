@@ -1,5 +1,5 @@
-"""``passerelle serve``: one process, one asyncio loop, running every part that exists (today: the store and the
-web site's health check; the SIP gateway and the media clock join here with their issues)."""
+"""``passerelle serve``: one process, one asyncio loop, running every part that exists: the store, the media engine
+on its 20 ms clock, the SIP dial-in gateway and the web site (today its health check)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ import signal
 
 from aiohttp import web
 
+from bridge import Engine
+from bridge.callflow import CallFlow, Lobby
+from bridge.guard import FailureGuard
+from bridge.prompts import PromptLibrary
+from bridge.sip.gateway import SipGateway
 from config import Settings
+from mixer import MixerConfig
 from rooms.store import open_rooms
 from web import create_app
 
@@ -17,18 +23,33 @@ log = logging.getLogger(__name__)
 
 
 async def _serve(settings: Settings, stop: asyncio.Event) -> None:
-    rooms, engine = await asyncio.to_thread(open_rooms, settings)
+    rooms, db = await asyncio.to_thread(open_rooms, settings)
+    mixer = settings.mixer
+    engine = Engine(MixerConfig(sample_rate_hz=mixer.sample_rate_hz, frame_ms=mixer.frame_ms, top_n=mixer.top_n))
+    limits = settings.limits
+    loop = asyncio.get_running_loop()
+    flow = CallFlow(
+        engine=engine, rooms=rooms, prompts=PromptLibrary(settings.prompts.folder), settings=settings, lobby=Lobby(),
+        guard=FailureGuard(limits.failures_per_caller, limits.failures_window_s, limits.global_failures_alarm_per_min),
+        now=loop.time,
+    )  # fmt: skip
+    gateway = SipGateway(settings, flow)
     runner = web.AppRunner(create_app(settings, rooms), handle_signals=False, access_log=None)
     await runner.setup()
+    media = asyncio.create_task(engine.run(stop), name="media clock")
     try:
+        await gateway.start()
         listen = settings.http.listen
         await web.TCPSite(runner, listen.host, listen.port).start()
         log.info("web site listening on %s (public URL %s)", listen, settings.http.public_base_url)
         await stop.wait()
         log.info("stopping")
     finally:
+        stop.set()
+        await media
+        await gateway.close()
         await runner.cleanup()
-        engine.dispose()
+        db.dispose()
 
 
 def serve(settings: Settings) -> int:

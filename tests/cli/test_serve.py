@@ -40,7 +40,9 @@ def passerelle() -> str:
 @pytest.mark.e2e
 def test_serve_upgrades_embedded_database_answers_health_and_stops(tmp_path: Path, passerelle: str) -> None:
     port = free_port()
-    env = env_for(tmp_path, PASSERELLE_HTTP__LISTEN=f"127.0.0.1:{port}")
+    env = env_for(
+        tmp_path, PASSERELLE_HTTP__LISTEN=f"127.0.0.1:{port}", PASSERELLE_SIP__LISTEN=f"127.0.0.1:{free_port()}"
+    )
     proc = subprocess.Popen([passerelle, "serve"], env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30
@@ -60,6 +62,7 @@ def test_serve_upgrades_embedded_database_answers_health_and_stops(tmp_path: Pat
         _, err = proc.communicate(timeout=20)
         assert proc.returncode == 0, err
         assert "web site listening on 127.0.0.1" in err
+        assert "SIP gateway listening on 127.0.0.1" in err
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -75,7 +78,9 @@ def test_serve_port_taken_fails_clearly(tmp_path: Path, passerelle: str) -> None
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        env = env_for(tmp_path, PASSERELLE_HTTP__LISTEN=f"127.0.0.1:{port}")
+        env = env_for(
+            tmp_path, PASSERELLE_HTTP__LISTEN=f"127.0.0.1:{port}", PASSERELLE_SIP__LISTEN=f"127.0.0.1:{free_port()}"
+        )
         proc = subprocess.run([passerelle, "serve"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr
