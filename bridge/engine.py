@@ -17,10 +17,12 @@ import numpy.typing as npt
 
 from bridge.clock import MediaClock
 from bridge.leg import Leg, LegStats
+from dtmf.detector import DtmfDetector
 from mixer import Mixer, MixerConfig, MixerEvent, MixResult, Resampler
 from mixer.frame import rms_dbfs
 
 log = logging.getLogger(__name__)
+INBAND_RATE_HZ = 8000
 
 
 @dataclass
@@ -42,12 +44,21 @@ class _Member:
     from_mix: Resampler
     stats: LegStats = field(default_factory=LegStats)
     playback: _Playback | None = None
+    inband_slot: int | None = None  # row in the in-band DTMF detector, while the leg's digits come as tones
 
 
 class Engine:
-    def __init__(self, config: MixerConfig | None = None) -> None:
+    def __init__(self, config: MixerConfig | None = None, *, inband_capacity: int = 256) -> None:
         self.config = config or MixerConfig()
         self.mixer = Mixer(self.config)
+        # In-band DTMF on 8 kHz legs: one detector row per leg that may send its digits as tones, all detected in
+        # one call per tick; their audio reaches the room 40 ms late with every keypad tone muted.
+        self._inband = DtmfDetector(INBAND_RATE_HZ, legs=inband_capacity)
+        self._inband_free = list(range(inband_capacity - 1, -1, -1))
+        self._inband_legs: dict[int, str] = {}
+        for slot in range(inband_capacity):
+            self._inband.set_enabled(slot, False)
+        self.on_digit: Callable[[str, str], None] | None = None
         self._members: dict[str, _Member] = {}
         self.on_events: Callable[[tuple[MixerEvent, ...]], None] | None = None
         self.ticks = 0
@@ -56,7 +67,9 @@ class Engine:
 
     # -- membership ----------------------------------------------------------------------------------------------
 
-    def join(self, room_id: Hashable, leg: Leg, *, muted: bool = False, listen_only: bool = False) -> None:
+    def join(
+        self, room_id: Hashable, leg: Leg, *, muted: bool = False, listen_only: bool = False, inband_dtmf: bool = False
+    ) -> None:
         if leg.id in self._members:
             raise ValueError(f"leg {leg.id} is already in a room")
         rate = self.config.sample_rate_hz
@@ -69,6 +82,12 @@ class Engine:
         )
         self.mixer.add_leg(leg.id, room_id, muted=muted, listen_only=listen_only)
         self._members[leg.id] = member
+        if inband_dtmf and leg.rate_hz == INBAND_RATE_HZ and self._inband_free:
+            slot = self._inband_free.pop()
+            self._inband.reset(slot)
+            self._inband.set_enabled(slot, True)
+            self._inband_legs[slot] = leg.id
+            member.inband_slot = slot
         log.info("leg %s (%s, %d Hz) joined room %s", leg.id, leg.kind, leg.rate_hz, room_id)
 
     def leave(self, leg_id: str) -> None:
@@ -76,6 +95,7 @@ class Engine:
         member = self._members.pop(leg_id, None)
         if member is None:
             return
+        self._release_inband(member)
         if member.playback is not None:
             _settle(member.playback, False)
         self.mixer.remove_leg(leg_id)
@@ -86,6 +106,19 @@ class Engine:
         log.info("leg %s left room %s", leg_id, member.room_id)
         if self.on_leg_closed is not None:
             self.on_leg_closed(leg_id, member.room_id)
+
+    def stop_inband(self, leg_id: str) -> None:
+        """The leg's digits now come signalled (RFC 4733, SIP INFO): stop listening for tones, and delaying it."""
+        member = self._members.get(leg_id)
+        if member is not None:
+            self._release_inband(member)
+
+    def _release_inband(self, member: _Member) -> None:
+        if member.inband_slot is not None:
+            self._inband.set_enabled(member.inband_slot, False)
+            del self._inband_legs[member.inband_slot]
+            self._inband_free.append(member.inband_slot)
+            member.inband_slot = None
 
     def move(self, leg_id: str, room_id: Hashable, *, muted: bool = False, listen_only: bool = False) -> None:
         """Into another room (lobby → conference); the leg and its converters keep their state."""
@@ -139,6 +172,8 @@ class Engine:
 
     def tick(self) -> MixResult:
         failed: list[str] = []
+        inband = np.zeros((self._inband.legs, INBAND_RATE_HZ * self.config.frame_ms // 1000), np.int16)
+        inband_rows: dict[int, str] = {}
         for leg_id, member in self._members.items():
             try:
                 frame = member.leg.read()
@@ -148,10 +183,18 @@ class Engine:
                 continue
             if frame is None or frame.shape != (member.frame_in,):
                 member.stats.missing += 1
+                if member.inband_slot is not None:  # silence, but its delayed audio still comes out
+                    inband_rows[member.inband_slot] = leg_id
                 continue
             member.stats.frames_in += 1
             member.stats.level_dbfs = float(rms_dbfs(frame))
+            if member.inband_slot is not None:
+                inband[member.inband_slot] = frame
+                inband_rows[member.inband_slot] = leg_id
+                continue
             self.mixer.write(leg_id, member.to_mix.process(frame))
+        if self._inband_legs:
+            self._detect(inband, inband_rows)
         result = self.mixer.tick()
         for leg_id, member in self._members.items():
             if leg_id in failed:
@@ -182,6 +225,18 @@ class Engine:
         waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         return await waiter
+
+    def _detect(self, frames: npt.NDArray[np.int16], rows: dict[int, str]) -> None:
+        """In-band digits of every tone-signalling leg at once; their audio goes on delayed, tones muted."""
+        detected = self._inband.process(frames, clean=True)
+        if detected.audio is not None:
+            for slot, leg_id in rows.items():
+                member = self._members[leg_id]
+                self.mixer.write(leg_id, member.to_mix.process(detected.audio[slot]))
+        for event in detected.events:
+            owner = self._inband_legs.get(event.leg)
+            if event.end is None and owner is not None and self.on_digit is not None:
+                self.on_digit(owner, event.digit)
 
     def _overlay(self, member: _Member, playback: _Playback, room: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
         chunk = playback.samples[playback.position : playback.position + len(room)]

@@ -232,3 +232,30 @@ def test_engine_prompt_stopped_by_a_key_and_by_leaving() -> None:
 
     assert asyncio.run(asyncio.wait_for(main(), 2)) == (False, False)
     assert len(caller.recording()) == 2 * 160
+
+
+def test_engine_inband_digits_detected_and_never_heard_by_the_room() -> None:
+    from dtmf.tones import ToneSpec, generate
+
+    keys = generate("5#", 8000, ToneSpec(on_ms=80, off_ms=120, level_dbm0=-6))
+    talk = tone_at(300, 8000, 2, amplitude=3000)  # a talker well away from the keypad frequencies
+    signal = talk.astype(np.int32)
+    signal[8000 : 8000 + len(keys)] += keys
+    phone = BufferLeg("phone", 8000, np.clip(signal, -32768, 32767).astype(np.int16))
+    listener = BufferLeg("listener", 8000)
+    engine = Engine(inband_capacity=4)
+    digits: list[tuple[str, str]] = []
+    engine.on_digit = lambda leg_id, digit: digits.append((leg_id, digit))
+    engine.join("room", phone, inband_dtmf=True)
+    engine.join("room", listener)
+    run_ticks(engine, 100)
+    assert digits == [("phone", "5"), ("phone", "#")]
+    heard = listener.recording()
+    delay = 320  # 40 ms: the price of removing tones before anyone hears them
+    during = heard[8000 + delay : 8000 + delay + len(keys)]
+    for hz in (770, 1336, 941, 1477):
+        assert magnitude_db(during, hz, rate=8000) < -55, hz
+    assert magnitude_db(heard[12000:], 300, rate=8000) > -25  # the talker, after the keys, still heard
+    engine.stop_inband("phone")
+    run_ticks(engine, 5)
+    assert engine.stats("phone").frames_in == 105
