@@ -46,6 +46,7 @@ class Call:
     hangup: Callable[[], None]
     digits: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     language: Language = Language.FR
+    inband_dtmf: bool = False  # listen for keypad tones in the audio (until the phone signals its digits)
     # A code complete at its length may still be followed by the # the prompt asked for: not a key of the next entry.
     skip_hash: bool = False
 
@@ -98,7 +99,7 @@ class CallFlow:
         leg = call.leg
         keys = [f"source:{call.source}"] + ([f"caller:{call.caller_e164}"] if call.caller_e164 else [])
         shown = mask_phone(call.caller_e164) if call.caller_e164 else "anonymous"
-        self.engine.join(f"ivr:{leg.id}", leg)
+        self.engine.join(f"ivr:{leg.id}", leg, inband_dtmf=call.inband_dtmf)
         try:
             if self.guard.blocked(keys, self._now()):
                 log.warning("call %s from %s refused: too many failed codes", leg.id, shown)

@@ -46,7 +46,9 @@ class SipGateway:
         self._ua: Any = None
         self._tasks: set[asyncio.Task[object]] = set()
         self._ids = itertools.count(1)
+        self._calls: dict[str, tuple[Call, DigitStream]] = {}
         self.on_call_ended: Callable[[str, object], None] | None = None
+        flow.engine.on_digit = self._inband_digit
 
     async def start(self) -> None:
         from baresip import Account, Config
@@ -80,6 +82,15 @@ class SipGateway:
             await self._runtime.close()
             self._runtime = None
 
+    def _inband_digit(self, leg_id: str, digit: str) -> None:
+        entry = self._calls.get(leg_id)
+        if entry is None:
+            return
+        call, stream = entry
+        accepted = stream.inband(digit, asyncio.get_running_loop().time())
+        if accepted is not None:
+            call.digits.put_nowait(accepted.digit)
+
     def _incoming(self, call: Any) -> None:
         task: asyncio.Task[object] = asyncio.get_running_loop().create_task(self._handle(call))
         self._tasks.add(task)
@@ -96,6 +107,9 @@ class SipGateway:
         loop = asyncio.get_running_loop()
 
         def on_digit(event: Any) -> None:
+            # Signalled digits (RFC 4733 or SIP INFO): the phone does not need listening to any more.
+            self.flow.engine.stop_inband(leg_id)
+            stream.inband_wanted = False
             digit = stream.sip_info("application/dtmf", str(event.digit), loop.time())
             if digit is not None:
                 call.digits.put_nowait(digit.digit)
@@ -106,8 +120,12 @@ class SipGateway:
         rate = sip_call.audio.info().rx_sample_rate or 8000
         leg = SipLeg(leg_id, sip_call, rate)
         source = peer.split("@", 1)[-1].split(";", 1)[0].split(">", 1)[0]  # the host that sent it (a gateway, often)
-        call = Call(leg=leg, caller_e164=number, source=source, hangup=leg.close)
-        outcome = await self.flow.run(call)
+        call = Call(leg=leg, caller_e164=number, source=source, hangup=leg.close, inband_dtmf=stream.inband_wanted)
+        self._calls[leg_id] = (call, stream)
+        try:
+            outcome = await self.flow.run(call)
+        finally:
+            self._calls.pop(leg_id, None)
         log.info("call %s ended: %s", leg_id, outcome)
         if self.on_call_ended is not None:
             self.on_call_ended(leg_id, outcome)

@@ -1,4 +1,5 @@
-"""Two real baresip phones dial in, type the code with RFC 4733, and hear each other — never themselves."""
+"""Two real baresip phones dial in — one types the code with RFC 4733, the other as tones in its audio — and
+hear each other, never themselves."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import socket
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bridge import Engine
@@ -14,6 +16,7 @@ from bridge.guard import FailureGuard
 from bridge.prompts import PromptLibrary
 from bridge.sip.gateway import SipGateway, caller_e164
 from config import Settings, load_settings
+from dtmf.tones import ToneSpec, generate
 from rooms import ConferenceDraft, Rooms
 from rooms.db import make_engine, session_factory, upgrade
 from tests.bridge.phones import Phone
@@ -48,9 +51,12 @@ def test_sip_two_phones_join_by_code_and_hear_each_other(tmp_path: Path) -> None
     rooms = Rooms(settings, session_factory(db))
     conference = rooms.create_conference(ConferenceDraft(name="Consultation", lobby_mode="off"))
     room = str(conference.id)
+    # Phone B types the code as tones inside its microphone: 3 s after answer, then talks (1.3 kHz).
+    keys = generate(conference.code + "#", 8000, ToneSpec(on_ms=100, off_ms=100, level_dbm0=-10))
+    mic_b = np.concatenate([np.zeros(8000 * 3, np.int16), keys, tone(1300, 8000 * 40, 8000, rate=8000)])
     phones = [
         Phone(tmp_path / "a", free_port(), free_port(), 31000, tone(700, 8000 * 40, 8000, rate=8000)),
-        Phone(tmp_path / "b", free_port(), free_port(), 31200, tone(1300, 8000 * 40, 8000, rate=8000)),
+        Phone(tmp_path / "b", free_port(), free_port(), 31200, mic_b),
     ]
 
     async def scenario() -> list[int]:
@@ -66,10 +72,11 @@ def test_sip_two_phones_join_by_code_and_hear_each_other(tmp_path: Path) -> None
         await gateway.start()
         try:
             counts: list[int] = []
-            for phone in phones:
+            for k, phone in enumerate(phones):
                 await asyncio.to_thread(phone.command, "dial", f"sip:+33491000000@127.0.0.1:{port}")
                 await asyncio.sleep(2.0)  # answered, the welcome prompt playing
-                await asyncio.to_thread(phone.command, "sndcode", conference.code + "#")
+                if k == 0:  # phone A signals its digits with RFC 4733; phone B's are tones in its audio
+                    await asyncio.to_thread(phone.command, "sndcode", conference.code + "#")
                 for _ in range(300):
                     await asyncio.sleep(0.05)
                     if len(engine.legs_in(room)) == len(counts) + 1:
