@@ -99,6 +99,15 @@ def open_conference(rooms: Rooms, **kw: object) -> tuple[str, str]:
     return str(conference.id), conference.code
 
 
+async def join_then_hang_up(harness: Harness, call: Call, room: str) -> CallOutcome:
+    """Run the call until it is in ``room``, then hang up; the flow's outcome."""
+    flow = asyncio.create_task(harness.flow.run(call))
+    while call.leg.id not in harness.engine.legs_in(room):
+        await harness.engine.next_tick()
+    call.leg.close()
+    return await flow
+
+
 async def hang_up_after(leg: BufferLeg, engine: Engine, ticks: int) -> None:
     for _ in range(ticks):
         await engine.next_tick()
@@ -133,14 +142,7 @@ def test_callflow_entry_code(harness: Harness, rooms: Rooms) -> None:
     patient = BufferLeg("patient", 8000)
     call = harness.call(patient, code + "#" + "2468#")
 
-    async def scenario() -> object:
-        flow = asyncio.create_task(harness.flow.run(call))
-        while "patient" not in harness.engine.legs_in(room):
-            await harness.engine.next_tick()
-        patient.close()
-        return await flow
-
-    assert harness.run(scenario) is CallOutcome.ENDED
+    assert harness.run(lambda: join_then_hang_up(harness, call, room)) is CallOutcome.ENDED
     assert harness.played[:3] == ["welcome", "enter_entry_code", "first_participant"]
 
 
@@ -190,14 +192,7 @@ def test_callflow_star_switches_to_english(harness: Harness, rooms: Rooms) -> No
     patient = BufferLeg("patient", 8000)
     call = harness.call(patient, "*" + code + "#")
 
-    async def scenario() -> object:
-        flow = asyncio.create_task(harness.flow.run(call))
-        while "patient" not in harness.engine.legs_in(room):
-            await harness.engine.next_tick()
-        patient.close()
-        return await flow
-
-    harness.run(scenario)
+    harness.run(lambda: join_then_hang_up(harness, call, room))
     assert call.language is Language.EN
     assert harness.played[:2] == ["welcome", "welcome"]
 
