@@ -21,6 +21,7 @@ from bridge.engine import Engine
 from bridge.guard import FailureGuard
 from bridge.leg import Leg
 from bridge.prompts import PromptLibrary
+from bridge.prompts.tones import join_tone, leave_tone
 from config import Language, LobbyMode, Settings
 from dtmf.entry import CodeEntry, EntryOutcome, EntryResult, InCallKey, InCallKeys
 from rooms import AuditKind, DialInOutcome, Rooms
@@ -205,12 +206,22 @@ class CallFlow:
             if not decision.result():
                 await self._say(call, ["denied"])
                 return CallOutcome.DENIED
-        first = not self.engine.legs_in(room)
+        others = self.engine.legs_in(room)
         self.engine.move(leg_id, room)
         log.info("call %s joined conference %s", leg_id, room)
-        if first:
+        self._announce(others, join_tone)
+        if not others:
             self._play(call, ["first_participant"], replace_room=False)
-        return await self._in_call(call, room)
+        try:
+            return await self._in_call(call, room)
+        finally:
+            self._announce([leg for leg in self.engine.legs_in(room) if leg != leg_id], leave_tone)
+
+    def _announce(self, legs: list[str], make: Callable[[int], npt.NDArray[np.int16]]) -> None:
+        """A short tone to everyone else in the room, over what they hear."""
+        for other in legs:
+            if not self.engine.playing(other):
+                self.engine.play(other, make(self.engine.rate_of(other)), replace_room=False)
 
     async def _in_call(self, call: Call, room: str) -> CallOutcome:
         keys = InCallKeys()

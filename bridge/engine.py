@@ -162,6 +162,9 @@ class Engine:
     def legs_in(self, room_id: Hashable) -> list[str]:
         return [leg_id for leg_id, m in self._members.items() if m.room_id == room_id]
 
+    def rate_of(self, leg_id: str) -> int:
+        return self._members[leg_id].leg.rate_hz
+
     def stats(self, leg_id: str) -> LegStats:
         return self._members[leg_id].stats
 

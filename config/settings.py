@@ -38,6 +38,8 @@ class SipSettings:
         p.listing(p.choice(SipTransport), '"udp", "tcp" or "tls"', non_empty=True)
     )
     tls_certificate: Path | None = _setting(p.optional_path)
+    rtp_timeout_s: int = _setting(p.integer(5, 3600))
+    max_calls: int = _setting(p.integer(1, 255))
 
 
 @dataclass(frozen=True, slots=True)

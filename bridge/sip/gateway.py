@@ -3,7 +3,8 @@ handing each to the call flow with its audio leg and its digits (RFC 4733 or SIP
 
 Facts about baresip-python 0.5.2a3 that shaped this (measured here): one ``Runtime`` per process;
 ``max_concurrent_calls`` defaults to 2; the bundled stack negotiates PCMU and PCMA only (G.722 and Opus are
-"codec not found"); ``catchall=yes`` accepts any user part; the jitter buffer is set to 20–80 ms.
+"codec not found"); ``catchall=yes`` accepts any user part; the jitter buffer is set to 20–80 ms; at most
+255 calls per user agent.
 """
 
 from __future__ import annotations
@@ -38,10 +39,9 @@ def caller_e164(peer_uri: str, region: str) -> str | None:
 
 
 class SipGateway:
-    def __init__(self, settings: Settings, flow: CallFlow, *, max_calls: int = 250) -> None:
+    def __init__(self, settings: Settings, flow: CallFlow) -> None:
         self.settings = settings
         self.flow = flow
-        self.max_calls = max_calls
         self._runtime: Any = None
         self._ua: Any = None
         self._tasks: set[asyncio.Task[object]] = set()
@@ -60,8 +60,8 @@ class SipGateway:
         await self._runtime.start(
             Config(
                 net_interface=listen.host,
-                max_concurrent_calls=self.max_calls,
-                rtp_timeout=30,
+                max_concurrent_calls=self.settings.sip.max_calls,
+                rtp_timeout=self.settings.sip.rtp_timeout_s,
                 extra_config_text=f"sip_listen {listen}\naudio_jitter_buffer_ms 20-80\n",
             )
         )

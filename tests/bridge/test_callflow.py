@@ -294,3 +294,35 @@ def test_callflow_in_call_keys_mute_count_help(harness: Harness, rooms: Rooms) -
     assert magnitude_db(muted, 700, rate=8000) < -60
     assert magnitude_db(after, 700, rate=8000) > -20
     assert harness.played[-3:] == ["muted", "unmuted", "help"]  # *# is spoken as a number, not a named prompt
+
+
+def test_callflow_join_and_leave_tones_for_the_others(harness: Harness, rooms: Rooms) -> None:
+    room, code = open_conference(rooms)
+    doctor = BufferLeg("doctor", 8000)
+    harness.engine.join(room, doctor)
+    patient = BufferLeg("patient", 8000)
+    call = harness.call(patient, code + "#")
+
+    async def scenario() -> tuple[np.ndarray, np.ndarray]:
+        flow = asyncio.create_task(harness.flow.run(call))
+        while "patient" not in harness.engine.legs_in(room):
+            await harness.engine.next_tick()
+        start = len(doctor.heard)
+        for _ in range(20):
+            await harness.engine.next_tick()
+        joined = np.concatenate(doctor.heard[start:])
+        patient.close()
+        await flow
+        start = len(doctor.heard)
+        for _ in range(20):
+            await harness.engine.next_tick()
+        return joined, np.concatenate(doctor.heard[start:])
+
+    joined, left = harness.run(scenario)
+    first, second = slice(0, 720), slice(1040, 1760)  # the two 90 ms beeps, 40 ms apart
+    assert magnitude_db(joined[first], 660, rate=8000) > -25  # rising on join…
+    assert magnitude_db(joined[second], 990, rate=8000) > -25
+    assert magnitude_db(left[first], 990, rate=8000) > -25  # …falling on leave
+    assert magnitude_db(left[second], 660, rate=8000) > -25
+    assert np.abs(joined[2000:]).max() == 0  # then the (silent) room again
+    assert "first_participant" not in harness.played  # the doctor was there first
