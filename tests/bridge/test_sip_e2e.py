@@ -4,30 +4,19 @@ hear each other, never themselves."""
 from __future__ import annotations
 
 import asyncio
-import socket
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bridge import Engine
-from bridge.callflow import CallFlow, Lobby
-from bridge.guard import FailureGuard
-from bridge.prompts import PromptLibrary
-from bridge.sip.gateway import SipGateway, caller_e164
-from config import Settings, load_settings
+from bridge.sip.gateway import caller_e164
 from dtmf.tones import ToneSpec, generate
-from rooms import ConferenceDraft, Rooms
-from rooms.db import make_engine, session_factory, upgrade
+from rooms import ConferenceDraft
 from tests.bridge.phones import Phone
+from tests.bridge.stack import free_port, make_rooms, running
 from tests.mixer.signals import magnitude_db, tone
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def test_caller_number_from_sip_uri() -> None:
@@ -39,16 +28,7 @@ def test_caller_number_from_sip_uri() -> None:
 
 @pytest.mark.e2e
 def test_sip_two_phones_join_by_code_and_hear_each_other(tmp_path: Path) -> None:
-    port = free_port()
-    settings: Settings = load_settings(
-        environ={
-            "PASSERELLE_DATABASE__URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-            "PASSERELLE_SIP__LISTEN": f"127.0.0.1:{port}",
-        }
-    )
-    db = make_engine(settings.database.url.reveal())
-    upgrade(db)
-    rooms = Rooms(settings, session_factory(db))
+    settings, rooms = make_rooms(tmp_path)
     conference = rooms.create_conference(ConferenceDraft(name="Consultation", lobby_mode="off"))
     room = str(conference.id)
     # Phone B types the code as tones inside its microphone: 3 s after answer, then talks (1.3 kHz).
@@ -60,48 +40,71 @@ def test_sip_two_phones_join_by_code_and_hear_each_other(tmp_path: Path) -> None
     ]
 
     async def scenario() -> list[int]:
-        loop = asyncio.get_running_loop()
-        engine = Engine()
-        flow = CallFlow(
-            engine=engine, rooms=rooms, prompts=PromptLibrary(), settings=settings, lobby=Lobby(),
-            guard=FailureGuard(limit=10, window_s=3600, alarm_per_min=30), now=loop.time,
-        )  # fmt: skip
-        gateway = SipGateway(settings, flow)
-        stop = asyncio.Event()
-        ticking = asyncio.create_task(engine.run(stop))
-        await gateway.start()
-        try:
+        async with running(settings, rooms) as stack:
             counts: list[int] = []
             for k, phone in enumerate(phones):
-                await asyncio.to_thread(phone.command, "dial", f"sip:+33491000000@127.0.0.1:{port}")
+                await asyncio.to_thread(phone.command, "dial", f"sip:+33491000000@127.0.0.1:{stack.port}")
                 await asyncio.sleep(2.0)  # answered, the welcome prompt playing
                 if k == 0:  # phone A signals its digits with RFC 4733; phone B's are tones in its audio
                     await asyncio.to_thread(phone.command, "sndcode", conference.code + "#")
-                for _ in range(300):
-                    await asyncio.sleep(0.05)
-                    if len(engine.legs_in(room)) == len(counts) + 1:
-                        break
-                counts.append(len(engine.legs_in(room)))
+                counts.append(await stack.wait_for_legs(room, k + 1))
             await asyncio.sleep(4.0)  # both in the room, talking
             for phone in phones:
                 await asyncio.to_thread(phone.command, "hangup")
-            await asyncio.sleep(1.0)
-            counts.append(len(engine.legs_in(room)))
+            counts.append(await stack.wait_for_legs(room, 0, limit_s=3))
             return counts
-        finally:
-            stop.set()
-            await ticking
-            await gateway.close()
 
     try:
         counts = asyncio.run(asyncio.wait_for(scenario(), 90))
     finally:
         for phone in phones:
             phone.stop()
-        db.dispose()
     assert counts == [1, 2, 0]
     a, b = (phone.heard()[-8000 * 3 :] for phone in phones)  # the last seconds: both in the room
     assert magnitude_db(a, 1300, rate=8000) > -30, "phone A does not hear B"
     assert magnitude_db(b, 700, rate=8000) > -30, "phone B does not hear A"
     assert magnitude_db(a, 700, rate=8000) < magnitude_db(a, 1300, rate=8000) - 40, "A hears itself"
     assert magnitude_db(b, 1300, rate=8000) < magnitude_db(b, 700, rate=8000) - 40, "B hears itself"
+
+
+MALFORMED = Path(__file__).with_name("sipp") / "malformed.xml"
+
+
+@pytest.mark.e2e
+def test_sip_malformed_messages_then_options_while_a_call_goes_on(tmp_path: Path) -> None:
+    """SIPp sends garbage, an INVITE without To/CSeq, a lying Content-Length, then OPTIONS: the bridge answers 200,
+    and the call already in its room keeps flowing."""
+    sipp = shutil.which("sipp")
+    if sipp is None:
+        pytest.fail("sipp is not installed (scripts/test.sh installs it)")
+    settings, rooms = make_rooms(tmp_path)
+    conference = rooms.create_conference(ConferenceDraft(name="Consultation", lobby_mode="off"))
+    room = str(conference.id)
+    phone = Phone(tmp_path / "a", free_port(), free_port(), 31400, tone(700, 8000 * 40, 8000, rate=8000))
+
+    async def scenario() -> tuple[int, int, int, int]:
+        async with running(settings, rooms) as stack:
+            await asyncio.to_thread(phone.command, "dial", f"sip:+33491000000@127.0.0.1:{stack.port}")
+            await asyncio.sleep(2.0)
+            await asyncio.to_thread(phone.command, "sndcode", conference.code + "#")
+            joined = await stack.wait_for_legs(room, 1)
+            leg = stack.engine.legs_in(room)[0]
+            before = stack.engine.stats(leg).frames_in
+            result = await asyncio.to_thread(
+                subprocess.run,
+                [sipp, f"127.0.0.1:{stack.port}", "-sf", str(MALFORMED), "-m", "1", "-i", "127.0.0.1",
+                 "-p", str(free_port()), "-nostdin", "-timeout", "20s", "-bind_local"],
+                capture_output=True, text=True, timeout=60, cwd=tmp_path,
+            )  # fmt: skip
+            await asyncio.sleep(1.0)
+            after = stack.engine.stats(leg).frames_in
+            await asyncio.to_thread(phone.command, "hangup")
+            return joined, result.returncode, before, after
+
+    try:
+        joined, sipp_status, before, after = asyncio.run(asyncio.wait_for(scenario(), 90))
+    finally:
+        phone.stop()
+    assert joined == 1
+    assert sipp_status == 0, "no 200 to OPTIONS after the malformed messages"
+    assert after - before >= 40, "the call already in the room stopped flowing"

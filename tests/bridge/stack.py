@@ -1,0 +1,75 @@
+"""The whole phone side of Passerelle in the test process: store, engine on its clock, call flow, SIP gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from bridge import Engine
+from bridge.callflow import CallFlow, Lobby
+from bridge.guard import FailureGuard
+from bridge.prompts import PromptLibrary
+from bridge.sip.gateway import SipGateway
+from config import Settings, load_settings
+from rooms import Rooms
+from rooms.db import make_engine, session_factory, upgrade
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    rooms: Rooms
+    engine: Engine
+    lobby: Lobby
+    port: int
+
+    async def wait_for_legs(self, room: str, count: int, limit_s: float = 15.0) -> int:
+        for _ in range(int(limit_s / 0.05)):
+            if len(self.engine.legs_in(room)) == count:
+                break
+            await asyncio.sleep(0.05)
+        return len(self.engine.legs_in(room))
+
+
+def make_rooms(tmp_path: Path) -> tuple[Settings, Rooms]:
+    port = free_port()
+    settings = load_settings(
+        environ={
+            "PASSERELLE_DATABASE__URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+            "PASSERELLE_SIP__LISTEN": f"127.0.0.1:{port}",
+        }
+    )
+    db = make_engine(settings.database.url.reveal())
+    upgrade(db)
+    return settings, Rooms(settings, session_factory(db))
+
+
+@asynccontextmanager
+async def running(settings: Settings, rooms: Rooms) -> AsyncIterator[Stack]:
+    loop = asyncio.get_running_loop()
+    engine, lobby = Engine(), Lobby()
+    flow = CallFlow(
+        engine=engine, rooms=rooms, prompts=PromptLibrary(), settings=settings, lobby=lobby,
+        guard=FailureGuard(limit=10, window_s=3600, alarm_per_min=30), now=loop.time,
+    )  # fmt: skip
+    gateway = SipGateway(settings, flow)
+    stop = asyncio.Event()
+    ticking = asyncio.create_task(engine.run(stop))
+    await gateway.start()
+    try:
+        yield Stack(settings, rooms, engine, lobby, settings.sip.listen.port)
+    finally:
+        stop.set()
+        await ticking
+        await gateway.close()
