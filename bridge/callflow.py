@@ -30,6 +30,10 @@ from rooms.contacts import mask_phone
 log = logging.getLogger(__name__)
 
 
+class _Gone(Exception):
+    """The caller hung up (or the leg failed) while the flow was talking to them."""
+
+
 class CallOutcome(StrEnum):
     BLOCKED = "blocked"  # over the failure limit: goodbye before any code
     REFUSED = "refused"  # no valid code in the tries allowed
@@ -110,6 +114,9 @@ class CallFlow:
                 await self._say(call, ["goodbye_attempts"])
                 return CallOutcome.BLOCKED
             return await self._codes(call, keys, shown)
+        except _Gone:
+            log.info("call %s: the caller left during the flow", leg.id)
+            return CallOutcome.ENDED
         finally:
             self.engine.leave(leg.id)
             call.hangup()
@@ -156,7 +163,7 @@ class CallFlow:
         playing = self._play(call, [prompt])
         started = False
         while True:
-            await self.engine.next_tick()
+            await self._tick(call)
             if not started and (playing.done() or not self.engine.playing(leg_id)):
                 entry.start(self._now())
                 started = True
@@ -198,10 +205,11 @@ class CallFlow:
                     self._play(call, ["waiting_host"])
                 if mode is LobbyMode.UNTIL_HOST and self._host_present(room):
                     self.lobby.admit(leg_id)
-                await self.engine.next_tick()
-                if call.leg.closed:
+                try:
+                    await self._tick(call)
+                except _Gone:
                     self.lobby.waiting.pop(leg_id, None)
-                    return CallOutcome.ENDED
+                    raise
             self.engine.stop_playback(leg_id)
             if not decision.result():
                 await self._say(call, ["denied"])
@@ -253,7 +261,14 @@ class CallFlow:
         samples = self.prompts.sequence(call.language, names, call.leg.rate_hz)
         return self._play_samples(call, samples, replace_room=replace_room)
 
+    async def _tick(self, call: Call) -> None:
+        await self.engine.next_tick()
+        if call.leg.closed or call.leg.id not in self.engine:
+            raise _Gone
+
     def _play_samples(self, call: Call, samples: npt.NDArray[np.int16], *, replace_room: bool) -> asyncio.Future[bool]:
+        if call.leg.id not in self.engine:
+            raise _Gone
         done = self.engine.play(call.leg.id, samples, replace_room=replace_room)
         if done is None:  # pragma: no cover - always inside the loop here
             raise RuntimeError("prompts are played from the event loop")
@@ -262,5 +277,5 @@ class CallFlow:
     async def _say(self, call: Call, names: list[str]) -> None:
         """Play to the end (keys ignored), e.g. goodbye."""
         done = self._play(call, names)
-        while not done.done() and not call.leg.closed:
-            await self.engine.next_tick()
+        while not done.done():
+            await self._tick(call)

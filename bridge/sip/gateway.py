@@ -103,7 +103,7 @@ class SipGateway:
         shown = mask_phone(number) if number else "anonymous"
         log.info("call %s from %s", leg_id, shown)
         stream = DigitStream()
-        call: Call
+        digits: asyncio.Queue[str] = asyncio.Queue()  # ready before answering: a key may come at once
         loop = asyncio.get_running_loop()
 
         def on_digit(event: Any) -> None:
@@ -112,7 +112,7 @@ class SipGateway:
             stream.inband_wanted = False
             digit = stream.sip_info("application/dtmf", str(event.digit), loop.time())
             if digit is not None:
-                call.digits.put_nowait(digit.digit)
+                digits.put_nowait(digit.digit)
 
         sip_call.on_dtmf(on_digit)
         await sip_call.answer()
@@ -120,7 +120,10 @@ class SipGateway:
         rate = sip_call.audio.info().rx_sample_rate or 8000
         leg = SipLeg(leg_id, sip_call, rate)
         source = peer.split("@", 1)[-1].split(";", 1)[0].split(">", 1)[0]  # the host that sent it (a gateway, often)
-        call = Call(leg=leg, caller_e164=number, source=source, hangup=leg.close, inband_dtmf=stream.inband_wanted)
+        call = Call(
+            leg=leg, caller_e164=number, source=source, hangup=leg.close, digits=digits,
+            inband_dtmf=stream.inband_wanted,
+        )  # fmt: skip
         self._calls[leg_id] = (call, stream)
         try:
             outcome = await self.flow.run(call)

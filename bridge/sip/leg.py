@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from baresip.errors import AudioNotActive, AudioRestarted
 
 from bridge.leg import LegKind
 
@@ -26,6 +27,7 @@ class SipLeg:
         self._partial = b""
         self._closed = False
         self._hangup: asyncio.Task[None] | None = None
+        self.restarts = 0  # audio renegotiations seen (re-INVITE, hold/resume)
 
     @property
     def id(self) -> str:
@@ -47,7 +49,14 @@ class SipLeg:
         if self.closed:
             return None
         need = self._frame_bytes - len(self._partial)
-        self._partial += self._call.audio.read(need)
+        try:
+            self._partial += self._call.audio.read(need)
+        except AudioRestarted:  # a re-INVITE replaced the streams (the stack sends one just after answering)
+            self._partial = b""
+            self.restarts += 1
+            return None
+        except AudioNotActive:  # between two negotiations: nothing to read this tick
+            return None
         if len(self._partial) < self._frame_bytes:
             return None  # not yet: the room hears silence from this leg this tick
         frame = np.frombuffer(self._partial, dtype=np.int16).copy()
@@ -55,7 +64,10 @@ class SipLeg:
         return frame
 
     def write(self, frame: npt.NDArray[np.int16]) -> None:
-        if not self.closed:
+        if self.closed:
+            return
+        # A renegotiation drops this frame; the next one goes to the new streams (the binding is re-probed).
+        with contextlib.suppress(AudioRestarted, AudioNotActive):
             self._call.audio.write(frame.astype(np.int16).tobytes())
 
     def close(self) -> None:
