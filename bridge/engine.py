@@ -18,8 +18,8 @@ import numpy.typing as npt
 from bridge.clock import MediaClock
 from bridge.leg import Leg, LegStats
 from dtmf.detector import DtmfDetector
-from mixer import Mixer, MixerConfig, MixerEvent, MixResult, Resampler
-from mixer.frame import rms_dbfs
+from mixer import Mixer, MixerConfig, MixerEvent, MixResult
+from mixer.resample import ResamplerBank
 
 log = logging.getLogger(__name__)
 INBAND_RATE_HZ = 8000
@@ -36,19 +36,27 @@ class _Playback:
 
 
 @dataclass
+class _Banks:
+    to_mix: ResamplerBank
+    from_mix: ResamplerBank
+    free: list[int]
+
+
+@dataclass
 class _Member:
     leg: Leg
     room_id: Hashable
     frame_in: int
-    to_mix: Resampler
-    from_mix: Resampler
+    row: int  # the leg's row in the converter banks of its rate (filter history, each way)
     stats: LegStats = field(default_factory=LegStats)
     playback: _Playback | None = None
     inband_slot: int | None = None  # row in the in-band DTMF detector, while the leg's digits come as tones
 
 
 class Engine:
-    def __init__(self, config: MixerConfig | None = None, *, inband_capacity: int = 256) -> None:
+    def __init__(
+        self, config: MixerConfig | None = None, *, inband_capacity: int = 256, bank_capacity: int = 512
+    ) -> None:
         self.config = config or MixerConfig()
         self.mixer = Mixer(self.config)
         # In-band DTMF on 8 kHz legs: one detector row per leg that may send its digits as tones, all detected in
@@ -59,6 +67,8 @@ class Engine:
         for slot in range(inband_capacity):
             self._inband.set_enabled(slot, False)
         self.on_digit: Callable[[str, str], None] | None = None
+        self._banks: dict[int, _Banks] = {}
+        self._bank_capacity = bank_capacity
         self._members: dict[str, _Member] = {}
         self.on_events: Callable[[tuple[MixerEvent, ...]], None] | None = None
         self.ticks = 0
@@ -72,13 +82,11 @@ class Engine:
     ) -> None:
         if leg.id in self._members:
             raise ValueError(f"leg {leg.id} is already in a room")
-        rate = self.config.sample_rate_hz
         member = _Member(
             leg=leg,
             room_id=room_id,
             frame_in=leg.rate_hz * self.config.frame_ms // 1000,
-            to_mix=Resampler(leg.rate_hz, rate),
-            from_mix=Resampler(rate, leg.rate_hz),
+            row=self._take_row(leg.rate_hz),
         )
         self.mixer.add_leg(leg.id, room_id, muted=muted, listen_only=listen_only)
         self._members[leg.id] = member
@@ -98,6 +106,7 @@ class Engine:
         self._release_inband(member)
         if member.playback is not None:
             _settle(member.playback, False)
+        self._banks[member.leg.rate_hz].free.append(member.row)
         self.mixer.remove_leg(leg_id)
         try:
             member.leg.close()
@@ -106,6 +115,21 @@ class Engine:
         log.info("leg %s left room %s", leg_id, member.room_id)
         if self.on_leg_closed is not None:
             self.on_leg_closed(leg_id, member.room_id)
+
+    def _take_row(self, rate_hz: int) -> int:
+        banks = self._banks.get(rate_hz)
+        if banks is None:
+            mix_rate, capacity = self.config.sample_rate_hz, self._bank_capacity
+            banks = self._banks[rate_hz] = _Banks(
+                ResamplerBank(rate_hz, mix_rate, capacity), ResamplerBank(mix_rate, rate_hz, capacity),
+                list(range(capacity - 1, -1, -1)),
+            )  # fmt: skip
+        if not banks.free:
+            raise ValueError(f"no room for another {rate_hz} Hz leg (engine bank capacity {self._bank_capacity})")
+        row = banks.free.pop()
+        banks.to_mix.reset(row)
+        banks.from_mix.reset(row)
+        return row
 
     def stop_inband(self, leg_id: str) -> None:
         """The leg's digits now come signalled (RFC 4733, SIP INFO): stop listening for tones, and delaying it."""
@@ -177,6 +201,7 @@ class Engine:
         failed: list[str] = []
         inband = np.zeros((self._inband.legs, INBAND_RATE_HZ * self.config.frame_ms // 1000), np.int16)
         inband_rows: dict[int, str] = {}
+        incoming: dict[int, list[tuple[str, npt.NDArray[np.int16]]]] = {}  # by rate: the frames to convert
         for leg_id, member in self._members.items():
             try:
                 frame = member.leg.read()
@@ -190,28 +215,40 @@ class Engine:
                     inband_rows[member.inband_slot] = leg_id
                 continue
             member.stats.frames_in += 1
-            member.stats.level_dbfs = float(rms_dbfs(frame))
             if member.inband_slot is not None:
                 inband[member.inband_slot] = frame
                 inband_rows[member.inband_slot] = leg_id
                 continue
-            self.mixer.write(leg_id, member.to_mix.process(frame))
+            incoming.setdefault(member.leg.rate_hz, []).append((leg_id, frame))
         if self._inband_legs:
-            self._detect(inband, inband_rows)
+            self._detect(inband, inband_rows, incoming)
+        for rate, frames in incoming.items():  # every leg of a rate converted in one product
+            banks = self._banks[rate]
+            rows = np.array([self._members[leg_id].row for leg_id, _ in frames], dtype=np.intp)
+            converted = banks.to_mix.process(np.stack([f for _, f in frames]), rows)
+            for (leg_id, _), mixed_in in zip(frames, converted, strict=True):
+                self.mixer.write(leg_id, mixed_in)
         result = self.mixer.tick()
+        outgoing: dict[int, list[str]] = {}
         for leg_id, member in self._members.items():
-            if leg_id in failed:
-                continue
-            out = member.from_mix.process(result.frame(leg_id))
-            if member.playback is not None:
-                out = self._overlay(member, member.playback, out)
-            try:
-                member.leg.write(out)
-            except Exception:
-                log.exception("leg %s failed to take a frame: closing it", leg_id)
-                failed.append(leg_id)
-                continue
-            member.stats.frames_out += 1
+            if leg_id not in failed:
+                outgoing.setdefault(member.leg.rate_hz, []).append(leg_id)
+        for rate, leg_ids in outgoing.items():
+            banks = self._banks[rate]
+            rows = np.array([self._members[leg_id].row for leg_id in leg_ids], dtype=np.intp)
+            frames_out = banks.from_mix.process(np.stack([result.frame(leg_id) for leg_id in leg_ids]), rows)
+            for leg_id, out in zip(leg_ids, frames_out, strict=True):
+                member = self._members[leg_id]
+                if member.playback is not None:
+                    out = self._overlay(member, member.playback, out)
+                try:
+                    member.leg.write(out)
+                except Exception:
+                    log.exception("leg %s failed to take a frame: closing it", leg_id)
+                    failed.append(leg_id)
+                    continue
+                member.stats.frames_out += 1
+                member.stats.level_dbfs = result.level(leg_id)  # measured by the mixer for all legs at once
         for leg_id in failed:
             self.leave(leg_id)
         if result.events and self.on_events is not None:
@@ -229,13 +266,17 @@ class Engine:
         self._waiters.append(waiter)
         return await waiter
 
-    def _detect(self, frames: npt.NDArray[np.int16], rows: dict[int, str]) -> None:
+    def _detect(
+        self,
+        frames: npt.NDArray[np.int16],
+        rows: dict[int, str],
+        incoming: dict[int, list[tuple[str, npt.NDArray[np.int16]]]],
+    ) -> None:
         """In-band digits of every tone-signalling leg at once; their audio goes on delayed, tones muted."""
         detected = self._inband.process(frames, clean=True)
         if detected.audio is not None:
             for slot, leg_id in rows.items():
-                member = self._members[leg_id]
-                self.mixer.write(leg_id, member.to_mix.process(detected.audio[slot]))
+                incoming.setdefault(INBAND_RATE_HZ, []).append((leg_id, detected.audio[slot]))
         for event in detected.events:
             owner = self._inband_legs.get(event.leg)
             if event.end is None and owner is not None and self.on_digit is not None:

@@ -86,7 +86,7 @@ class Resampler:
         """Buffers and strided windows for frames of ``n_in`` samples, made once: per call only data moves."""
         history = self._taps - 1
         self._buf = np.zeros((self.legs, history + n_in), dtype=np.float32)
-        self._buf[:, :history] = self._history
+        self._buf[:, n_in:] = self._history  # where the shift in process() takes the history from
         row, col = self._buf.strides
         if self._up:
             # Window j holds buf[j : j + taps]: the newest input sample of output block j is x[j].
@@ -127,3 +127,46 @@ class Resampler:
             np.matmul(self._copy, self._matrix, out=self._y)
         out = to_int16(self._y.reshape(self.legs, -1))
         return out[0] if single else out
+
+
+class ResamplerBank:
+    """One rate conversion for many legs that come and go: each leg owns a row (its filter history); a call
+    converts the frames of any subset of rows at once, as one matrix product."""
+
+    def __init__(self, in_rate_hz: int, out_rate_hz: int, capacity: int) -> None:
+        self._design = Resampler(in_rate_hz, out_rate_hz)
+        self.ratio = self._design.ratio
+        self.delay_s = self._design.delay_s
+        self._taps = self._design._taps
+        self._history = np.zeros((capacity, self._taps - 1), dtype=np.float32)
+
+    @property
+    def capacity(self) -> int:
+        return int(self._history.shape[0])
+
+    def reset(self, row: int) -> None:
+        self._history[row] = 0.0
+
+    def process(self, frames: Int16Frames, rows: npt.NDArray[np.intp]) -> Int16Frames:
+        """``frames[i]`` is the next frame of row ``rows[i]``; returns the converted frames in the same order."""
+        design = self._design
+        if design.ratio == 1:
+            return np.asarray(frames, dtype=np.int16).copy()
+        k, n_in = frames.shape
+        if not design._up and n_in % design.ratio:
+            raise ValueError(f"frames must hold a multiple of {design.ratio} samples")
+        history = self._taps - 1
+        buf = np.empty((k, history + n_in), dtype=np.float32)
+        buf[:, :history] = self._history[rows]
+        buf[:, history:] = frames
+        self._history[rows] = buf[:, n_in:]
+        row, col = buf.strides
+        if design._up:
+            windows = as_strided(buf, (k, n_in, self._taps), (row, col, col), writeable=False)
+            y = np.matmul(windows, design._matrix).reshape(k, -1)
+        else:
+            n_out = n_in // design.ratio
+            base = buf[:, design.ratio - 1 :]
+            windows = as_strided(base, (k, n_out, self._taps), (row, col * design.ratio, col), writeable=False)
+            y = np.matmul(np.ascontiguousarray(windows), design._matrix)
+        return to_int16(y)

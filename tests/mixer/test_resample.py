@@ -90,3 +90,21 @@ def test_resample_bad_input() -> None:
         Resampler(48000, 8000).process(np.zeros(100, np.int16))
     with pytest.raises(ValueError, match="legs must be at least 1"):
         Resampler(8000, 48000, legs=0)
+
+
+def test_resample_bank_rows_equal_separate_resamplers() -> None:
+    from mixer.resample import ResamplerBank
+
+    rng = np.random.default_rng(5)
+    streams = rng.normal(0, 3000, (4, 160 * 20)).astype(np.int16)
+    for rate_in, rate_out, frame in ((8000, 48000, 160), (48000, 8000, 960)):
+        data = streams if rate_in == 8000 else np.repeat(streams, 6, axis=1)
+        bank = ResamplerBank(rate_in, rate_out, capacity=8)
+        singles = [Resampler(rate_in, rate_out) for _ in range(4)]
+        rows = np.array([6, 1, 3, 0])
+        for i in range(0, data.shape[1], frame):
+            chunk = data[:, i : i + frame]
+            together = bank.process(chunk[[0, 2]], rows[[0, 2]])  # rows need not all be there every time
+            together2 = bank.process(chunk[[1, 3]], rows[[1, 3]])
+            for k, out in ((0, together[0]), (2, together[1]), (1, together2[0]), (3, together2[1])):
+                assert np.array_equal(out, singles[k].process(chunk[k]))
