@@ -29,12 +29,20 @@ def make_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # pysqlite's own transaction handling is switched off so that every transaction begins IMMEDIATE (below):
+        # a deferred one that reads then writes cannot wait for another writer and fails at once with
+        # "database is locked" — measured with 100 callers typing codes together.
+        dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA busy_timeout = 10000")
         if parsed.database and parsed.database != ":memory:":
             cursor.execute("PRAGMA journal_mode = WAL")
         cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
