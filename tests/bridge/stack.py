@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bridge import Engine
+from bridge import Engine, MediaClock
 from bridge.callflow import CallFlow, Lobby
 from bridge.guard import FailureGuard
 from bridge.prompts import PromptLibrary
@@ -33,6 +33,7 @@ class Stack:
     engine: Engine
     lobby: Lobby
     port: int
+    clock: MediaClock
 
     async def wait_for_legs(self, room: str, count: int, limit_s: float = 15.0) -> int:
         for _ in range(int(limit_s / 0.05)):
@@ -65,10 +66,11 @@ async def running(settings: Settings, rooms: Rooms) -> AsyncIterator[Stack]:
     )  # fmt: skip
     gateway = SipGateway(settings, flow)
     stop = asyncio.Event()
-    ticking = asyncio.create_task(engine.run(stop))
+    clock = MediaClock()
+    ticking = asyncio.create_task(engine.run(stop, clock))
     await gateway.start()
     try:
-        yield Stack(settings, rooms, engine, lobby, settings.sip.listen.port)
+        yield Stack(settings, rooms, engine, lobby, settings.sip.listen.port, clock)
     finally:
         stop.set()
         await ticking
