@@ -54,6 +54,11 @@ class HttpSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ControlSettings:
+    socket: Path | None = _setting(p.optional_path)
+
+
+@dataclass(frozen=True, slots=True)
 class DatabaseSettings:
     url: Secret = _setting(p.database_url, secret=True)
 
@@ -123,6 +128,7 @@ class Settings:
     sip: SipSettings
     dial_in: DialInSettings
     http: HttpSettings
+    control: ControlSettings
     database: DatabaseSettings
     locale: LocaleSettings
     codes: CodeSettings

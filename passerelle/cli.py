@@ -37,6 +37,13 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("serve", help="run the bridge and the web site (upgrades an embedded database first)")
 
+    lobby = commands.add_parser("lobby", help="callers waiting for a host (asks the running service)")
+    lobby_actions = lobby.add_subparsers(dest="action", required=True)
+    lobby_actions.add_parser("list", help="who waits, in which conference")
+    for verb in ("admit", "deny"):
+        decide = lobby_actions.add_parser(verb, help=f"{verb} a waiting caller")
+        decide.add_argument("leg", help="the caller's leg id, from `passerelle lobby list`")
+
     dtmf = commands.add_parser("dtmf", help="keypad tones in WAV files").add_subparsers(dest="action", required=True)
     detect = dtmf.add_parser("detect", help="print each digit heard, with its start and end in ms")
     detect.add_argument("file", type=Path, metavar="FILE.wav")
@@ -168,6 +175,15 @@ BENCHMARKS = {"dtmf": "bench.dtmf", "mixer": "bench.mixer", "rooms": "bench.room
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "lobby":
+        from passerelle import control
+
+        socket_path = settings.control.socket
+        if args.action == "list":
+            print(control.show(control.call(socket_path, "GET", "/lobby")))
+        else:
+            print(control.show(control.call(socket_path, "POST", f"/lobby/{args.leg}/{args.action}")))
+        return 0
     if args.command == "dtmf":
         from dtmf.tones import ToneSpec
         from passerelle.dtmf_cli import run_detect, run_generate

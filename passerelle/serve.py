@@ -16,6 +16,7 @@ from bridge.prompts import PromptLibrary
 from bridge.sip.gateway import SipGateway
 from config import Settings
 from mixer import MixerConfig
+from passerelle import control
 from rooms.store import open_rooms
 from web import create_app
 
@@ -28,8 +29,9 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
     engine = Engine(MixerConfig(sample_rate_hz=mixer.sample_rate_hz, frame_ms=mixer.frame_ms, top_n=mixer.top_n))
     limits = settings.limits
     loop = asyncio.get_running_loop()
+    lobby = Lobby()
     flow = CallFlow(
-        engine=engine, rooms=rooms, prompts=PromptLibrary(settings.prompts.folder), settings=settings, lobby=Lobby(),
+        engine=engine, rooms=rooms, prompts=PromptLibrary(settings.prompts.folder), settings=settings, lobby=lobby,
         guard=FailureGuard(limits.failures_per_caller, limits.failures_window_s, limits.global_failures_alarm_per_min),
         now=loop.time,
     )  # fmt: skip
@@ -37,7 +39,10 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
     runner = web.AppRunner(create_app(settings, rooms), handle_signals=False, access_log=None)
     await runner.setup()
     media = asyncio.create_task(engine.run(stop), name="media clock")
+    local: web.AppRunner | None = None
     try:
+        if settings.control.socket is not None:
+            local = await control.start(lobby, settings.control.socket)
         await gateway.start()
         listen = settings.http.listen
         await web.TCPSite(runner, listen.host, listen.port).start()
@@ -49,6 +54,8 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
         await media
         await gateway.close()
         await runner.cleanup()
+        if local is not None:
+            await local.cleanup()
         db.dispose()
 
 
