@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -232,12 +233,22 @@ class CallFlow:
                 self.engine.play(other, make(self.engine.rate_of(other)), replace_room=False)
 
     async def _in_call(self, call: Call, room: str) -> CallOutcome:
+        """Asleep until a key comes or the leg leaves the engine: a hundred callers in rooms cost nothing per tick."""
         keys = InCallKeys()
         muted = False
-        while not call.leg.closed:
-            await self.engine.next_tick()
+        left = self.engine.left(call.leg.id)
+        while not left.done():
+            key_pressed: asyncio.Future[str] = asyncio.ensure_future(call.digits.get())
+            waiting: set[asyncio.Future[Any]] = {key_pressed, left}
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if not key_pressed.done():
+                key_pressed.cancel()
+                break
+            pending = [key_pressed.result()]
             while not call.digits.empty():
-                key = keys.feed(call.digits.get_nowait(), self._now())
+                pending.append(call.digits.get_nowait())
+            for digit in pending:
+                key = keys.feed(digit, self._now())
                 if key is InCallKey.MUTE:
                     muted = not muted
                     self.engine.set_muted(call.leg.id, muted)

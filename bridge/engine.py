@@ -73,6 +73,7 @@ class Engine:
         self.on_events: Callable[[tuple[MixerEvent, ...]], None] | None = None
         self.ticks = 0
         self._waiters: list[asyncio.Future[int]] = []
+        self._gone: dict[str, asyncio.Future[None]] = {}
         self.on_leg_closed: Callable[[str, Hashable], None] | None = None
 
     # -- membership ----------------------------------------------------------------------------------------------
@@ -101,6 +102,9 @@ class Engine:
     def leave(self, leg_id: str) -> None:
         """Take a leg out of its room and close it (safe for a leg already gone)."""
         member = self._members.pop(leg_id, None)
+        gone = self._gone.pop(leg_id, None)
+        if gone is not None and not gone.done():
+            gone.set_result(None)
         if member is None:
             return
         self._release_inband(member)
@@ -198,6 +202,8 @@ class Engine:
     # -- the tick ------------------------------------------------------------------------------------------------
 
     def tick(self) -> MixResult:
+        for leg_id in [i for i, m in self._members.items() if m.leg.closed]:  # hung up since the last tick
+            self.leave(leg_id)
         failed: list[str] = []
         inband = np.zeros((self._inband.legs, INBAND_RATE_HZ * self.config.frame_ms // 1000), np.int16)
         inband_rows: dict[int, str] = {}
@@ -260,6 +266,17 @@ class Engine:
                 waiter.set_result(self.ticks)
         return result
 
+    def left(self, leg_id: str) -> asyncio.Future[None]:
+        """Resolves when ``leg_id`` leaves the engine (hung up, failed, taken out); at once if it is not in."""
+        gone = self._gone.get(leg_id)
+        if gone is None:
+            gone = asyncio.get_running_loop().create_future()
+            if leg_id in self._members:
+                self._gone[leg_id] = gone
+            else:
+                gone.set_result(None)
+        return gone
+
     async def next_tick(self) -> int:
         """Wait for the end of the next tick (call flows pace themselves on the media clock)."""
         waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -293,13 +310,11 @@ class Engine:
         return np.clip(out, -32768, 32767).astype(np.int16)
 
     async def run(self, stop: asyncio.Event, clock: MediaClock | None = None) -> None:
-        """Tick until ``stop`` is set. Legs whose ``closed`` turns True are taken out."""
+        """Tick until ``stop`` is set."""
         media = clock or MediaClock(self.config.frame_ms / 1000)
         async for _ in media.ticks():
             if stop.is_set():
                 break
-            for leg_id in [i for i, m in self._members.items() if m.leg.closed]:
-                self.leave(leg_id)
             self.tick()
 
 
