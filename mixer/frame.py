@@ -38,6 +38,8 @@ def db_to_gain(db: float) -> float:
 
 
 def to_int16(x: npt.NDArray[np.floating]) -> Int16Frames:
-    """Round to the nearest integer and saturate into int16 (no wrap-around)."""
-    out: Int16Frames = np.clip(np.rint(x), INT16_MIN, INT16_MAX).astype(np.int16)
+    """Round to the nearest integer and saturate into int16 (no wrap-around); ``x`` is used as scratch space."""
+    np.rint(x, out=x)
+    np.clip(x, INT16_MIN, INT16_MAX, out=x)
+    out: Int16Frames = x.astype(np.int16)
     return out
