@@ -15,13 +15,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import phonenumbers
-
 from bridge.callflow import Call, CallFlow
 from bridge.sip.leg import SipLeg
 from config import Settings
 from dtmf.stream import DigitStream
-from rooms.contacts import mask_phone
+from rooms.contacts import mask_phone, normalise_phone
+from rooms.errors import ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +29,9 @@ def caller_e164(peer_uri: str, region: str) -> str | None:
     """``sip:+33612345678@host`` or ``sip:0612345678@host`` → E.164, or None when it is no phone number."""
     user = peer_uri.split(":", 1)[-1].split("@", 1)[0].split(";", 1)[0]
     try:
-        number = phonenumbers.parse(user, region)
-    except phonenumbers.NumberParseException:
+        return normalise_phone(user, region)
+    except ValidationError:
         return None
-    if not phonenumbers.is_valid_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 class SipGateway:
