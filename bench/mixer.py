@@ -15,7 +15,8 @@ import time
 
 import numpy as np
 
-from mixer import Mixer, MixerConfig, Resampler
+from mixer import Mixer, MixerConfig
+from mixer.resample import ResamplerBank
 
 SHAPES = [(1, 1000), (100, 10), (1000, 2)]
 
@@ -57,20 +58,25 @@ def run_shape(rooms: int, per_room: int, ticks: int, top_n: int, talking_share: 
     }
 
 
-def resampling(frames: int = 2000) -> list[dict[str, object]]:
-    """Cost of one leg's edge conversion per 20 ms frame, each direction (the engine pays it per phone leg)."""
+def resampling(frames: int = 1000, legs: int = 100) -> list[dict[str, object]]:
+    """Cost of a leg's edge conversion per 20 ms frame, each direction: alone, and as the engine pays it, ``legs``
+    legs of one rate converted together by a :class:`ResamplerBank`."""
     out: list[dict[str, object]] = []
+    rng = np.random.default_rng(1)
     for rate_in, rate_out in ((8000, 48000), (48000, 8000), (16000, 48000), (48000, 16000)):
-        resampler = Resampler(rate_in, rate_out)
-        x = np.random.default_rng(1).normal(0, 3000, rate_in // 50).astype(np.int16)
-        for _ in range(50):
-            resampler.process(x)
-        t_cpu = time.process_time()
-        for _ in range(frames):
-            resampler.process(x)
-        per_frame_us = (time.process_time() - t_cpu) / frames * 1e6
-        out.append({"from_hz": rate_in, "to_hz": rate_out, "us_per_frame": round(per_frame_us, 1),
-                    "delay_ms": round(resampler.delay_ms, 2)})  # fmt: skip
+        figures: dict[str, object] = {"from_hz": rate_in, "to_hz": rate_out}
+        for name, count in (("us_per_frame_alone", 1), ("us_per_leg_frame_batched", legs)):
+            bank = ResamplerBank(rate_in, rate_out, count)
+            rows = np.arange(count, dtype=np.intp)
+            x = rng.normal(0, 3000, (count, rate_in // 50)).astype(np.int16)
+            for _ in range(50):
+                bank.process(x, rows)
+            t_cpu = time.process_time()
+            for _ in range(frames):
+                bank.process(x, rows)
+            figures[name] = round((time.process_time() - t_cpu) / (frames * count) * 1e6, 1)
+        figures["delay_ms"] = round(bank.delay_ms, 2)
+        out.append(figures)
     return out
 
 

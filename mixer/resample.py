@@ -37,136 +37,98 @@ def lowpass(fs_hz: float, passband_hz: float, stopband_hz: float, multiple_of: i
     return normalised
 
 
-class Resampler:
-    """Streams ``legs`` channels from ``in_rate_hz`` to ``out_rate_hz`` (ratios 1, 2, 3, 6 either way).
+class ResamplerBank:
+    """One rate conversion (ratios 1, 2, 3, 6 either way) for many legs that come and go: each leg owns a row (its
+    filter history); a call converts the frames of any set of rows at once, as one matrix product.
+    ``delay_s`` is the filter's group delay, the same for every frequency."""
 
-    ``process`` takes ``(legs, n)`` int16 (or ``(n,)`` for one leg), ``n`` a multiple of the ratio when reducing the
-    rate, and returns
-    the resampled frames. ``delay_s`` is the filter's group delay, the same for every frequency.
-    """
-
-    def __init__(self, in_rate_hz: int, out_rate_hz: int, legs: int = 1) -> None:
-        if legs < 1:
-            raise ValueError("legs must be at least 1")
+    def __init__(self, in_rate_hz: int, out_rate_hz: int, capacity: int) -> None:
         high, low = max(in_rate_hz, out_rate_hz), min(in_rate_hz, out_rate_hz)
         if high % low or (high != low and low not in _BAND_EDGES_HZ):
             raise ValueError(f"unsupported rate pair {in_rate_hz} -> {out_rate_hz} Hz")
-        self.in_rate_hz, self.out_rate_hz, self.legs = in_rate_hz, out_rate_hz, legs
+        self.in_rate_hz, self.out_rate_hz = in_rate_hz, out_rate_hz
         self.ratio = high // low
-        self._up = out_rate_hz > in_rate_hz
+        self.up = out_rate_hz > in_rate_hz
         if self.ratio == 1:
-            self._h = np.ones(1)
+            h = np.ones(1)
             self.delay_s = 0.0
         else:
             passband, stopband = _BAND_EDGES_HZ[low]
-            self._h = lowpass(high, passband, stopband, multiple_of=self.ratio)
-            self.delay_s = (len(self._h) - 1) / 2.0 / high
-        if self._up:
+            h = lowpass(high, passband, stopband, multiple_of=self.ratio)
+            self.delay_s = (len(h) - 1) / 2.0 / high
+        if self.up:
             # Phase p of the output uses taps p, p+L, p+2L…; columns reversed to match sliding windows.
-            phases = self._h.reshape(-1, self.ratio) * self.ratio
-            self._matrix = np.ascontiguousarray(phases[::-1]).astype(np.float32)
-            history = self._matrix.shape[0] - 1
+            self._matrix = np.ascontiguousarray((h.reshape(-1, self.ratio) * self.ratio)[::-1]).astype(np.float32)
         else:
-            self._matrix = np.ascontiguousarray(self._h[::-1]).astype(np.float32)
-            history = len(self._h) - 1
-        self._taps = history + 1
-        self._history = np.zeros((legs, history), dtype=np.float32)
-        self._plan_n_in = -1
-
-    @property
-    def delay_ms(self) -> float:
-        return self.delay_s * 1000.0
-
-    def reset(self) -> None:
-        self._history[:] = 0.0
-        if self._plan_n_in >= 0:
-            self._buf[:] = 0.0
-
-    def _plan(self, n_in: int) -> None:
-        """Buffers and strided windows for frames of ``n_in`` samples, made once: per call only data moves."""
-        history = self._taps - 1
-        self._buf = np.zeros((self.legs, history + n_in), dtype=np.float32)
-        self._buf[:, n_in:] = self._history  # where the shift in process() takes the history from
-        row, col = self._buf.strides
-        if self._up:
-            # Window j holds buf[j : j + taps]: the newest input sample of output block j is x[j].
-            self._windows = as_strided(self._buf, (self.legs, n_in, self._taps), (row, col, col), writeable=False)
-            self._copy = None
-            self._y = np.empty((self.legs, n_in, self.ratio), dtype=np.float32)
-        else:
-            # Output m is the filter ending on input sample m·ratio + ratio − 1.
-            n_out = n_in // self.ratio
-            base = self._buf[:, self.ratio - 1 :]
-            self._windows = as_strided(base, (self.legs, n_out, self._taps), (row, col * self.ratio, col))
-            # Overlapping rows are no BLAS layout: a contiguous copy turns the product into one BLAS call.
-            self._copy = np.empty((self.legs, n_out, self._taps), dtype=np.float32)
-            self._y = np.empty((self.legs, n_out), dtype=np.float32)
-        self._plan_n_in = n_in
-
-    def process(self, frames: Int16Frames) -> Int16Frames:
-        x = np.asarray(frames)
-        single = x.ndim == 1
-        x2 = x[None, :] if single else x
-        if x2.shape[0] != self.legs or (not self._up and x2.shape[1] % self.ratio):
-            raise ValueError(f"expected ({self.legs}, k·{self.ratio}) samples, got {x.shape}")
-        if self.ratio == 1:
-            return x.astype(np.int16, copy=True)
-        n_in = x2.shape[1]
-        if n_in != self._plan_n_in:
-            if self._plan_n_in >= 0:
-                self._history = self._buf[:, self._plan_n_in :].copy()
-            self._plan(n_in)
-        history = self._taps - 1
-        buf = self._buf
-        buf[:, :history] = buf[:, n_in:]  # the newest samples become the history (regions may overlap: numpy copes)
-        buf[:, history:] = x2
-        if self._copy is None:
-            np.matmul(self._windows, self._matrix, out=self._y)
-        else:
-            np.copyto(self._copy, self._windows)
-            np.matmul(self._copy, self._matrix, out=self._y)
-        out = to_int16(self._y.reshape(self.legs, -1))
-        return out[0] if single else out
-
-
-class ResamplerBank:
-    """One rate conversion for many legs that come and go: each leg owns a row (its filter history); a call
-    converts the frames of any subset of rows at once, as one matrix product."""
-
-    def __init__(self, in_rate_hz: int, out_rate_hz: int, capacity: int) -> None:
-        self._design = Resampler(in_rate_hz, out_rate_hz)
-        self.ratio = self._design.ratio
-        self.delay_s = self._design.delay_s
-        self._taps = self._design._taps
+            self._matrix = np.ascontiguousarray(h[::-1]).astype(np.float32)
+        self._taps = self._matrix.shape[0]
         self._history = np.zeros((capacity, self._taps - 1), dtype=np.float32)
 
     @property
     def capacity(self) -> int:
         return int(self._history.shape[0])
 
+    @property
+    def delay_ms(self) -> float:
+        return self.delay_s * 1000.0
+
     def reset(self, row: int) -> None:
         self._history[row] = 0.0
 
     def process(self, frames: Int16Frames, rows: npt.NDArray[np.intp]) -> Int16Frames:
         """``frames[i]`` is the next frame of row ``rows[i]``; returns the converted frames in the same order."""
-        design = self._design
-        if design.ratio == 1:
+        if self.ratio == 1:
             return np.asarray(frames, dtype=np.int16).copy()
         k, n_in = frames.shape
-        if not design._up and n_in % design.ratio:
-            raise ValueError(f"frames must hold a multiple of {design.ratio} samples")
+        if not self.up and n_in % self.ratio:
+            raise ValueError(f"frames must hold a multiple of {self.ratio} samples")
         history = self._taps - 1
         buf = np.empty((k, history + n_in), dtype=np.float32)
         buf[:, :history] = self._history[rows]
         buf[:, history:] = frames
         self._history[rows] = buf[:, n_in:]
         row, col = buf.strides
-        if design._up:
+        if self.up:
+            # Window j holds buf[j : j + taps]: the newest input sample of output block j is x[j].
             windows = as_strided(buf, (k, n_in, self._taps), (row, col, col), writeable=False)
-            y = np.matmul(windows, design._matrix).reshape(k, -1)
+            y = np.matmul(windows, self._matrix).reshape(k, -1)
         else:
-            n_out = n_in // design.ratio
-            base = buf[:, design.ratio - 1 :]
-            windows = as_strided(base, (k, n_out, self._taps), (row, col * design.ratio, col), writeable=False)
-            y = np.matmul(np.ascontiguousarray(windows), design._matrix)
+            # Output m is the filter ending on input sample m·ratio + ratio − 1. Overlapping rows are no BLAS
+            # layout: a contiguous copy turns the product into one BLAS call (5x faster).
+            n_out = n_in // self.ratio
+            base = buf[:, self.ratio - 1 :]
+            windows = as_strided(base, (k, n_out, self._taps), (row, col * self.ratio, col), writeable=False)
+            y = np.matmul(np.ascontiguousarray(windows), self._matrix)
         return to_int16(y)
+
+
+class Resampler:
+    """A fixed set of ``legs`` streams (one by default) converted together: a :class:`ResamplerBank` whose rows
+    are all used at every call. ``process`` takes ``(legs, n)`` int16, or ``(n,)`` for one leg, ``n`` a multiple of
+    the ratio when reducing the rate."""
+
+    def __init__(self, in_rate_hz: int, out_rate_hz: int, legs: int = 1) -> None:
+        if legs < 1:
+            raise ValueError("legs must be at least 1")
+        self._bank = ResamplerBank(in_rate_hz, out_rate_hz, legs)
+        self._rows = np.arange(legs, dtype=np.intp)
+        self.in_rate_hz, self.out_rate_hz, self.legs = in_rate_hz, out_rate_hz, legs
+        self.ratio = self._bank.ratio
+        self.delay_s = self._bank.delay_s
+
+    @property
+    def delay_ms(self) -> float:
+        return self._bank.delay_ms
+
+    def reset(self) -> None:
+        for row in self._rows:
+            self._bank.reset(int(row))
+
+    def process(self, frames: Int16Frames) -> Int16Frames:
+        x = np.asarray(frames)
+        single = x.ndim == 1
+        x2 = x[None, :] if single else x
+        if x2.shape[0] != self.legs or (not self._bank.up and x2.shape[1] % self.ratio):
+            raise ValueError(f"expected ({self.legs}, k·{self.ratio}) samples, got {x.shape}")
+        out = self._bank.process(x2, self._rows)
+        return out[0] if single else out
