@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import socket
 import subprocess
 import time
@@ -13,14 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.tools import require
+
 MODULES = Path("/usr/lib/baresip/modules")
 
 
 class Phone:
     def __init__(self, folder: Path, sip_port: int, ctrl_port: int, rtp_base: int, mic: np.ndarray) -> None:
-        baresip = shutil.which("baresip")
-        if baresip is None:
-            raise RuntimeError("baresip is not installed (scripts/test.sh installs it)")
+        baresip = require("baresip")
         folder.mkdir(parents=True, exist_ok=True)
         self.folder, self.ctrl_port = folder, ctrl_port
         self.dump = folder / "dump"

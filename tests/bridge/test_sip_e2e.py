@@ -4,7 +4,6 @@ hear each other, never themselves."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from rooms import ConferenceDraft
 from tests.bridge.phones import Phone
 from tests.bridge.stack import free_port, make_rooms, running
 from tests.mixer.signals import magnitude_db, tone
+from tests.tools import require
 
 
 def test_caller_number_from_sip_uri() -> None:
@@ -74,9 +74,7 @@ MALFORMED = Path(__file__).with_name("sipp") / "malformed.xml"
 def test_sip_malformed_messages_then_options_while_a_call_goes_on(tmp_path: Path) -> None:
     """SIPp sends garbage, an INVITE without To/CSeq, a lying Content-Length, then OPTIONS: the bridge answers 200,
     and the call already in its room keeps flowing."""
-    sipp = shutil.which("sipp")
-    if sipp is None:
-        pytest.fail("sipp is not installed (scripts/test.sh installs it)")
+    sipp = require("sipp")
     settings, rooms = make_rooms(tmp_path)
     conference = rooms.create_conference(ConferenceDraft(name="Consultation", lobby_mode="off"))
     room = str(conference.id)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,15 +13,14 @@ from rooms import ConferenceDraft
 from tests.bridge.rtp_pcap import write_call_pcap
 from tests.bridge.stack import free_port, make_rooms, running
 from tests.mixer.signals import tone
+from tests.tools import require
 
 CALLER = Path(__file__).with_name("sipp") / "caller.xml"
 
 
 def run_callers(tmp_path: Path, calls: int, talk_s: float) -> tuple[int, int, str]:
     """Place ``calls`` concurrent SIPp calls into one conference; (SIPp status, most legs in the room, output)."""
-    sipp = shutil.which("sipp")
-    if sipp is None:
-        pytest.fail("sipp is not installed (scripts/test.sh installs it)")
+    sipp = require("sipp")
     settings, rooms = make_rooms(tmp_path)
     conference = rooms.create_conference(ConferenceDraft(name="Training", lobby_mode="off"))
     room = str(conference.id)

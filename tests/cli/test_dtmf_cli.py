@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 
 from passerelle.cli import main
 from passerelle.dtmf_cli import read_wav, write_wav
+from tests.tools import require
 
 
 def test_dtmf_generate_then_detect(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -40,9 +40,7 @@ def test_dtmf_generate_rates_detect_text(tmp_path: Path, capsys: pytest.CaptureF
 
 def test_dtmf_detect_any_wav_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A 44.1 kHz stereo 24-bit file (WAVE_FORMAT_EXTENSIBLE) and a float one, written by sox."""
-    sox = shutil.which("sox")
-    if sox is None:
-        pytest.fail("sox is not installed (scripts/test.sh installs it)")
+    sox = require("sox")
     source = tmp_path / "d.wav"
     assert main(["dtmf", "generate", "5A9", str(source)]) == 0
     for name, options in (("s24.wav", ["-r", "44100", "-c", "2", "-b", "24"]), ("f.wav", ["-e", "floating-point"])):

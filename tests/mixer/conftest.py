@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.tools import require
 
 SENTENCES = {
     "fr": "Bonjour madame, je suis le docteur Martin. Comment allez-vous aujourd'hui ? "
@@ -17,18 +18,11 @@ SENTENCES = {
 }
 
 
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is not installed (scripts/test.sh installs it)")
-    return path
-
-
 @pytest.fixture(scope="session")
 def speech_48k(tmp_path_factory: pytest.TempPathFactory) -> dict[str, np.ndarray]:
     """Each language's sentence as int16 samples at 48 kHz."""
     folder = tmp_path_factory.mktemp("speech")
-    espeak, sox = _tool("espeak-ng"), _tool("sox")
+    espeak, sox = require("espeak-ng"), require("sox")
     out = {}
     for language, text in SENTENCES.items():
         raw, resampled = folder / f"{language}.wav", folder / f"{language}48.wav"
