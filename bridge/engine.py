@@ -205,7 +205,8 @@ class Engine:
         for leg_id in [i for i, m in self._members.items() if m.leg.closed]:  # hung up since the last tick
             self.leave(leg_id)
         failed: list[str] = []
-        inband = np.zeros((self._inband.legs, INBAND_RATE_HZ * self.config.frame_ms // 1000), np.int16)
+        rows_needed = self._inband.legs if self._inband_legs else 0  # no detector block when no leg needs one
+        inband = np.zeros((rows_needed, INBAND_RATE_HZ * self.config.frame_ms // 1000), np.int16)
         inband_rows: dict[int, str] = {}
         incoming: dict[int, list[tuple[str, npt.NDArray[np.int16]]]] = {}  # by rate: the frames to convert
         for leg_id, member in self._members.items():
