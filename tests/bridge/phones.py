@@ -51,20 +51,39 @@ class Phone:
                 time.sleep(0.1)
         raise RuntimeError("baresip did not start")
 
-    def command(self, name: str, params: str = "") -> None:
+    def command(self, name: str, params: str = "") -> str:
+        """Send one ctrl_tcp command (a netstring of JSON); the text baresip answers with ("" when none)."""
         body = json.dumps({"command": name, "params": params, "token": "t"}).encode()
+        reply = b""
         with socket.create_connection(("127.0.0.1", self.ctrl_port), timeout=3) as s:
             s.sendall(str(len(body)).encode() + b":" + body + b",")
             s.settimeout(3)
             with contextlib.suppress(OSError):
-                s.recv(4096)
+                while not reply.endswith(b","):
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    reply += chunk
+        _, _, payload = reply.partition(b":")
+        try:
+            data = json.loads(payload[:-1] or b"{}")
+        except ValueError:
+            return ""
+        return str(data.get("data", "")) if isinstance(data, dict) else ""
+
+    def in_call(self) -> bool:
+        """True while the phone has a call up (the bridge's BYE ends it)."""
+        listing = self.command("listcalls")
+        return "sip:" in listing
 
     def heard(self) -> np.ndarray:
         """What the phone received (sndfile's decoder-side dump), 8 kHz."""
         dumps = sorted(self.dump.glob("*-dec.wav"))
-        if not dumps:
-            return np.zeros(0, np.int16)
-        with wave.open(str(dumps[-1])) as w:
+        return self.read(dumps[-1]) if dumps else np.zeros(0, np.int16)
+
+    @staticmethod
+    def read(path: Path) -> np.ndarray:
+        with wave.open(str(path)) as w:
             return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16)
 
     def stop(self) -> None:

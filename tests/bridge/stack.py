@@ -34,6 +34,16 @@ class Stack:
     lobby: Lobby
     port: int
     clock: MediaClock
+    guard: FailureGuard
+    outcomes: dict[str, object]
+
+    async def wait_for_outcomes(self, count: int, limit_s: float = 30.0) -> dict[str, object]:
+        """Wait until ``count`` calls have ended (the bridge hung up or the caller did); leg id → how it ended."""
+        for _ in range(int(limit_s / 0.05)):
+            if len(self.outcomes) >= count:
+                break
+            await asyncio.sleep(0.05)
+        return dict(self.outcomes)
 
     async def wait_for_legs(self, room: str, count: int, limit_s: float = 15.0) -> int:
         for _ in range(int(limit_s / 0.05)):
@@ -57,20 +67,22 @@ def make_rooms(tmp_path: Path) -> tuple[Settings, Rooms]:
 
 
 @asynccontextmanager
-async def running(settings: Settings, rooms: Rooms) -> AsyncIterator[Stack]:
+async def running(settings: Settings, rooms: Rooms, failure_limit: int = 10) -> AsyncIterator[Stack]:
     loop = asyncio.get_running_loop()
     engine, lobby = Engine(), Lobby()
+    guard = FailureGuard(limit=failure_limit, window_s=3600, alarm_per_min=30)
     flow = CallFlow(
-        engine=engine, rooms=rooms, prompts=PromptLibrary(), settings=settings, lobby=lobby,
-        guard=FailureGuard(limit=10, window_s=3600, alarm_per_min=30), now=loop.time,
+        engine=engine, rooms=rooms, prompts=PromptLibrary(), settings=settings, lobby=lobby, guard=guard, now=loop.time,
     )  # fmt: skip
     gateway = SipGateway(settings, flow)
+    outcomes: dict[str, object] = {}
+    gateway.on_call_ended = outcomes.__setitem__
     stop = asyncio.Event()
     clock = MediaClock()
     ticking = asyncio.create_task(engine.run(stop, clock))
     await gateway.start()
     try:
-        yield Stack(settings, rooms, engine, lobby, settings.sip.listen.port, clock)
+        yield Stack(settings, rooms, engine, lobby, settings.sip.listen.port, clock, guard, outcomes)
     finally:
         stop.set()
         await ticking
