@@ -191,6 +191,21 @@ def e164_number(raw: object) -> DialInNumber:
     )
 
 
+def sip_host(raw: object) -> str:
+    """A SIP host with an optional port (``sip.example.org``, ``192.0.2.7:5070``, ``[2001:db8::1]:5060``) or ``""``."""
+    text = str(raw).strip()
+    if text and not re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?", text):
+        raise BadValue('a SIP host, optionally with :port, e.g. "sip.provider.example" or "192.0.2.7:5070"')
+    return text
+
+
+def sip_user(raw: object) -> str:
+    text = str(raw).strip()
+    if not re.fullmatch(r"[A-Za-z0-9_.!~*'()&=+$,;?/-]*", text):
+        raise BadValue("a SIP user name (letters, digits and -_.!~*'()&=+$,;?/)")
+    return text
+
+
 def optional_path(raw: object) -> Path | None:
     if not isinstance(raw, str):
         raise BadValue("a file path, or an empty string for none")

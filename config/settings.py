@@ -48,6 +48,18 @@ class DialInSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TrunkSettings:
+    domain: str = _setting(p.sip_host)
+    outbound_proxy: str = _setting(p.sip_host)
+    transport: SipTransport = _setting(p.choice(SipTransport))
+    username: str = _setting(p.sip_user)
+    password: Secret = _setting(p.secret, secret=True)
+    caller_id: str = _setting(p.sip_user)
+    allowed_countries: tuple[str, ...] = _setting(p.listing(p.region, "ISO 3166 alpha-2 regions", non_empty=True))
+    answer_timeout_s: int = _setting(p.integer(5, 300))
+
+
+@dataclass(frozen=True, slots=True)
 class HttpSettings:
     listen: HostPort = _setting(p.host_port)
     public_base_url: str = _setting(p.base_url)
@@ -127,6 +139,7 @@ class SecuritySettings:
 class Settings:
     sip: SipSettings
     dial_in: DialInSettings
+    trunk: TrunkSettings
     http: HttpSettings
     control: ControlSettings
     database: DatabaseSettings

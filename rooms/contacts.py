@@ -28,6 +28,26 @@ def normalise_phone(text: str, region: str, *, field: str = "phone", for_sms: bo
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+# What the bridge may call out to: people's lines. Premium-rate, shared-cost and the like are refused.
+_DIALABLE_TYPES = {
+    PhoneNumberType.FIXED_LINE, PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE, PhoneNumberType.VOIP,
+    PhoneNumberType.PERSONAL_NUMBER, PhoneNumberType.TOLL_FREE,
+}  # fmt: skip
+
+
+def dialable_phone(text: str, region: str, allowed_countries: tuple[str, ...], *, field: str = "number") -> str:
+    """A number the bridge may dial out to, in E.164: valid, of an allowed country, a person's line."""
+    e164 = normalise_phone(text, region, field=field)
+    number = phonenumbers.parse(e164, None)
+    country = phonenumbers.region_code_for_number(number)
+    if country not in allowed_countries:
+        raise ValidationError(field, f"calls to {country or 'this country'} are not allowed "
+                                     f"(trunk.allowed_countries: {', '.join(allowed_countries)})")  # fmt: skip
+    if phonenumbers.number_type(number) not in _DIALABLE_TYPES:
+        raise ValidationError(field, "not a fixed or mobile line (premium-rate and shared-cost numbers are refused)")
+    return e164
+
+
 def mask_phone(e164: str) -> str:
     """``+33612345678`` → ``+33 6 •• •• •• 78``: country, first and last two digits only — safe for logs."""
     try:

@@ -203,6 +203,7 @@ class AuditKind(StrEnum):
     INVITEE_ADDED = "invitee.added"
     DIAL_IN_ADMITTED = "dial-in.admitted"
     DIAL_IN_REFUSED = "dial-in.refused"
+    DIAL_OUT = "dial-out"
 
 
 class AuditEvent(Base):
