@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Coroutine, Hashable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -102,25 +102,41 @@ class CallFlow:
         self.settings, self.lobby, self._now, self._host_present = settings, lobby, now, host_present
 
     async def run(self, call: Call) -> CallOutcome:
+        """A caller of the public number: codes, then lobby or room."""
+        return await self._guarded(call, self._dial_in(call))
+
+    async def run_direct(self, call: Call, conference_id: Hashable) -> CallOutcome:
+        """A call placed for one conference at a host's request (dial-out, or a PBX connecting its callee):
+        "you are joining the conference", then in the room; no code, no lobby (the host asked for this one)."""
+        return await self._guarded(call, self._direct(call, conference_id))
+
+    async def _guarded(self, call: Call, flow: Coroutine[Any, Any, CallOutcome]) -> CallOutcome:
         leg = call.leg
-        keys = [f"source:{call.source}"] + ([f"caller:{call.caller_e164}"] if call.caller_e164 else [])
-        shown = mask_phone(call.caller_e164) if call.caller_e164 else "anonymous"
         self.engine.join(f"ivr:{leg.id}", leg, inband_dtmf=call.inband_dtmf)
         try:
-            if self.guard.blocked(keys, self._now()):
-                log.warning("call %s from %s refused: too many failed codes", leg.id, shown)
-                await asyncio.to_thread(
-                    self.rooms.record, AuditKind.DIAL_IN_REFUSED, detail={"reason": "rate-limited", "source": shown}
-                )
-                await self._say(call, ["goodbye_attempts"])
-                return CallOutcome.BLOCKED
-            return await self._codes(call, keys, shown)
+            return await flow
         except _Gone:
             log.info("call %s: the caller left during the flow", leg.id)
             return CallOutcome.ENDED
         finally:
             self.engine.leave(leg.id)
             call.hangup()
+
+    async def _dial_in(self, call: Call) -> CallOutcome:
+        keys = [f"source:{call.source}"] + ([f"caller:{call.caller_e164}"] if call.caller_e164 else [])
+        shown = mask_phone(call.caller_e164) if call.caller_e164 else "anonymous"
+        if self.guard.blocked(keys, self._now()):
+            log.warning("call %s from %s refused: too many failed codes", call.leg.id, shown)
+            await asyncio.to_thread(
+                self.rooms.record, AuditKind.DIAL_IN_REFUSED, detail={"reason": "rate-limited", "source": shown}
+            )
+            await self._say(call, ["goodbye_attempts"])
+            return CallOutcome.BLOCKED
+        return await self._codes(call, keys, shown)
+
+    async def _direct(self, call: Call, conference_id: Hashable) -> CallOutcome:
+        await self._say(call, ["joining"])
+        return await self._enter(call, conference_id, LobbyMode.OFF)
 
     # -- codes ---------------------------------------------------------------------------------------------------
 

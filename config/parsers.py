@@ -124,6 +124,22 @@ def host_port(raw: object) -> HostPort:
     return HostPort(host, port)
 
 
+def optional_host_port(raw: object) -> HostPort | None:
+    if isinstance(raw, str) and not raw.strip():
+        return None
+    try:
+        return host_port(raw)
+    except BadValue:
+        raise BadValue("host:port, or an empty string for none") from None
+
+
+def channel_template(raw: object) -> str:
+    text = str(raw).strip()
+    if "{number}" not in text or any(c in text for c in "\r\n"):
+        raise BadValue('an Asterisk dial string holding {number}, e.g. "PJSIP/{number}@clinic-trunk"')
+    return text
+
+
 def base_url(raw: object) -> str:
     expected = "an http:// or https:// URL with a host and no query, e.g. https://visio.example.org"
     text = str(raw).strip().rstrip("/")

@@ -60,6 +60,15 @@ class TrunkSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AsteriskSettings:
+    ami: HostPort | None = _setting(p.optional_host_port)
+    username: str = _setting(p.sip_user)
+    secret: Secret = _setting(p.secret, secret=True)
+    channel: str = _setting(p.channel_template)
+    bridge_endpoint: str = _setting(p.sip_user)
+
+
+@dataclass(frozen=True, slots=True)
 class HttpSettings:
     listen: HostPort = _setting(p.host_port)
     public_base_url: str = _setting(p.base_url)
@@ -140,6 +149,7 @@ class Settings:
     sip: SipSettings
     dial_in: DialInSettings
     trunk: TrunkSettings
+    asterisk: AsteriskSettings
     http: HttpSettings
     control: ControlSettings
     database: DatabaseSettings

@@ -44,6 +44,10 @@ def _parser() -> argparse.ArgumentParser:
         decide = lobby_actions.add_parser(verb, help=f"{verb} a waiting caller")
         decide.add_argument("leg", help="the caller's leg id, from `passerelle lobby list`")
 
+    dial = commands.add_parser("call", help="call a phone number into a conference (asks the running service)")
+    dial.add_argument("--conference", required=True, metavar="ID")
+    dial.add_argument("--number", required=True, help="national or +E.164; of a country in trunk.allowed_countries")
+
     dtmf = commands.add_parser("dtmf", help="keypad tones in WAV files").add_subparsers(dest="action", required=True)
     detect = dtmf.add_parser("detect", help="print each digit heard, with its start and end in ms")
     detect.add_argument("file", type=Path, metavar="FILE.wav")
@@ -175,6 +179,13 @@ BENCHMARKS = {"dtmf": "bench.dtmf", "mixer": "bench.mixer", "rooms": "bench.room
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "call":
+        from passerelle import control
+
+        body = {"conference": args.conference, "number": args.number}
+        wait_s = settings.trunk.answer_timeout_s + 15
+        print(control.show(control.call(settings.control.socket, "POST", "/calls", body, timeout_s=wait_s)))
+        return 0
     if args.command == "lobby":
         from passerelle import control
 

@@ -1,5 +1,6 @@
 """The local control channel: a Unix socket (mode 0600) on which ``passerelle serve`` answers commands from the
-``passerelle`` CLI on the same machine — who waits in a lobby, admit, deny — until the web site's host page exists.
+``passerelle`` CLI on the same machine — who waits in a lobby, admit, deny, call a number into a conference — until
+the web site's host page exists.
 Only the account that runs the service (and root) can open the socket: no password travels, nothing listens on the
 network."""
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +18,11 @@ from aiohttp import web
 
 from bridge.callflow import Lobby
 from config import PasserelleError
+from rooms.errors import NotFoundError, ValidationError
 
 LOBBY = web.AppKey("lobby", Lobby)
+Dialler = Callable[[str, str], Awaitable[str]]  # (conference id, number) → leg id, once in the room
+DIALLER: web.AppKey[Dialler] = web.AppKey("dialler")
 
 
 class ControlError(PasserelleError):
@@ -39,27 +44,51 @@ async def _decide(request: web.Request) -> web.Response:
     return web.json_response({"leg": leg, "decision": action})
 
 
-def control_app(lobby: Lobby) -> web.Application:
+async def _dial(request: web.Request) -> web.Response:
+    """POST {"conference": id, "number": "+33…"}: answers once the callee is in the room, or says why not."""
+    try:
+        body = await request.json()
+        conference, number = str(body["conference"]), str(body["number"])
+    except (ValueError, KeyError, TypeError):
+        return web.json_response({"error": 'expected JSON {"conference": ID, "number": "+33…"}'}, status=400)
+    dial = request.app.get(DIALLER)
+    if dial is None:
+        return web.json_response({"error": "this service does not dial out"}, status=501)
+    try:
+        leg = await dial(conference, number)
+    except ValidationError as exc:
+        return web.json_response({"error": str(exc)}, status=400)
+    except NotFoundError:
+        return web.json_response({"error": f"no conference {conference}"}, status=404)
+    except PasserelleError as exc:  # the dial-out itself failed: busy, no answer, no trunk
+        return web.json_response({"error": str(exc)}, status=502)
+    return web.json_response({"leg": leg, "conference": conference, "state": "in the room"}, status=201)
+
+
+def control_app(lobby: Lobby, dialler: Dialler | None = None) -> web.Application:
     app = web.Application()
     app[LOBBY] = lobby
+    if dialler is not None:
+        app[DIALLER] = dialler
     app.router.add_get("/lobby", _list)
     app.router.add_post(r"/lobby/{leg}/{action:admit|deny}", _decide)
+    app.router.add_post("/calls", _dial)
     return app
 
 
-async def start(lobby: Lobby, path: Path) -> web.AppRunner:
+async def start(lobby: Lobby, path: Path, dialler: Dialler | None = None) -> web.AppRunner:
     """Serve the control app on ``path`` (an old socket file left by a crash is replaced)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
         path.unlink()
-    runner = web.AppRunner(control_app(lobby), access_log=None)
+    runner = web.AppRunner(control_app(lobby, dialler), access_log=None)
     await runner.setup()
     await web.UnixSite(runner, str(path)).start()
     os.chmod(path, 0o600)
     return runner
 
 
-def call(path: Path | None, method: str, route: str) -> Any:
+def call(path: Path | None, method: str, route: str, body: Any = None, timeout_s: float = 10) -> Any:
     """One command to the running service; ControlError with a clear line when it is not there or says no."""
     if path is None:
         raise ControlError("control.socket: not set, so the service takes no local commands")
@@ -69,16 +98,16 @@ def call(path: Path | None, method: str, route: str) -> Any:
             connector = aiohttp.UnixConnector(path=str(path))
             async with (
                 aiohttp.ClientSession(connector=connector) as session,
-                session.request(method, f"http://passerelle{route}") as response,
+                session.request(method, f"http://passerelle{route}", json=body) as response,
             ):
-                body = await response.json()
+                answer = await response.json()
                 if response.status >= 400:
-                    raise ControlError(str(body.get("error", f"HTTP {response.status}")))
-                return body
+                    raise ControlError(str(answer.get("error", f"HTTP {response.status}")))
+                return answer
         except (aiohttp.ClientConnectionError, FileNotFoundError):
             raise ControlError(f"no running passerelle answers on {path} (start `passerelle serve`)") from None
 
-    return asyncio.run(asyncio.wait_for(send(), 10))
+    return asyncio.run(asyncio.wait_for(send(), timeout_s))
 
 
 def show(data: Any) -> str:

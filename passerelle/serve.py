@@ -10,6 +10,7 @@ import signal
 from aiohttp import web
 
 from bridge import Engine
+from bridge.asterisk import AsteriskDialler
 from bridge.callflow import CallFlow, Lobby
 from bridge.guard import FailureGuard
 from bridge.prompts import PromptLibrary
@@ -42,7 +43,8 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
     local: web.AppRunner | None = None
     try:
         if settings.control.socket is not None:
-            local = await control.start(lobby, settings.control.socket)
+            dialler = AsteriskDialler(settings, gateway).dial_out if settings.asterisk.ami else gateway.dial_out
+            local = await control.start(lobby, settings.control.socket, dialler)
         await gateway.start()
         listen = settings.http.listen
         await web.TCPSite(runner, listen.host, listen.port).start()

@@ -192,6 +192,16 @@ class Rooms:
         with self._tx() as s:
             return self._conference_view(self._conference(s, conference_id))
 
+    def joinable_conference(self, conference_id: uuid.UUID | str) -> ConferenceView:
+        """The conference, if it can be joined now (for dial-out): NotFoundError, or ValidationError saying when."""
+        view = self.get_conference(conference_id)
+        state = view.window.state(self._clock())
+        if state is WindowState.NOT_YET_OPEN:
+            raise ValidationError("conference", f"not open yet (opens at {view.window.opens_at:%Y-%m-%d %H:%M} UTC)")
+        if state is WindowState.ENDED:
+            raise ValidationError("conference", "has ended")
+        return view
+
     def list_conferences(self, *, include_ended: bool = False, owner: str | None = None) -> list[ConferenceView]:
         """Conferences by start (open and personal rooms last); ended ones only when asked."""
         now = self._clock()

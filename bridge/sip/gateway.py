@@ -1,5 +1,7 @@
-"""The dial-in gateway: one SIP user agent answering every call to any user part (the single public number),
-handing each to the call flow with its audio leg and its digits (RFC 4733 or SIP INFO, as baresip reports them).
+"""The SIP side of the bridge: one user agent answering every call to any user part (the single public number),
+handing each to the call flow with its audio leg and its digits (RFC 4733 or SIP INFO, as baresip reports them);
+a second one, when a trunk is configured, dialling out. A call whose To user is a direct link (see
+:mod:`bridge.sip.direct`) goes straight into its conference.
 
 Facts about baresip-python 0.5.2a3 that shaped this (measured here): one ``Runtime`` per process;
 ``max_concurrent_calls`` defaults to 2; the bundled stack negotiates PCMU and PCMA only (G.722 and Opus are
@@ -12,14 +14,18 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Callable
+import time
+import uuid
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-from bridge.callflow import Call, CallFlow
+from bridge.callflow import Call, CallFlow, CallOutcome
+from bridge.sip.direct import PREFIX, DirectLinks, user_of
 from bridge.sip.leg import SipLeg
-from config import Settings
+from config import PasserelleError, Settings
 from dtmf.stream import DigitStream
-from rooms.contacts import mask_phone, normalise_phone
+from rooms import AuditKind
+from rooms.contacts import dialable_phone, mask_phone, normalise_phone
 from rooms.errors import ValidationError
 
 log = logging.getLogger(__name__)
@@ -34,15 +40,22 @@ def caller_e164(peer_uri: str, region: str) -> str | None:
         return None
 
 
+class DialOutError(PasserelleError):
+    """A dial-out that could not be placed or was not answered; the message says which, for the person asking."""
+
+
 class SipGateway:
     def __init__(self, settings: Settings, flow: CallFlow) -> None:
         self.settings = settings
         self.flow = flow
+        self.links = DirectLinks(settings.security.secret_key.reveal(), time.time)
         self._runtime: Any = None
-        self._ua: Any = None
+        self._agents: list[Any] = []
+        self._trunk: Any = None
         self._tasks: set[asyncio.Task[object]] = set()
         self._ids = itertools.count(1)
         self._calls: dict[str, tuple[Call, DigitStream]] = {}
+        self._expected: dict[str, asyncio.Future[str]] = {}  # direct link user part → its leg id, once it called
         self.on_call_ended: Callable[[str, object], None] | None = None
         flow.engine.on_digit = self._inband_digit
 
@@ -58,16 +71,47 @@ class SipGateway:
                 net_interface=listen.host,
                 max_concurrent_calls=self.settings.sip.max_calls,
                 rtp_timeout=self.settings.sip.rtp_timeout_s,
-                extra_config_text=f"sip_listen {listen}\naudio_jitter_buffer_ms 20-80\n",
+                expose_headers=("To",),  # the user part called: a direct link, or the public number
+                extra_config_text=self._stack_config(),
             )
         )
-        account = Account(
-            user="passerelle", domain=str(listen), password="", reg_interval=0,
-            extra_params=("catchall=yes",), audio_codecs=("pcmu", "pcma"),
-        )  # fmt: skip
-        self._ua = await UserAgent.create(self._runtime, account)
-        self._ua.on_incoming(self._incoming)
-        log.info("SIP gateway listening on %s", listen)
+        # The stack matches a request to an agent of the same transport: one catch-all agent per transport.
+        for transport in self.settings.sip.transports:
+            account = Account(
+                user="passerelle", domain=str(listen), password="", reg_interval=0, transport=transport.value,
+                extra_params=("catchall=yes",), audio_codecs=("pcmu", "pcma"),
+            )  # fmt: skip
+            agent = await UserAgent.create(self._runtime, account)
+            agent.on_incoming(self._incoming)
+            self._agents.append(agent)
+        trunk = self.settings.trunk
+        if trunk.domain:
+            self._trunk = await UserAgent.create(
+                self._runtime,
+                Account(
+                    user=trunk.caller_id or self.settings.dial_in.numbers[0].e164, domain=trunk.domain,
+                    password=trunk.password.reveal(), auth_user=trunk.username or None,
+                    registrar=trunk.outbound_proxy or None, reg_interval=0, transport=trunk.transport.value,
+                    audio_codecs=("pcmu", "pcma"),
+                ),
+            )  # fmt: skip
+            # An INVITE to the caller id's number matches this agent, not the catch-all one: it is a patient
+            # dialling the public number through the provider, so it takes the same path.
+            self._trunk.on_incoming(self._incoming)
+            log.info("dial-out through %s", trunk.outbound_proxy or trunk.domain)
+        tls = f", TLS on port {listen.port + 1}" if self.settings.sip.tls_certificate is not None else ""
+        log.info("SIP gateway listening on %s (%s%s)", listen, ", ".join(self.settings.sip.transports), tls)
+
+    def _stack_config(self) -> str:
+        sip = self.settings.sip
+        lines = [
+            f"sip_listen {sip.listen}",
+            f"sip_transports {','.join(t.value for t in sip.transports)}",
+            "audio_jitter_buffer_ms 20-80",
+        ]
+        if sip.tls_certificate is not None:
+            lines.append(f"sip_certificate {sip.tls_certificate}")
+        return "\n".join(lines) + "\n"
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -77,6 +121,58 @@ class SipGateway:
         if self._runtime is not None:
             await self._runtime.close()
             self._runtime = None
+
+    def direct_uri(self, conference_id: uuid.UUID) -> tuple[str, asyncio.Future[str]]:
+        """A SIP URI that puts a call straight into ``conference_id`` (single use, valid a few minutes), and the
+        future of the leg id it will have once a call to it is answered (cancel it when giving up)."""
+        user = self.links.user_part(conference_id)
+        arrived: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._expected[user] = arrived
+        arrived.add_done_callback(lambda _: self._expected.pop(user, None))
+        return f"sip:{user}@{self.settings.sip.listen}", arrived
+
+    # -- dial-out ------------------------------------------------------------------------------------------------
+
+    async def dial_out(self, conference_id: uuid.UUID | str, number: str) -> str:
+        """Call ``number`` through the trunk; once answered the callee hears "you are joining the conference" and
+        is in the room. Returns the leg id. Raises ValidationError (the number, the conference: nothing was dialled)
+        or DialOutError (no trunk; busy, declined, no answer)."""
+        from baresip.errors import BaresipError, CallBusy, CallDeclined, CallTimeout
+
+        trunk = self.settings.trunk
+        e164 = dialable_phone(number, self.settings.locale.phone_region, trunk.allowed_countries)
+        conference = await asyncio.to_thread(self.flow.rooms.joinable_conference, conference_id)
+        if self._trunk is None:
+            raise DialOutError("trunk.domain: not set, so the bridge cannot call out")
+        leg_id = f"out-{next(self._ids)}"
+        shown = mask_phone(e164)
+        log.info("call %s: dialling %s for conference %s", leg_id, shown, conference.id)
+        outcome = "answered"
+        try:
+            sip_call = await self._trunk.dial(f"sip:{e164}@{trunk.domain}")
+            stream, digits = self._listen_for_digits(sip_call, leg_id)
+            await sip_call.wait_established(timeout=trunk.answer_timeout_s)
+        except CallBusy:
+            outcome = "busy"
+        except CallDeclined:
+            outcome = "declined"
+        except CallTimeout:
+            outcome = "no-answer"
+        except BaresipError as exc:
+            log.info("call %s failed: %s", leg_id, exc)
+            outcome = "failed"
+        detail = {"to": shown, "outcome": outcome}
+        await asyncio.to_thread(self.flow.rooms.record, AuditKind.DIAL_OUT, conference_id=conference.id, detail=detail)
+        if outcome != "answered":
+            log.info("call %s: %s", leg_id, outcome)
+            raise DialOutError({"busy": "the line is busy", "declined": "the call was declined",
+                                "no-answer": f"no answer within {trunk.answer_timeout_s} s",
+                                "failed": "the call could not be placed"}[outcome])  # fmt: skip
+        call = self._make_call(sip_call, leg_id, e164, stream, digits)
+        self._spawn(self._run(leg_id, call, stream, self.flow.run_direct(call, conference.id)))
+        return leg_id
+
+    # -- dial-in -------------------------------------------------------------------------------------------------
 
     def _inband_digit(self, leg_id: str, digit: str) -> None:
         entry = self._calls.get(leg_id)
@@ -88,7 +184,10 @@ class SipGateway:
             call.digits.put_nowait(accepted.digit)
 
     def _incoming(self, call: Any) -> None:
-        task: asyncio.Task[object] = asyncio.get_running_loop().create_task(self._handle(call))
+        self._spawn(self._handle(call))
+
+    def _spawn(self, work: Coroutine[Any, Any, object]) -> None:
+        task: asyncio.Task[object] = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -96,10 +195,27 @@ class SipGateway:
         leg_id = f"sip-{next(self._ids)}"
         peer = str(sip_call.peer or "")
         number = caller_e164(peer, self.settings.locale.phone_region)
-        shown = mask_phone(number) if number else "anonymous"
-        log.info("call %s from %s", leg_id, shown)
+        log.info("call %s from %s", leg_id, mask_phone(number) if number else "anonymous")
+        called = user_of(str(sip_call.headers.get("To", "")))
+        direct = self.links.conference(called) if called.startswith(PREFIX) else None
+        if called.startswith(PREFIX) and direct is None:
+            log.warning("call %s: a direct link that is forged, expired or used; the caller gets the IVR", leg_id)
+            await asyncio.to_thread(
+                self.flow.rooms.record, AuditKind.DIAL_IN_REFUSED, detail={"reason": "bad-direct-link"}
+            )
+        stream, digits = self._listen_for_digits(sip_call, leg_id)  # before answering: a key may come at once
+        await sip_call.answer()
+        await sip_call.wait_established()
+        call = self._make_call(sip_call, leg_id, number, stream, digits)
+        expected = self._expected.get(called)
+        if direct is not None and expected is not None and not expected.done():
+            expected.set_result(leg_id)
+        flow = self.flow.run(call) if direct is None else self.flow.run_direct(call, direct)
+        return await self._run(leg_id, call, stream, flow)
+
+    def _listen_for_digits(self, sip_call: Any, leg_id: str) -> tuple[DigitStream, asyncio.Queue[str]]:
         stream = DigitStream()
-        digits: asyncio.Queue[str] = asyncio.Queue()  # ready before answering: a key may come at once
+        digits: asyncio.Queue[str] = asyncio.Queue()
         loop = asyncio.get_running_loop()
 
         def on_digit(event: Any) -> None:
@@ -111,18 +227,26 @@ class SipGateway:
                 digits.put_nowait(digit.digit)
 
         sip_call.on_dtmf(on_digit)
-        await sip_call.answer()
-        await sip_call.wait_established()
+        return stream, digits
+
+    def _make_call(
+        self, sip_call: Any, leg_id: str, number: str | None, stream: DigitStream, digits: asyncio.Queue[str]
+    ) -> Call:
         rate = sip_call.audio.info().rx_sample_rate or 8000
         leg = SipLeg(leg_id, sip_call, rate)
+        peer = str(sip_call.peer or "")
         source = peer.split("@", 1)[-1].split(";", 1)[0].split(">", 1)[0]  # the host that sent it (a gateway, often)
-        call = Call(
+        return Call(
             leg=leg, caller_e164=number, source=source, hangup=leg.close, digits=digits,
             inband_dtmf=stream.inband_wanted,
         )  # fmt: skip
+
+    async def _run(
+        self, leg_id: str, call: Call, stream: DigitStream, flow: Coroutine[Any, Any, CallOutcome]
+    ) -> CallOutcome:
         self._calls[leg_id] = (call, stream)
         try:
-            outcome = await self.flow.run(call)
+            outcome = await flow
         finally:
             self._calls.pop(leg_id, None)
         log.info("call %s ended: %s", leg_id, outcome)

@@ -18,7 +18,9 @@ MODULES = Path("/usr/lib/baresip/modules")
 
 
 class Phone:
-    def __init__(self, folder: Path, sip_port: int, ctrl_port: int, rtp_base: int, mic: np.ndarray) -> None:
+    def __init__(
+        self, folder: Path, sip_port: int, ctrl_port: int, rtp_base: int, mic: np.ndarray, *, answer: str = "manual"
+    ) -> None:
         baresip = require("baresip")
         folder.mkdir(parents=True, exist_ok=True)
         self.folder, self.ctrl_port = folder, ctrl_port
@@ -37,7 +39,7 @@ class Phone:
             "module g711.so\nmodule aufile.so\nmodule aubridge.so\nmodule sndfile.so\nmodule account.so\n"
             f"module menu.so\nmodule ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\nsnd_path {self.dump}\n"
         )
-        (folder / "accounts").write_text("<sip:+33612345678@127.0.0.1>;regint=0\n")
+        (folder / "accounts").write_text(f"<sip:+33612345678@127.0.0.1>;regint=0;answermode={answer}\n")
         self.process = subprocess.Popen(
             [baresip, "-f", str(folder)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, cwd=folder,

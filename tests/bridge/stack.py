@@ -36,6 +36,7 @@ class Stack:
     clock: MediaClock
     guard: FailureGuard
     outcomes: dict[str, object]
+    gateway: SipGateway
 
     async def wait_for_outcomes(self, count: int, limit_s: float = 30.0) -> dict[str, object]:
         """Wait until ``count`` calls have ended (the bridge hung up or the caller did); leg id → how it ended."""
@@ -53,12 +54,13 @@ class Stack:
         return len(self.engine.legs_in(room))
 
 
-def make_rooms(tmp_path: Path) -> tuple[Settings, Rooms]:
+def make_rooms(tmp_path: Path, **environ: str) -> tuple[Settings, Rooms]:
     port = free_port()
     settings = load_settings(
         environ={
             "PASSERELLE_DATABASE__URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
             "PASSERELLE_SIP__LISTEN": f"127.0.0.1:{port}",
+            **environ,
         }
     )
     db = make_engine(settings.database.url.reveal())
@@ -82,7 +84,7 @@ async def running(settings: Settings, rooms: Rooms, failure_limit: int = 10) -> 
     ticking = asyncio.create_task(engine.run(stop, clock))
     await gateway.start()
     try:
-        yield Stack(settings, rooms, engine, lobby, settings.sip.listen.port, clock, guard, outcomes)
+        yield Stack(settings, rooms, engine, lobby, settings.sip.listen.port, clock, guard, outcomes, gateway)
     finally:
         stop.set()
         await ticking

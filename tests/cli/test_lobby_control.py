@@ -14,8 +14,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from bridge.callflow import Lobby
+from bridge.sip.gateway import DialOutError
 from passerelle import control
 from passerelle.cli import main
+from rooms.errors import NotFoundError, ValidationError
 from tests.cli.test_serve import env_for, free_port
 
 
@@ -38,6 +40,34 @@ def test_control_lists_admits_and_denies() -> None:
     assert (ok, no, again, bad) == (200, 200, 404, 404)
     assert error == "no caller sip-1 waits in a lobby"
     assert (admitted, denied) == (True, False)
+
+
+def test_control_dial_out_answers_and_refusals() -> None:
+    async def dial(conference: str, number: str) -> str:
+        if number == "busy":
+            raise DialOutError("the line is busy")
+        if conference == "nope":
+            raise NotFoundError(conference)
+        if not number.startswith("+"):
+            raise ValidationError("number", "expected a phone number")
+        return "out-1"
+
+    async def scenario() -> list[tuple[int, object]]:
+        async with TestClient(TestServer(control.control_app(Lobby(), dial), host="127.0.0.1")) as client:
+            answers = []
+            for body in ({"conference": "c1", "number": "+33612345678"}, {"conference": "c1", "number": "busy"},
+                         {"conference": "nope", "number": "+33612345678"}, {"conference": "c1", "number": "x"},
+                         {"number": "+33612345678"}, "garbage"):  # fmt: skip
+                response = await client.post("/calls", json=body)
+                answers.append((response.status, await response.json()))
+            return answers
+
+    answers = asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert answers[0] == (201, {"leg": "out-1", "conference": "c1", "state": "in the room"})
+    assert answers[1] == (502, {"error": "the line is busy"})
+    assert answers[2] == (404, {"error": "no conference nope"})
+    assert answers[3] == (400, {"error": "number: expected a phone number"})
+    assert [status for status, _ in answers[4:]] == [400, 400]
 
 
 def test_lobby_cli_without_a_running_service(
@@ -69,6 +99,18 @@ def test_lobby_cli_against_passerelle_serve(tmp_path: Path) -> None:
                                timeout=30)  # fmt: skip
         assert admit.returncode == 2
         assert admit.stderr == "passerelle: error: no caller sip-9 waits in a lobby\n"
+        conference = subprocess.run(["passerelle", "conference", "create", "--name", "Consultation", "--json"],
+                                    env=env, capture_output=True, text=True, timeout=30, cwd=tmp_path)  # fmt: skip
+        assert conference.returncode == 0, conference.stderr
+        conference_id = json.loads(conference.stdout)["id"]
+        dial = subprocess.run(["passerelle", "call", "--conference", conference_id, "--number", "+33612345678"],
+                              env=env, capture_output=True, text=True, timeout=30)  # fmt: skip
+        assert dial.returncode == 2
+        assert dial.stderr == "passerelle: error: trunk.domain: not set, so the bridge cannot call out\n"
+        premium = subprocess.run(["passerelle", "call", "--conference", conference_id, "--number", "0899123456"],
+                                 env=env, capture_output=True, text=True, timeout=30)  # fmt: skip
+        assert premium.returncode == 2
+        assert "premium-rate" in premium.stderr
     finally:
         serve.terminate()
         serve.communicate(timeout=20)

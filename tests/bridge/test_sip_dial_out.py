@@ -1,0 +1,100 @@
+"""Dial-out through a SIP trunk: the trunk is a real baresip phone answering on another port. The callee hears
+"you are joining the conference", then the room; refusals happen before anything is dialled."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bridge.sip.gateway import DialOutError
+from rooms import AuditKind, ConferenceDraft
+from rooms.errors import ValidationError
+from tests.bridge.phones import Phone
+from tests.bridge.stack import free_port, make_rooms, running
+from tests.mixer.signals import magnitude_db, tone
+
+RATE = 8000
+
+
+@pytest.mark.e2e
+def test_sip_dial_out_brings_the_callee_into_the_room(tmp_path: Path) -> None:
+    callee_port = free_port()
+    settings, rooms = make_rooms(
+        tmp_path, PASSERELLE_TRUNK__DOMAIN=f"127.0.0.1:{callee_port}", PASSERELLE_TRUNK__ANSWER_TIMEOUT_S="5"
+    )
+    conference = rooms.create_conference(ConferenceDraft(name="Consultation", lobby_mode="always"))
+    room = str(conference.id)
+    host = Phone(tmp_path / "host", free_port(), free_port(), 32400, tone(700, RATE * 60, 8000, rate=RATE))
+    callee = Phone(tmp_path / "callee", callee_port, free_port(), 32600, tone(1300, RATE * 60, 8000, rate=RATE),
+                   answer="auto")  # fmt: skip
+    refusals: list[str] = []
+
+    marks: dict[str, float] = {}
+
+    async def scenario() -> tuple[int, int, str]:
+        loop = asyncio.get_running_loop()
+        async with running(settings, rooms) as stack:
+            marks["host"] = loop.time()
+            await asyncio.to_thread(host.command, "dial", f"sip:+33491000000@127.0.0.1:{stack.port}")
+            await asyncio.sleep(1.5)
+            await asyncio.to_thread(host.command, "sndcode", conference.code + "#")
+            for _ in range(100):
+                if stack.lobby.in_room(room):
+                    break
+                await asyncio.sleep(0.05)
+            stack.lobby.admit(stack.lobby.in_room(room)[0])
+            assert await stack.wait_for_legs(room, 1) == 1
+            for number in ("08 99 12 34 56", "+44 7911 123456", "nonsense"):
+                with pytest.raises(ValidationError) as refused:
+                    await stack.gateway.dial_out(conference.id, number)
+                refusals.append(str(refused.value))
+            leg = await stack.gateway.dial_out(conference.id, "06 12 34 56 78")
+            in_room = await stack.wait_for_legs(room, 2, limit_s=10)  # after "you are joining the conference"
+            marks["both"] = loop.time()
+            await asyncio.sleep(4.0)
+            marks["callee leaves"] = loop.time()
+            await asyncio.to_thread(callee.command, "hangup")
+            left = await stack.wait_for_legs(room, 1, limit_s=5)
+            # The callee no longer answers by itself: rings until the trunk's answer timeout.
+            await asyncio.to_thread(callee.command, "answermode", "manual")
+            with pytest.raises(DialOutError, match="no answer within 5 s"):
+                await stack.gateway.dial_out(conference.id, "+33612345678")
+            await asyncio.to_thread(host.command, "hangup")
+            return in_room, left, leg
+
+    try:
+        in_room, left, leg = asyncio.run(asyncio.wait_for(scenario(), 90))
+        heard_host, heard_callee = host.heard(), callee.heard()
+    finally:
+        host.stop()
+        callee.stop()
+    assert leg.startswith("out-")
+    assert (in_room, left) == (2, 1)
+    assert "premium-rate" in refusals[0]
+    assert "not allowed" in refusals[1]
+    assert "expected a phone number" in refusals[2]
+    joining = heard_callee[: RATE * 2]
+    assert np.sqrt(np.mean(joining.astype(np.float64) ** 2)) > 300, "the callee heard no 'joining' message"
+    both = slice(int((marks["both"] + 1 - marks["host"]) * RATE), int((marks["callee leaves"] - marks["host"]) * RATE))
+    tail_host, tail_callee = heard_host[both], heard_callee[-RATE * 3 :]
+    assert len(tail_host) >= RATE * 2
+    assert magnitude_db(tail_callee, 700, rate=RATE) > -30, "the callee does not hear the room"
+    assert magnitude_db(tail_host, 1300, rate=RATE) > -30, "the room does not hear the callee"
+    outcomes = [e.detail["outcome"] for e in rooms.audit_events() if e.kind is AuditKind.DIAL_OUT]
+    assert sorted(outcomes) == ["answered", "no-answer"]
+    assert all("12 34" not in str(e.detail) for e in rooms.audit_events()), "a number in clear in the audit"
+
+
+def test_dial_out_without_a_trunk_says_so(tmp_path: Path) -> None:
+    settings, rooms = make_rooms(tmp_path)
+    conference = rooms.create_conference(ConferenceDraft(name="Consultation", lobby_mode="off"))
+
+    async def scenario() -> None:
+        async with running(settings, rooms) as stack:
+            with pytest.raises(DialOutError, match=r"trunk\.domain: not set"):
+                await stack.gateway.dial_out(conference.id, "+33612345678")
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
