@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable, Coroutine, Hashable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -55,6 +56,8 @@ class Call:
     inband_dtmf: bool = False  # listen for keypad tones in the audio (until the phone signals its digits)
     # A code complete at its length may still be followed by the # the prompt asked for: not a key of the next entry.
     skip_hash: bool = False
+    # When the last key reached the bridge (set by the SIP side as digits arrive): the code's final # → joined time.
+    last_digit_at: float | None = None
 
 
 @dataclass
@@ -100,6 +103,9 @@ class CallFlow:
     ) -> None:
         self.engine, self.rooms, self.prompts, self.guard = engine, rooms, prompts, guard
         self.settings, self.lobby, self._now, self._host_present = settings, lobby, now, host_present
+        # Seconds from the caller's final key (the # of a code, or of the entry code) to hearing the room, for
+        # the callers who went straight in (no lobby): the latest ones, for /stats and the benchmark.
+        self.join_delays: deque[float] = deque(maxlen=10_000)
 
     async def run(self, call: Call) -> CallOutcome:
         """A caller of the public number: codes, then lobby or room."""
@@ -233,6 +239,8 @@ class CallFlow:
                 return CallOutcome.DENIED
         others = self.engine.legs_in(room)
         self.engine.move(leg_id, room)
+        if not wait and call.last_digit_at is not None:
+            self.join_delays.append(self._now() - call.last_digit_at)
         log.info("call %s joined conference %s", leg_id, room)
         self._announce(others, join_tone)
         if not others:

@@ -18,7 +18,7 @@ import numpy.typing as npt
 from bridge.clock import MediaClock
 from bridge.leg import Leg, LegStats
 from dtmf.detector import DtmfDetector
-from mixer import Mixer, MixerConfig, MixerEvent, MixResult
+from mixer import Mixer, MixerConfig, MixerEvent, MixResult, OutputKind
 from mixer.resample import ResamplerBank
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,7 @@ class _Member:
     stats: LegStats = field(default_factory=LegStats)
     playback: _Playback | None = None
     inband_slot: int | None = None  # row in the in-band DTMF detector, while the leg's digits come as tones
+    direct_out: bool = False  # last tick's frame went out unconverted (see Engine.tick)
 
 
 class Engine:
@@ -75,6 +76,8 @@ class Engine:
         self._waiters: list[asyncio.Future[int]] = []
         self._gone: dict[str, asyncio.Future[None]] = {}
         self.on_leg_closed: Callable[[str, Hashable], None] | None = None
+        self.clock: MediaClock | None = None  # the clock of run(), for its statistics
+        self._silences: dict[int, npt.NDArray[np.int16]] = {}
 
     # -- membership ----------------------------------------------------------------------------------------------
 
@@ -199,6 +202,19 @@ class Engine:
     def __contains__(self, leg_id: object) -> bool:
         return leg_id in self._members
 
+    def occupancy(self) -> dict[str, int]:
+        """Legs in conference rooms, in lobbies, in the call flow (IVR), and the rooms with someone in."""
+        kinds = {"room": 0, "lobby": 0, "ivr": 0}
+        rooms = set()
+        for member in self._members.values():
+            room = str(member.room_id)
+            kind = room.split(":", 1)[0] if room.startswith(("lobby:", "ivr:")) else "room"
+            kinds[kind] += 1
+            if kind == "room":
+                rooms.add(room)
+        return {"legs_in_rooms": kinds["room"], "legs_in_lobbies": kinds["lobby"], "legs_in_ivr": kinds["ivr"],
+                "rooms": len(rooms)}  # fmt: skip
+
     # -- the tick ------------------------------------------------------------------------------------------------
 
     def tick(self) -> MixResult:
@@ -229,6 +245,9 @@ class Engine:
             incoming.setdefault(member.leg.rate_hz, []).append((leg_id, frame))
         if self._inband_legs:
             self._detect(inband, inband_rows, incoming)
+        # The frames as the legs gave them, before conversion: a leg that hears exactly one other leg of its own
+        # rate (two people in a room) gets that frame as it came, with no round trip through the mixing rate.
+        native = {leg_id: frame for frames in incoming.values() for leg_id, frame in frames}
         for rate, frames in incoming.items():  # every leg of a rate converted in one product
             banks = self._banks[rate]
             rows = np.array([self._members[leg_id].row for leg_id, _ in frames], dtype=np.intp)
@@ -236,15 +255,37 @@ class Engine:
             for (leg_id, _), mixed_in in zip(frames, converted, strict=True):
                 self.mixer.write(leg_id, mixed_in)
         result = self.mixer.tick()
-        outgoing: dict[int, list[str]] = {}
+        outgoing: dict[int, list[tuple[str, npt.NDArray[np.int16] | None]]] = {}
+        by_slot: dict[int, Hashable] | None = None
         for leg_id, member in self._members.items():
-            if leg_id not in failed:
-                outgoing.setdefault(member.leg.rate_hz, []).append(leg_id)
-        for rate, leg_ids in outgoing.items():
+            if leg_id in failed:
+                continue
+            rate = member.leg.rate_hz
+            direct: npt.NDArray[np.int16] | None = None
+            if rate != self.config.sample_rate_hz:
+                kind, index = result.group(leg_id)
+                if kind is OutputKind.SILENCE:
+                    direct = self._silence(rate)
+                elif kind is OutputKind.INPUT:
+                    if by_slot is None:
+                        by_slot = {slot: other for other, slot in result.slots.items()}
+                    source = by_slot.get(index)
+                    if source is not None and source in native and self._members[source].leg.rate_hz == rate:
+                        direct = native[source]
+                if direct is None and member.direct_out:
+                    self._banks[rate].from_mix.reset(member.row)  # its filter history is of long ago
+                member.direct_out = direct is not None
+            outgoing.setdefault(rate, []).append((leg_id, direct))
+        for rate, pending in outgoing.items():
             banks = self._banks[rate]
-            rows = np.array([self._members[leg_id].row for leg_id in leg_ids], dtype=np.intp)
-            frames_out = banks.from_mix.process(np.stack([result.frame(leg_id) for leg_id in leg_ids]), rows)
-            for leg_id, out in zip(leg_ids, frames_out, strict=True):
+            convert = [leg_id for leg_id, direct in pending if direct is None]
+            converted_out: dict[str, npt.NDArray[np.int16]] = {}
+            if convert:
+                rows = np.array([self._members[leg_id].row for leg_id in convert], dtype=np.intp)
+                frames_out = banks.from_mix.process(np.stack([result.frame(leg_id) for leg_id in convert]), rows)
+                converted_out = dict(zip(convert, frames_out, strict=True))
+            for leg_id, direct in pending:
+                out = direct if direct is not None else converted_out[leg_id]
                 member = self._members[leg_id]
                 if member.playback is not None:
                     out = self._overlay(member, member.playback, out)
@@ -266,6 +307,14 @@ class Engine:
             if not waiter.done():
                 waiter.set_result(self.ticks)
         return result
+
+    def _silence(self, rate_hz: int) -> npt.NDArray[np.int16]:
+        frame = self._silences.get(rate_hz)
+        if frame is None:
+            frame = np.zeros(rate_hz * self.config.frame_ms // 1000, np.int16)
+            frame.flags.writeable = False
+            self._silences[rate_hz] = frame
+        return frame
 
     def left(self, leg_id: str) -> asyncio.Future[None]:
         """Resolves when ``leg_id`` leaves the engine (hung up, failed, taken out); at once if it is not in."""
@@ -313,6 +362,7 @@ class Engine:
     async def run(self, stop: asyncio.Event, clock: MediaClock | None = None) -> None:
         """Tick until ``stop`` is set."""
         media = clock or MediaClock(self.config.frame_ms / 1000)
+        self.clock = media
         async for _ in media.ticks():
             if stop.is_set():
                 break

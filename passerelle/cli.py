@@ -175,7 +175,7 @@ def _emit(as_json: bool, data: Any, human: Callable[[], object]) -> None:
         human()
 
 
-BENCHMARKS = {"dtmf": "bench.dtmf", "mixer": "bench.mixer", "rooms": "bench.rooms", "talkoff": "bench.talkoff"}
+BENCHMARKS = {name: f"bench.{name}" for name in ("dtmf", "mixer", "rooms", "sip", "talkoff")}
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:

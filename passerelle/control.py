@@ -16,11 +16,15 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bridge.callflow import Lobby
+from bridge.callflow import CallFlow, Lobby
+from bridge.clock import ClockStats
+from bridge.engine import Engine
 from config import PasserelleError
 from rooms.errors import NotFoundError, ValidationError
 
 LOBBY = web.AppKey("lobby", Lobby)
+Stats = Callable[[], dict[str, Any]]
+STATS: web.AppKey[Stats] = web.AppKey("stats")
 Dialler = Callable[[str, str], Awaitable[str]]  # (conference id, number) → leg id, once in the room
 DIALLER: web.AppKey[Dialler] = web.AppKey("dialler")
 
@@ -65,23 +69,51 @@ async def _dial(request: web.Request) -> web.Response:
     return web.json_response({"leg": leg, "conference": conference, "state": "in the room"}, status=201)
 
 
-def control_app(lobby: Lobby, dialler: Dialler | None = None) -> web.Application:
+async def _stats(request: web.Request) -> web.Response:
+    stats = request.app.get(STATS)
+    return web.json_response(stats() if stats is not None else {})
+
+
+def media_stats(engine: Engine, flow: CallFlow) -> Stats:
+    """What ``GET /stats`` answers: the media clock, where the legs are, and the final-key → room delays."""
+
+    def collect() -> dict[str, Any]:
+        clock = engine.clock.stats if engine.clock is not None else ClockStats()
+        delays = sorted(flow.join_delays)
+        return {
+            "clock": {"ticks": clock.ticks, "late": clock.late, "skipped": clock.skipped},
+            **engine.occupancy(),
+            "join_delay_ms": {
+                "count": len(delays),
+                "p50": round(delays[len(delays) // 2] * 1000, 1) if delays else None,
+                "p95": round(delays[int(len(delays) * 0.95)] * 1000, 1) if delays else None,
+                "max": round(delays[-1] * 1000, 1) if delays else None,
+            },
+        }
+
+    return collect
+
+
+def control_app(lobby: Lobby, dialler: Dialler | None = None, stats: Stats | None = None) -> web.Application:
     app = web.Application()
     app[LOBBY] = lobby
     if dialler is not None:
         app[DIALLER] = dialler
+    if stats is not None:
+        app[STATS] = stats
+    app.router.add_get("/stats", _stats)
     app.router.add_get("/lobby", _list)
     app.router.add_post(r"/lobby/{leg}/{action:admit|deny}", _decide)
     app.router.add_post("/calls", _dial)
     return app
 
 
-async def start(lobby: Lobby, path: Path, dialler: Dialler | None = None) -> web.AppRunner:
+async def start(lobby: Lobby, path: Path, dialler: Dialler | None = None, stats: Stats | None = None) -> web.AppRunner:
     """Serve the control app on ``path`` (an old socket file left by a crash is replaced)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
         path.unlink()
-    runner = web.AppRunner(control_app(lobby, dialler), access_log=None)
+    runner = web.AppRunner(control_app(lobby, dialler, stats), access_log=None)
     await runner.setup()
     await web.UnixSite(runner, str(path)).start()
     os.chmod(path, 0o600)

@@ -44,7 +44,7 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
     try:
         if settings.control.socket is not None:
             dialler = AsteriskDialler(settings, gateway).dial_out if settings.asterisk.ami else gateway.dial_out
-            local = await control.start(lobby, settings.control.socket, dialler)
+            local = await control.start(lobby, settings.control.socket, dialler, control.media_stats(engine, flow))
         await gateway.start()
         listen = settings.http.listen
         await web.TCPSite(runner, listen.host, listen.port).start()

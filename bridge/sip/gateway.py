@@ -179,8 +179,10 @@ class SipGateway:
         if entry is None:
             return
         call, stream = entry
-        accepted = stream.inband(digit, asyncio.get_running_loop().time())
+        now = asyncio.get_running_loop().time()
+        accepted = stream.inband(digit, now)
         if accepted is not None:
+            call.last_digit_at = now
             call.digits.put_nowait(accepted.digit)
 
     def _incoming(self, call: Any) -> None:
@@ -222,8 +224,12 @@ class SipGateway:
             # Signalled digits (RFC 4733 or SIP INFO): the phone does not need listening to any more.
             self.flow.engine.stop_inband(leg_id)
             stream.inband_wanted = False
-            digit = stream.sip_info("application/dtmf", str(event.digit), loop.time())
+            now = loop.time()
+            digit = stream.sip_info("application/dtmf", str(event.digit), now)
             if digit is not None:
+                entry = self._calls.get(leg_id)
+                if entry is not None:
+                    entry[0].last_digit_at = now
                 digits.put_nowait(digit.digit)
 
         sip_call.on_dtmf(on_digit)

@@ -29,6 +29,7 @@ class SipLeg:
         self._closed = False
         self._hangup: asyncio.Task[None] | None = None
         self.restarts = 0  # audio renegotiations seen (re-INVITE, hold/resume)
+        self._audio = call.audio  # one object for the call's life: it re-binds itself after a renegotiation
 
     @property
     def id(self) -> str:
@@ -48,29 +49,31 @@ class SipLeg:
         return self._closed or self._call.state is CallState.CLOSED
 
     def read(self) -> npt.NDArray[np.int16] | None:
-        if self.closed:
+        if self._closed or self._call.state is CallState.CLOSED:
             return None
         need = self._frame_bytes - len(self._partial)
         try:
-            self._partial += self._call.audio.read(need)
+            chunk = self._audio.read(need)
         except AudioRestarted:  # a re-INVITE replaced the streams (the stack sends one just after answering)
             self._partial = b""
             self.restarts += 1
             return None
-        except AudioNotActive:  # between two negotiations: nothing to read this tick
+        except AudioNotActive:  # between two negotiations, or on hold: nothing to read this tick
             return None
-        if len(self._partial) < self._frame_bytes:
-            return None  # not yet: the room hears silence from this leg this tick
-        frame = np.frombuffer(self._partial, dtype=np.int16).copy()
-        self._partial = b""
-        return frame
+        if len(chunk) != self._frame_bytes:
+            self._partial += chunk
+            if len(self._partial) < self._frame_bytes:
+                return None  # not yet: the room hears silence from this leg this tick
+            chunk, self._partial = self._partial, b""
+        # Read-only view of the bytes: the engine only reads it (stacking the frames of a tick copies them).
+        return np.frombuffer(chunk, dtype=np.int16)
 
     def write(self, frame: npt.NDArray[np.int16]) -> None:
-        if self.closed:
+        if self._closed or self._call.state is CallState.CLOSED:
             return
         # A renegotiation drops this frame; the next one goes to the new streams (the binding is re-probed).
         with contextlib.suppress(AudioRestarted, AudioNotActive):
-            self._call.audio.write(frame.astype(np.int16).tobytes())
+            self._audio.write(frame.tobytes() if frame.dtype == np.int16 else frame.astype(np.int16).tobytes())
 
     def close(self) -> None:
         if self._closed:

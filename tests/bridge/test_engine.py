@@ -259,3 +259,41 @@ def test_engine_inband_digits_detected_and_never_heard_by_the_room() -> None:
     engine.stop_inband("phone")
     run_ticks(engine, 5)
     assert engine.stats("phone").frames_in == 105
+
+
+def test_two_phones_get_each_others_frames_as_sent_and_a_third_talker_is_mixed_in() -> None:
+    """Two 8 kHz legs in a room: each receives the other's frames bit for bit, with no delay (no round trip
+    through the mixing rate). A third talker makes it a mix (converted), and its leaving makes it direct again."""
+    engine = Engine()
+    a_audio, b_audio = tone_at(500, 8000, 3), tone_at(900, 8000, 3)
+    a, b = BufferLeg("a", 8000, a_audio), BufferLeg("b", 8000, b_audio)
+    engine.join("consult", a)
+    engine.join("consult", b)
+    run_ticks(engine, 25)
+    heard_a, heard_b = a.recording(), b.recording()
+    start = 160 * 5  # once the voice detector counts them as talking
+    assert np.array_equal(heard_b[start:], a_audio[start : len(heard_b)]), "B does not get A's frames as sent"
+    assert np.array_equal(heard_a[start:], b_audio[start : len(heard_a)])
+    c = BufferLeg("c", 8000, tone_at(1700, 8000, 3))
+    engine.join("consult", c)
+    run_ticks(engine, 25)
+    mixed = a.recording()[160 * 30 :]
+    assert magnitude_db(mixed, 900, rate=8000) > -20
+    assert magnitude_db(mixed, 1700, rate=8000) > -20, "the third talker is not heard"
+    assert magnitude_db(mixed, 500, rate=8000) < -60, "A hears itself in the mix"
+    engine.leave("c")
+    before = len(b.recording())
+    run_ticks(engine, 10)
+    sent = a_audio[before : before + 160 * 10]
+    assert np.array_equal(b.recording()[before:][-160 * 5 :], sent[-160 * 5 :]), "not direct again"
+
+
+def test_phone_hearing_a_wideband_leg_gets_it_converted() -> None:
+    engine = Engine()
+    phone, wide = BufferLeg("phone", 8000), BufferLeg("wide", 16000, tone_at(700, 16000, 2))
+    engine.join("consult", phone)
+    engine.join("consult", wide)
+    run_ticks(engine, 30)
+    heard = phone.recording()[4000:]
+    assert len(heard) == 8000 * 30 // 50 - 4000
+    assert magnitude_db(heard, 700, rate=8000) > -20

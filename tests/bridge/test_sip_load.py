@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
+import bench
+from bench.rtp_pcap import write_call_pcap
 from rooms import ConferenceDraft
-from tests.bridge.rtp_pcap import write_call_pcap
 from tests.bridge.stack import free_port, make_rooms, running
 from tests.mixer.signals import tone
 from tests.tools import require
 
-CALLER = Path(__file__).with_name("sipp") / "caller.xml"
+CALLER = Path(bench.__file__).with_name("sipp") / "caller.xml"
 
 
 def run_callers(tmp_path: Path, calls: int, talk_s: float) -> tuple[int, int, str]:
