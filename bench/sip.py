@@ -160,17 +160,20 @@ def run(
         deadline = time.monotonic() + calls / rate + 30
         stats: dict[str, Any] = {}
         while time.monotonic() < deadline:
-            stats = control.call(sock_path, "GET", "/stats")
+            try:
+                stats = control.call(sock_path, "GET", "/stats", timeout_s=30)
+            except (TimeoutError, control.ControlError):  # an overloaded bridge answers late: that is a figure too
+                continue
             if stats["legs_in_rooms"] >= calls:
                 break
             time.sleep(0.5)
         in_rooms = stats.get("legs_in_rooms", 0)
         time.sleep(2.0)  # settle: the last joiners' prompts end
         threads0 = thread_seconds(bridge.pid)
-        before, cpu0, sipp0, t0 = control.call(sock_path, "GET", "/stats"), cpu_seconds(bridge.pid), \
+        before, cpu0, sipp0, t0 = control.call(sock_path, "GET", "/stats", timeout_s=60), cpu_seconds(bridge.pid), \
             cpu_seconds(caller.pid), time.monotonic()  # fmt: skip
         time.sleep(window_s)
-        after, cpu1, sipp1, t1 = control.call(sock_path, "GET", "/stats"), cpu_seconds(bridge.pid), \
+        after, cpu1, sipp1, t1 = control.call(sock_path, "GET", "/stats", timeout_s=60), cpu_seconds(bridge.pid), \
             cpu_seconds(caller.pid), time.monotonic()  # fmt: skip
         threads1 = thread_seconds(bridge.pid)
         steady_rss = rss_mb(bridge.pid)
