@@ -46,6 +46,7 @@ class _Banks:
 class _Member:
     leg: Leg
     room_id: Hashable
+    rate: int  # the leg's rate, asked several times per tick
     frame_in: int
     row: int  # the leg's row in the converter banks of its rate (filter history, each way)
     stats: LegStats = field(default_factory=LegStats)
@@ -78,6 +79,7 @@ class Engine:
         self.on_leg_closed: Callable[[str, Hashable], None] | None = None
         self.clock: MediaClock | None = None  # the clock of run(), for its statistics
         self._silences: dict[int, npt.NDArray[np.int16]] = {}
+        self._last: MixResult | None = None
 
     # -- membership ----------------------------------------------------------------------------------------------
 
@@ -89,6 +91,7 @@ class Engine:
         member = _Member(
             leg=leg,
             room_id=room_id,
+            rate=leg.rate_hz,
             frame_in=leg.rate_hz * self.config.frame_ms // 1000,
             row=self._take_row(leg.rate_hz),
         )
@@ -194,10 +197,13 @@ class Engine:
         return [leg_id for leg_id, m in self._members.items() if m.room_id == room_id]
 
     def rate_of(self, leg_id: str) -> int:
-        return self._members[leg_id].leg.rate_hz
+        return self._members[leg_id].rate
 
     def stats(self, leg_id: str) -> LegStats:
-        return self._members[leg_id].stats
+        member = self._members[leg_id]
+        if self._last is not None and leg_id in self._last.slots:  # the level, as the mixer measured it last
+            member.stats.level_dbfs = self._last.level(leg_id)
+        return member.stats
 
     def __contains__(self, leg_id: object) -> bool:
         return leg_id in self._members
@@ -242,25 +248,26 @@ class Engine:
                 inband[member.inband_slot] = frame
                 inband_rows[member.inband_slot] = leg_id
                 continue
-            incoming.setdefault(member.leg.rate_hz, []).append((leg_id, frame))
+            incoming.setdefault(member.rate, []).append((leg_id, frame))
         if self._inband_legs:
             self._detect(inband, inband_rows, incoming)
         # The frames as the legs gave them, before conversion: a leg that hears exactly one other leg of its own
         # rate (two people in a room) gets that frame as it came, with no round trip through the mixing rate.
         native = {leg_id: frame for frames in incoming.values() for leg_id, frame in frames}
-        for rate, frames in incoming.items():  # every leg of a rate converted in one product
+        buffer, present, slot_of = self.mixer.input_buffer()
+        for rate, frames in incoming.items():  # every leg of a rate converted in one product, written in one
             banks = self._banks[rate]
             rows = np.array([self._members[leg_id].row for leg_id, _ in frames], dtype=np.intp)
-            converted = banks.to_mix.process(np.stack([f for _, f in frames]), rows)
-            for (leg_id, _), mixed_in in zip(frames, converted, strict=True):
-                self.mixer.write(leg_id, mixed_in)
-        result = self.mixer.tick()
+            slots = np.array([slot_of[leg_id] for leg_id, _ in frames], dtype=np.intp)
+            buffer[slots] = banks.to_mix.process(np.stack([f for _, f in frames]), rows)
+            present[slots] = True
+        result = self._last = self.mixer.tick()
         outgoing: dict[int, list[tuple[str, npt.NDArray[np.int16] | None]]] = {}
         by_slot: dict[int, Hashable] | None = None
         for leg_id, member in self._members.items():
             if leg_id in failed:
                 continue
-            rate = member.leg.rate_hz
+            rate = member.rate
             direct: npt.NDArray[np.int16] | None = None
             if rate != self.config.sample_rate_hz:
                 kind, index = result.group(leg_id)
@@ -270,7 +277,7 @@ class Engine:
                     if by_slot is None:
                         by_slot = {slot: other for other, slot in result.slots.items()}
                     source = by_slot.get(index)
-                    if source is not None and source in native and self._members[source].leg.rate_hz == rate:
+                    if source is not None and source in native and self._members[source].rate == rate:
                         direct = native[source]
                 if direct is None and member.direct_out:
                     self._banks[rate].from_mix.reset(member.row)  # its filter history is of long ago
@@ -296,7 +303,6 @@ class Engine:
                     failed.append(leg_id)
                     continue
                 member.stats.frames_out += 1
-                member.stats.level_dbfs = result.level(leg_id)  # measured by the mixer for all legs at once
         for leg_id in failed:
             self.leave(leg_id)
         if result.events and self.on_events is not None:

@@ -61,6 +61,9 @@ class OutputKind(IntEnum):
     MIX = 2  # a computed, limited mix
 
 
+_KINDS = tuple(sorted(OutputKind, key=int))
+
+
 class UnknownLeg(KeyError):
     """No leg with that id is in the mixer."""
 
@@ -89,7 +92,7 @@ class MixResult:
 
     def group(self, leg_id: Hashable) -> tuple[OutputKind, int]:
         slot = self._slot(leg_id)
-        kind = OutputKind(int(self.kinds[slot]))
+        kind = _KINDS[self.kinds[slot]]  # a tuple index, not an Enum call: asked for every leg every tick
         return kind, (0 if kind is OutputKind.SILENCE else int(self.index[slot]))
 
     def frame(self, leg_id: Hashable) -> npt.NDArray[np.int16]:

@@ -274,6 +274,7 @@ def test_two_phones_get_each_others_frames_as_sent_and_a_third_talker_is_mixed_i
     start = 160 * 5  # once the voice detector counts them as talking
     assert np.array_equal(heard_b[start:], a_audio[start : len(heard_b)]), "B does not get A's frames as sent"
     assert np.array_equal(heard_a[start:], b_audio[start : len(heard_a)])
+    assert -20 < engine.stats("a").level_dbfs < -10, "the level of a talking leg, as the mixer measured it"
     c = BufferLeg("c", 8000, tone_at(1700, 8000, 3))
     engine.join("consult", c)
     run_ticks(engine, 25)
