@@ -205,9 +205,17 @@ class SipGateway:
             await asyncio.to_thread(
                 self.flow.rooms.record, AuditKind.DIAL_IN_REFUSED, detail={"reason": "bad-direct-link"}
             )
+        from baresip.errors import BaresipError
+
         stream, digits = self._listen_for_digits(sip_call, leg_id)  # before answering: a key may come at once
-        await sip_call.answer()
-        await sip_call.wait_established()
+        try:
+            await sip_call.answer()
+            await sip_call.wait_established()
+        except BaresipError as exc:  # CANCEL before our answer, or the call failed while being set up
+            log.info("call %s ended before it was answered: %s", leg_id, exc)
+            if self.on_call_ended is not None:
+                self.on_call_ended(leg_id, CallOutcome.ENDED)
+            return CallOutcome.ENDED
         call = self._make_call(sip_call, leg_id, number, stream, digits)
         expected = self._expected.get(called)
         if direct is not None and expected is not None and not expected.done():
