@@ -5,7 +5,7 @@ a second one, when a trunk is configured, dialling out. A call whose To user is 
 
 Facts about baresip-python 0.5.2a3 that shaped this (measured here): one ``Runtime`` per process;
 ``max_concurrent_calls`` defaults to 2; the bundled stack negotiates PCMU and PCMA only (G.722 and Opus are
-"codec not found"); ``catchall=yes`` accepts any user part; the jitter buffer is set to 20–80 ms; at most
+"codec not found"); ``catchall=yes`` accepts any user part; the jitter buffer is set to 20–60 ms; at most
 255 calls per user agent.
 """
 
@@ -103,11 +103,16 @@ class SipGateway:
         log.info("SIP gateway listening on %s (%s%s)", listen, ", ".join(self.settings.sip.transports), tls)
 
     def _stack_config(self) -> str:
-        sip = self.settings.sip
+        return self._stack_config_for(self.settings)
+
+    @staticmethod
+    def _stack_config_for(settings: Settings) -> str:
+        """The stack's own configuration lines: where and how it listens, and its jitter buffer."""
+        sip = settings.sip
         lines = [
             f"sip_listen {sip.listen}",
             f"sip_transports {','.join(t.value for t in sip.transports)}",
-            "audio_jitter_buffer_ms 20-80",
+            "audio_jitter_buffer_ms 20-60",
         ]
         if sip.tls_certificate is not None:
             lines.append(f"sip_certificate {sip.tls_certificate}")
