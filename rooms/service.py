@@ -101,6 +101,10 @@ class Rooms:
         with self._sessions.begin() as session:
             yield session
 
+    def now(self) -> datetime:
+        """The service's clock (UTC): what conference windows are judged against."""
+        return self._clock()
+
     def ping(self) -> None:
         """Raise unless the database answers a trivial query."""
         with self._tx() as s:
@@ -191,6 +195,20 @@ class Rooms:
     def get_conference(self, conference_id: uuid.UUID | str) -> ConferenceView:
         with self._tx() as s:
             return self._conference_view(self._conference(s, conference_id))
+
+    def by_link(self, token: str) -> tuple[ConferenceView, InviteeView | None]:
+        """The conference a join link leads to: its own link (``/c/…``: the entry code, if any, is still asked) or
+        an invitee's (``/i/…``: that person, no entry code). NotFoundError for anything else, the same for all."""
+        if not (16 <= len(token) <= 64) or not re.fullmatch(r"[A-Za-z0-9_-]+", token):
+            raise NotFoundError("no such link")
+        with self._tx() as s:
+            conference = s.scalar(select(Conference).where(Conference.link_token == token))
+            if conference is not None:
+                return self._conference_view(conference), None
+            invitee = s.scalar(select(Invitee).where(Invitee.join_token == token))
+            if invitee is not None:
+                return self._conference_view(invitee.conference), self._invitee_view(invitee)
+        raise NotFoundError("no such link")
 
     def joinable_conference(self, conference_id: uuid.UUID | str) -> ConferenceView:
         """The conference, if it can be joined now (for dial-out): NotFoundError, or ValidationError saying when."""

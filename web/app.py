@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
 from importlib.metadata import version
+from pathlib import Path
 
 from aiohttp import web
 
 from config import Settings
 from rooms import Rooms
+from web.pages import Pages
 
 SETTINGS = web.AppKey("settings", Settings)
 ROOMS = web.AppKey("rooms", Rooms)
+PAGES = web.AppKey("pages", Pages)
+STATIC = Path(__file__).with_name("static")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -24,9 +30,23 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "database": "ok", "version": version("passerelle")})
 
 
+def service_key(settings: Settings) -> bytes:
+    """The key that signs tickets: from security.secret_key, or random for this process when none is set."""
+    secret = settings.security.secret_key.reveal()
+    return hashlib.sha256(b"passerelle tickets\0" + secret.encode()).digest() if secret else os.urandom(32)
+
+
 def create_app(settings: Settings, rooms: Rooms) -> web.Application:
     app = web.Application(client_max_size=1024 * 1024)
     app[SETTINGS] = settings
     app[ROOMS] = rooms
+    pages = app[PAGES] = Pages(settings, rooms, service_key(settings))
     app.router.add_get("/healthz", healthz)
+    for prefix in ("c", "i"):  # the conference's own link, an invitee's link
+        app.router.add_get(rf"/{prefix}/{{token:[A-Za-z0-9_-]{{1,100}}}}", pages.join_page)
+        app.router.add_post(rf"/{prefix}/{{token:[A-Za-z0-9_-]{{1,100}}}}", pages.join)
+    app.router.add_get(r"/room/{ticket:[A-Za-z0-9_.-]{1,2000}}", pages.room)
+    app.router.add_get("/api/net/ping", pages.ping)
+    app.router.add_get("/api/net/download", pages.download)
+    app.router.add_static("/static", STATIC, append_version=False)
     return app

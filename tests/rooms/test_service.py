@@ -319,3 +319,19 @@ def test_service_audit_trail_holds_nothing_personal(rooms: Rooms, alice: str) ->
     kinds = [e.kind for e in rooms.audit_events()]
     assert AuditKind.CONFERENCE_CREATED in kinds
     assert AuditKind.INVITEE_ADDED in kinds
+
+
+def test_service_links_lead_to_their_conference_and_nothing_else(rooms: Rooms) -> None:
+    conference = rooms.create_conference(draft(entry_code="4821"))
+    invitee = rooms.add_invitee(conference.id, "email", "Patient@Example.org", send_now=False)
+    own = conference.join_url.rsplit("/", 1)[1]
+    personal = invitee.join_url.rsplit("/", 1)[1]
+    found, who = rooms.by_link(own)
+    assert (found.id, who) == (conference.id, None)
+    found, who = rooms.by_link(personal)
+    assert found.id == conference.id
+    assert who is not None
+    assert who.id == invitee.id
+    for bad in ("", "x" * 100, own[:-1] + ("A" if own[-1] != "A" else "B"), "../../etc/passwd", "a" * 32):
+        with pytest.raises(NotFoundError, match="no such link"):
+            rooms.by_link(bad)

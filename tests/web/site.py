@@ -1,0 +1,82 @@
+"""A real ``passerelle serve`` for browser tests, and Debian's Chromium driven by Playwright with a fake
+microphone file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.request
+import wave
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tests.cli.test_serve import env_for, free_port
+from tests.tools import require
+
+
+@dataclass
+class Site:
+    base: str
+    env: dict[str, str]
+    folder: Path
+
+    def conference(self, *args: str) -> dict[str, Any]:
+        done = subprocess.run(
+            [require("passerelle"), "conference", "create", "--name", "Consultation Dr Martin", "--json", *args],
+            env=self.env, cwd=self.folder, capture_output=True, text=True, timeout=30, check=True,
+        )  # fmt: skip
+        created: dict[str, Any] = json.loads(done.stdout)
+        return created
+
+
+@contextmanager
+def serving(folder: Path) -> Iterator[Site]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = env_for(
+        folder, PASSERELLE_HTTP__LISTEN=f"127.0.0.1:{port}", PASSERELLE_HTTP__PUBLIC_BASE_URL=base,
+        PASSERELLE_SIP__LISTEN=f"127.0.0.1:{free_port()}", PASSERELLE_CONTROL__SOCKET=str(folder / "control.sock"),
+    )  # fmt: skip
+    serve = subprocess.Popen([require("passerelle"), "serve"], env=env, cwd=folder, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/healthz", timeout=2):  # noqa: S310 - http on loopback
+                    break
+            except OSError:
+                if serve.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("passerelle serve did not start") from None
+                time.sleep(0.2)
+        yield Site(base, env, folder)
+    finally:
+        serve.terminate()
+        serve.communicate(timeout=20)
+
+
+def tone_wav(path: Path, freq: float = 440.0, seconds: float = 10.0, rate: int = 48000) -> Path:
+    n = np.arange(int(rate * seconds))
+    samples = (8000 * np.sin(2 * np.pi * freq * n / rate)).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(samples.tobytes())
+    return path
+
+
+def chromium_args(mic: Path | None, *, allow_media: bool = True) -> list[str]:
+    args = ["--use-fake-device-for-media-stream", "--autoplay-policy=no-user-gesture-required"]
+    if allow_media:
+        args.append("--use-fake-ui-for-media-stream")  # answers the permission prompt with "allow"
+    else:
+        args.append("--deny-permission-prompts")
+    if mic is not None:
+        args.append(f"--use-file-for-fake-audio-capture={mic}")
+    return args

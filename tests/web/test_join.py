@@ -1,0 +1,176 @@
+"""The join page over HTTP: links, entry codes, names, windows, guessing, tickets, the network-test endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from config import Settings
+from rooms import AuditKind, ConferenceDraft, Rooms
+from tests.conftest import FakeClock
+from web import create_app
+
+Scenario = Callable[[TestClient[Any, Any]], Awaitable[Any]]
+
+
+def with_client(settings: Settings, rooms: Rooms, scenario: Scenario) -> Any:
+    async def main() -> Any:
+        async with TestClient(TestServer(create_app(settings, rooms), host="127.0.0.1")) as client:
+            return await scenario(client)
+
+    return asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def path_of(url: str) -> str:
+    return "/" + url.split("/", 3)[3]
+
+
+def test_join_page_in_french_by_default_and_english_on_request(settings: Settings, rooms: Rooms) -> None:
+    conference = rooms.create_conference(ConferenceDraft(name="Consultation Dr Martin", entry_code="4821"))
+    link = path_of(conference.join_url)
+
+    async def scenario(client: TestClient[Any, Any]) -> tuple[str, str, str, str]:
+        fr = await (await client.get(link)).text()
+        en_response = await client.get(link + "?lang=en")
+        en = await en_response.text()
+        kept = await (await client.get(link)).text()  # the cookie keeps the choice
+        browser = await (await client.get(link, headers={"Accept-Language": "en-GB,en;q=0.9,fr;q=0.5"},
+                                          cookies={})).text()  # fmt: skip
+        return fr, en, kept, browser
+
+    fr, en, kept, browser = with_client(settings, rooms, scenario)
+    assert '<html lang="fr">' in fr
+    assert "Par téléphone :" in fr
+    assert conference.code_display + " #" in fr
+    assert "Code d'accès" in fr or "Code d&#39;accès" in fr
+    assert "4821" not in fr, "the entry code is shown to whoever has the conference link"
+    assert '<html lang="en">' in en
+    assert "By phone:" in en
+    assert '<html lang="en">' in kept
+    assert "Consultation Dr Martin" in browser
+
+
+def test_unknown_links_get_a_clear_404(settings: Settings, rooms: Rooms) -> None:
+    async def scenario(client: TestClient[Any, Any]) -> list[tuple[int, str]]:
+        out = []
+        for path in ("/c/" + "A" * 32, "/i/nope-nope-nope-nope-1", "/c/x"):
+            response = await client.get(path)
+            out.append((response.status, await response.text()))
+        return out
+
+    for status, text in with_client(settings, rooms, scenario):
+        assert status == 404
+        assert "Lien introuvable" in text
+        assert "rejoignez par téléphone" in text
+
+
+def test_entry_code_checked_then_a_ticket_leads_to_the_room(settings: Settings, rooms: Rooms) -> None:
+    conference = rooms.create_conference(ConferenceDraft(name="Consultation", entry_code="4821"))
+    link = path_of(conference.join_url)
+
+    async def scenario(client: TestClient[Any, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        wrong = await client.post(link, data={"name": "Dr Martin", "entry_code": "1111", "media": "audio"})
+        out["wrong"] = (wrong.status, await wrong.text())
+        nameless = await client.post(link, data={"name": "  \u200b ", "entry_code": "4821"})
+        out["nameless"] = (nameless.status, await nameless.text())
+        media = await client.post(link, data={"name": "Dr Martin", "entry_code": "4821", "media": "hologram"})
+        out["media"] = media.status
+        right = await client.post(link, data={"name": "Dr\x00 Martin\n", "entry_code": "4821", "media": "video"},
+                                  allow_redirects=False)  # fmt: skip
+        out["right"] = (right.status, right.headers.get("Location", ""))
+        room = await client.get(out["right"][1])
+        out["room"] = (room.status, await room.text())
+        forged = await client.get(out["right"][1][:-3] + "abc")
+        out["forged"] = forged.status
+        return out
+
+    out = with_client(settings, rooms, scenario)
+    assert out["wrong"][0] == 403
+    assert "Code d&#39;accès erroné." in out["wrong"][1]
+    assert 'value="Dr Martin"' in out["wrong"][1], "the name typed is kept on the page"
+    assert out["nameless"][0] == 400
+    assert "Indiquez votre nom." in out["nameless"][1]
+    assert out["media"] == 400
+    assert out["right"][0] == 303
+    assert re.fullmatch(r"/room/[A-Za-z0-9_.-]+", out["right"][1])
+    assert out["room"][0] == 200
+    assert "Vous êtes Dr Martin." in out["room"][1]
+    assert out["forged"] == 403
+    refused = [e for e in rooms.audit_events() if e.kind is AuditKind.DIAL_IN_REFUSED]
+    assert [e.detail["reason"] for e in refused] == ["wrong-entry-code"]
+
+
+def test_invitee_link_needs_no_entry_code_and_shows_it_for_the_phone(settings: Settings, rooms: Rooms) -> None:
+    conference = rooms.create_conference(ConferenceDraft(name="Consultation", entry_code="4821"))
+    invitee = rooms.add_invitee(conference.id, "email", "patient@example.org", send_now=False)
+    link = path_of(invitee.join_url)
+
+    async def scenario(client: TestClient[Any, Any]) -> tuple[str, int]:
+        page = await (await client.get(link)).text()
+        joined = await client.post(link, data={"name": "Mme Durand", "media": "audio"}, allow_redirects=False)
+        return page, joined.status
+
+    page, status = with_client(settings, rooms, scenario)
+    assert 'name="entry_code"' not in page
+    assert "puis le code d&#39;accès <strong>4821 #</strong>" in page
+    assert status == 303
+
+
+def test_guessing_entry_codes_is_stopped(settings: Settings, rooms: Rooms) -> None:
+    conference = rooms.create_conference(ConferenceDraft(name="Consultation", entry_code="4821"))
+    link = path_of(conference.join_url)
+    limit = settings.limits.failures_per_caller
+
+    async def scenario(client: TestClient[Any, Any]) -> list[int]:
+        statuses = []
+        for guess in range(limit + 2):
+            response = await client.post(link, data={"name": "x", "entry_code": f"{1000 + guess}"})
+            statuses.append(response.status)
+        right = await client.post(link, data={"name": "x", "entry_code": "4821"}, allow_redirects=False)
+        statuses.append(right.status)
+        return statuses
+
+    statuses = with_client(settings, rooms, scenario)
+    assert statuses[:limit] == [403] * limit
+    assert statuses[limit:] == [429, 429, 429], "past the limit even the right code is refused for a while"
+
+
+def test_conference_window_is_enforced(settings: Settings, rooms: Rooms, clock: FakeClock) -> None:
+    start = clock.now + timedelta(days=1)
+    conference = rooms.create_conference(ConferenceDraft(
+        name="Formation", start=start.isoformat(), end=(start + timedelta(hours=1)).isoformat()))  # fmt: skip
+    link = path_of(conference.join_url)
+
+    async def post(client: TestClient[Any, Any]) -> tuple[int, str]:
+        response = await client.post(link, data={"name": "x", "entry_code": conference.entry_code or ""})
+        return response.status, await response.text()
+
+    early = with_client(settings, rooms, post)
+    clock.advance(timedelta(days=2))
+    late = with_client(settings, rooms, post)
+    assert early[0] == 403
+    assert "pas encore ouverte" in early[1]
+    assert late[0] == 403
+    assert "terminée" in late[1]
+
+
+def test_network_test_endpoints(settings: Settings, rooms: Rooms) -> None:
+    async def scenario(client: TestClient[Any, Any]) -> list[tuple[int, int]]:
+        out = []
+        for query in ("bytes=1000", "bytes=0", "bytes=99999999", "bytes=lots"):
+            response = await client.get(f"/api/net/download?{query}")
+            out.append((response.status, len(await response.read())))
+        ping = await client.get("/api/net/ping")
+        out.append((ping.status, 0))
+        return out
+
+    out = with_client(settings, rooms, scenario)
+    assert out[0] == (200, 1000)
+    assert [status for status, _ in out[1:4]] == [400, 400, 400]
+    assert out[4][0] == 200

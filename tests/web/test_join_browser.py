@@ -1,0 +1,113 @@
+"""The join page in real headless Chromium (Debian's, driven by Playwright) against a real `passerelle serve`:
+the pre-call check works with a fake microphone file, both languages render, a phone-sized screen keeps the key
+controls in view, a refused microphone gets an explanation, and the entry code leads to the room."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.tools import require
+from tests.web.site import chromium_args, serving, tone_wav
+
+
+def launch(playwright: object, args: list[str]) -> Browser:
+    browser: Browser = playwright.chromium.launch(executable_path=require("chromium"), args=args)  # type: ignore[attr-defined]
+    return browser
+
+
+def until(condition: Callable[[], bool], limit_s: float = 10.0) -> None:
+    """Poll from the test (the page's Content-Security-Policy forbids the evaluated predicates of wait_for_function)."""
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
+
+
+def path_of(url: str) -> str:
+    return "/" + url.split("/", 3)[3]
+
+
+@pytest.mark.e2e
+def test_pre_call_check_languages_and_joining(tmp_path: Path) -> None:
+    mic = tone_wav(tmp_path / "mic.wav")
+    with serving(tmp_path) as site, sync_playwright() as p:
+        conference = site.conference("--entry-code", "4821")
+        browser = launch(p, chromium_args(mic))
+        try:
+            page = browser.new_page(locale="fr-FR")
+            page.goto(site.base + path_of(conference["join_url"]))
+            expect(page.locator("html")).to_have_attribute("lang", "fr")
+            expect(page.locator("#dial-in")).to_contain_text("Par téléphone")
+            expect(page.locator("#dial-in")).to_contain_text(conference["code"][:3])
+            # The fake microphone plays a tone: the meter moves and says the microphone works.
+            expect(page.locator("body")).to_have_attribute("data-mic-level", re.compile(r"^(0\.[3-9]\d|1\.00)$"),
+                                                            timeout=10_000)  # fmt: skip
+            expect(page.locator("#mic-status")).to_contain_text("Le micro fonctionne")
+            expect(page.locator("body")).to_have_attribute("data-network", re.compile(".+"), timeout=15_000)
+            expect(page.locator("#network-status")).to_contain_text("Bonne connexion")
+            page.click("#speaker-test")
+            assert page.evaluate("document.body.dataset.speaker") == "played"
+            page.check('input[value="video"]')
+            expect(page.locator("#camera-preview")).to_be_visible()
+            until(lambda: page.evaluate("() => document.getElementById('camera-preview').videoWidth") > 0)
+            # English on request.
+            page.click("a[lang=en]")
+            expect(page.locator("html")).to_have_attribute("lang", "en")
+            expect(page.locator("#dial-in")).to_contain_text("By phone")
+            # Wrong entry code, then the right one: the room.
+            page.fill("#name", "Dr Martin")
+            page.fill("#entry_code", "1234")
+            page.click("#join-button")
+            expect(page.locator("#error")).to_contain_text("Wrong entry code")
+            page.fill("#entry_code", "4821")
+            page.click("#join-button")
+            page.wait_for_url("**/room/**")
+            expect(page.locator("main")).to_contain_text("You are Dr Martin.")
+        finally:
+            browser.close()
+
+
+@pytest.mark.e2e
+def test_phone_sized_screen_keeps_the_key_controls_in_view(tmp_path: Path) -> None:
+    mic = tone_wav(tmp_path / "mic.wav")
+    with serving(tmp_path) as site, sync_playwright() as p:
+        conference = site.conference()
+        browser = launch(p, chromium_args(mic))
+        try:
+            page: Page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+            page.goto(site.base + path_of(conference["join_url"]))
+            page.screenshot(path=str(tmp_path / "join-mobile.png"), full_page=True)
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390, "the page scrolls sideways"
+            for selector in ("#dial-in", "#name", "#join-button"):
+                box = page.locator(selector).bounding_box()
+                assert box is not None, selector
+                assert box["x"] >= 0
+                assert box["x"] + box["width"] <= 390, f"{selector} is cut off"
+            join = page.locator("#join-button").bounding_box()
+            assert join is not None
+            assert join["y"] + join["height"] <= 844, "the join button is below the first screen"
+            assert join["height"] >= 44, "the join button is smaller than a finger"
+        finally:
+            browser.close()
+
+
+@pytest.mark.e2e
+def test_refused_microphone_is_explained(tmp_path: Path) -> None:
+    with serving(tmp_path) as site, sync_playwright() as p:
+        conference = site.conference()
+        browser = launch(p, chromium_args(None, allow_media=False))
+        try:
+            page = browser.new_page(locale="fr-FR")
+            page.goto(site.base + path_of(conference["join_url"]))
+            expect(page.locator("body")).to_have_attribute("data-mic", "refused", timeout=10_000)
+            expect(page.locator("#mic-status")).to_contain_text("n'a pas autorisé le micro")
+            expect(page.locator("#mic-status")).to_contain_text("par téléphone")
+            expect(page.locator("#join-button")).to_be_enabled()
+        finally:
+            browser.close()

@@ -1,0 +1,212 @@
+"""The join page (``/c/<link>``: the conference's link, entry code asked if it has one; ``/i/<link>``: an invitee's
+own link) with its pre-call check, and the small network-test endpoints that check uses.
+
+A join that passes gives a signed, expiring participant ticket (:mod:`web.tickets`) and goes on to the room.
+Wrong entry codes are counted per link and per client address like the phone's (the same limit), so the web is no
+easier to guess through than the keypad.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import unicodedata
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+from aiohttp import web
+from babel.support import Translations
+
+from bridge.guard import FailureGuard
+from config import Settings
+from rooms import AuditKind, Rooms
+from rooms.codes import entry_code_matches, normalise_code
+from rooms.errors import NotFoundError
+from rooms.schedule import WindowState
+from rooms.views import ConferenceView, InviteeView
+from web import tickets
+from web.i18n import COOKIE, N_, load_catalogs, negotiate
+
+TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
+MAX_NAME = 60
+MAX_DOWNLOAD = 2 * 1024 * 1024
+
+
+class Pages:
+    def __init__(self, settings: Settings, rooms: Rooms, key: bytes) -> None:
+        self.settings, self.rooms, self.key = settings, rooms, key
+        self.catalogs = load_catalogs()
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
+        )
+        limits = settings.limits
+        self.guard = FailureGuard(limits.failures_per_caller, limits.failures_window_s,
+                                  limits.global_failures_alarm_per_min)  # fmt: skip
+        self._blob = os.urandom(MAX_DOWNLOAD)  # incompressible: a proxy cannot shrink the throughput test
+
+    # -- rendering -----------------------------------------------------------------------------------------------
+
+    def render(self, request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
+        language, chosen = negotiate(request, self.settings.locale.default_language)
+        translations: Translations = self.catalogs[language]
+
+        def gettext(message: str, **values: Any) -> str:
+            translated: str = translations.gettext(message)
+            return translated % values if values else translated  # autoescaped as a whole where it is shown
+
+        text = self.env.get_template(template).render(
+            lang=language.value, _=gettext, texts=self._script_texts(translations), **context
+        )
+        response = web.Response(text=text, status=status, content_type="text/html")
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'self'; img-src 'self' data:; media-src 'self' blob: mediastream:; object-src 'none'; "
+            "frame-ancestors 'none'; base-uri 'none'"
+        )
+        response.headers["Referrer-Policy"] = "no-referrer"  # the link is the secret: never sent elsewhere
+        if chosen:
+            response.set_cookie(COOKIE, language.value, max_age=365 * 86400, samesite="Lax", httponly=True)
+        return response
+
+    def error(self, request: web.Request, status: int, title: str, message: str) -> web.Response:
+        t = self._gettext(request)
+        return self.render(request, "error.html", status=status, title=t(title), message=t(message))
+
+    def _gettext(self, request: web.Request) -> Any:
+        language, _ = negotiate(request, self.settings.locale.default_language)
+        return self.catalogs[language].gettext
+
+    @staticmethod
+    def _script_texts(t: Translations) -> dict[str, str]:
+        _ = t.gettext
+        return {
+            "mic_ok": _("Microphone working: speak and watch the level move."),
+            "mic_denied": _("Your browser did not allow the microphone. Allow it for this site (the padlock or "
+                            "camera icon in the address bar), then reload the page. You can also join by phone."),
+            "mic_missing": _("No microphone was found. Plug one in, or join by phone with the number above."),
+            "mic_busy": _("The microphone is used by another application. Close it, then reload the page."),
+            "mic_unavailable": _("The microphone could not be opened. Reload the page, or join by phone."),
+            "mic_unsupported": _("This browser cannot use a microphone here. Use a recent browser, or join by phone."),
+            "network_good": _("Good connection ({rtt} ms, {kbps} kbit/s)."),
+            "network_weak": _("Weak connection ({rtt} ms, {kbps} kbit/s): choose microphone only, or join by phone."),
+            "network_insufficient": _("Connection too weak for the call ({rtt} ms, {kbps} kbit/s): join by phone."),
+            "network_failed": _("The network test failed: check your connection, or join by phone."),
+            "name_missing": _("Enter your name."),
+            "entry_code_form": _("The entry code has 4 to 8 digits."),
+        }  # fmt: skip
+
+    # -- the join page -------------------------------------------------------------------------------------------
+
+    async def _conference(self, request: web.Request) -> tuple[ConferenceView, InviteeView | None]:
+        token = request.match_info["token"]
+        try:
+            return await asyncio.to_thread(self.rooms.by_link, token)
+        except NotFoundError:
+            raise self._not_found(request) from None
+
+    def _not_found(self, request: web.Request) -> web.HTTPException:
+        response = self.error(request, 404, N_("Link not found"),
+                              N_("This link leads to no conference. Check the link in your invitation, or join by "
+                                 "phone with the number and code it gives."))  # fmt: skip
+        headers = {k: v for k, v in response.headers.items() if k.lower() != "content-type"}
+        return web.HTTPNotFound(text=response.text, content_type="text/html", headers=headers)
+
+    def _join_context(
+        self, request: web.Request, conference: ConferenceView, invitee: InviteeView | None, **extra: Any
+    ) -> dict[str, Any]:
+        when = None
+        if conference.starts_at is not None and conference.ends_at is not None:
+            zone = ZoneInfo(conference.timezone)
+            start, end = conference.starts_at.astimezone(zone), conference.ends_at.astimezone(zone)
+            when = f"{start:%d/%m/%Y %H:%M} – {end:%H:%M}"
+        number = self.settings.dial_in.numbers[0]
+        return {
+            "conference": conference,
+            "when": when,
+            "dial_in": number.national if self.settings.locale.phone_region == "FR" else number.international,
+            "ask_entry_code": invitee is None and conference.has_entry_code,
+            "show_entry_code": invitee is not None and conference.has_entry_code,
+            "action": request.path,
+            "name": "",
+            "error": None,
+            **extra,
+        }
+
+    async def join_page(self, request: web.Request) -> web.Response:
+        conference, invitee = await self._conference(request)
+        return self.render(request, "join.html", **self._join_context(request, conference, invitee))
+
+    async def join(self, request: web.Request) -> web.Response:
+        conference, invitee = await self._conference(request)
+        t = self._gettext(request)
+        try:
+            form = await request.post()
+        except ValueError:
+            raise web.HTTPBadRequest(text="the form could not be read") from None
+        name = _clean_name(str(form.get("name", "")))
+        media = str(form.get("media", "audio"))
+        context = self._join_context(request, conference, invitee, name=name)
+
+        def again(message: str, status: int = 400) -> web.Response:
+            return self.render(request, "join.html", status=status, **{**context, "error": t(message)})
+
+        if not name:
+            return again(N_("Enter your name."))
+        if media not in ("audio", "video"):
+            return again(N_("Choose microphone only, or camera and microphone."))
+        state = conference.window.state(self.rooms.now())
+        if state is WindowState.NOT_YET_OPEN:
+            return again(N_("This conference is not open yet: come back a few minutes before it starts."), 403)
+        if state is WindowState.ENDED:
+            return again(N_("This conference has ended."), 403)
+        if invitee is None and conference.entry_code is not None:
+            client = request.remote or "unknown"
+            keys = [f"link:{request.match_info['token']}", f"web:{client}"]
+            now = time.monotonic()
+            if self.guard.blocked(keys, now):
+                return again(N_("Too many wrong entry codes: try again later, or join by phone."), 429)
+            typed = normalise_code(str(form.get("entry_code", "")))
+            if not entry_code_matches(conference.entry_code, typed):
+                self.guard.record(keys, now, shown="a web visitor")
+                await asyncio.to_thread(self.rooms.record, AuditKind.DIAL_IN_REFUSED, conference_id=conference.id,
+                                        detail={"reason": "wrong-entry-code", "source": "web"})  # fmt: skip
+                return again(N_("Wrong entry code."), 403)
+        ticket = tickets.issue(self.key, conference.id, name, media, invitee.id if invitee else None)
+        raise web.HTTPSeeOther(f"/room/{ticket}")
+
+    async def room(self, request: web.Request) -> web.Response:
+        try:
+            ticket = tickets.read(self.key, request.match_info["ticket"])
+        except tickets.BadTicket:
+            return self.error(request, 403, N_("Link expired"),
+                              N_("Open the link of your invitation again to rejoin the conference."))  # fmt: skip
+        try:
+            conference = await asyncio.to_thread(self.rooms.get_conference, ticket.conference_id)
+        except NotFoundError:
+            raise self._not_found(request) from None
+        number = self.settings.dial_in.numbers[0]
+        return self.render(request, "room.html", conference=conference, ticket=ticket, leave="/",
+                           dial_in=number.national if self.settings.locale.phone_region == "FR"
+                           else number.international)  # fmt: skip
+
+    # -- network test --------------------------------------------------------------------------------------------
+
+    async def ping(self, request: web.Request) -> web.Response:
+        return web.json_response({"t": time.time()}, headers={"Cache-Control": "no-store"})
+
+    async def download(self, request: web.Request) -> web.Response:
+        try:
+            size = int(request.query.get("bytes", "262144"))
+        except ValueError:
+            raise web.HTTPBadRequest(text="bytes: expected a whole number") from None
+        if not 1 <= size <= MAX_DOWNLOAD:
+            raise web.HTTPBadRequest(text=f"bytes: from 1 to {MAX_DOWNLOAD}")
+        return web.Response(body=self._blob[:size], content_type="application/octet-stream",
+                            headers={"Cache-Control": "no-store"})  # fmt: skip
+
+
+def _clean_name(raw: str) -> str:
+    """A display name: printable characters only, spaces collapsed, at most 60 characters."""
+    kept = "".join(ch for ch in unicodedata.normalize("NFC", raw) if unicodedata.category(ch)[0] != "C")
+    return " ".join(kept.split())[:MAX_NAME]
