@@ -222,6 +222,21 @@ def sip_user(raw: object) -> str:
     return text
 
 
+def ice_url(raw: object) -> str:
+    text = str(raw).strip()
+    if not re.fullmatch(r"(stun|turns?):[A-Za-z0-9.\-\[\]:]+(\?transport=(udp|tcp))?", text):
+        raise BadValue('a STUN or TURN URL, e.g. "stun:stun.example.org:3478" or "turn:turn.example.org?transport=tcp"')
+    return text
+
+
+def ip_address(raw: object) -> str:
+    text = str(raw).strip()
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise BadValue("an IP address, e.g. 127.0.0.1 or 2001:db8::1") from None
+
+
 def optional_path(raw: object) -> Path | None:
     if not isinstance(raw, str):
         raise BadValue("a file path, or an empty string for none")

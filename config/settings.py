@@ -69,6 +69,14 @@ class AsteriskSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class WebRtcSettings:
+    ice_servers: tuple[str, ...] = _setting(p.listing(p.ice_url, "STUN/TURN URLs"))
+    turn_username: str = _setting(p.sip_user)
+    turn_password: Secret = _setting(p.secret, secret=True)
+    host_addresses: tuple[str, ...] = _setting(p.listing(p.ip_address, "IP addresses"))
+
+
+@dataclass(frozen=True, slots=True)
 class HttpSettings:
     listen: HostPort = _setting(p.host_port)
     public_base_url: str = _setting(p.base_url)
@@ -150,6 +158,7 @@ class Settings:
     dial_in: DialInSettings
     trunk: TrunkSettings
     asterisk: AsteriskSettings
+    webrtc: WebRtcSettings
     http: HttpSettings
     control: ControlSettings
     database: DatabaseSettings

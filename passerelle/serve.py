@@ -39,7 +39,7 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
         now=loop.time,
     )  # fmt: skip
     gateway = SipGateway(settings, flow)
-    runner = web.AppRunner(create_app(settings, rooms), handle_signals=False, access_log=None)
+    runner = web.AppRunner(create_app(settings, rooms, engine), handle_signals=False, access_log=None)
     await runner.setup()
     media = asyncio.create_task(engine.run(stop), name="media clock")
     local: web.AppRunner | None = None

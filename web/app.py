@@ -10,8 +10,11 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bridge.engine import Engine
+from bridge.webrtc import pin_host_addresses
 from config import Settings
 from rooms import Rooms
+from web.live import Live
 from web.pages import Pages
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -36,7 +39,8 @@ def service_key(settings: Settings) -> bytes:
     return hashlib.sha256(b"passerelle tickets\0" + secret.encode()).digest() if secret else os.urandom(32)
 
 
-def create_app(settings: Settings, rooms: Rooms) -> web.Application:
+def create_app(settings: Settings, rooms: Rooms, engine: Engine | None = None) -> web.Application:
+    """The site; with ``engine`` (``passerelle serve`` passes its own) browsers can join rooms with audio."""
     app = web.Application(client_max_size=1024 * 1024)
     app[SETTINGS] = settings
     app[ROOMS] = rooms
@@ -46,6 +50,10 @@ def create_app(settings: Settings, rooms: Rooms) -> web.Application:
         app.router.add_get(rf"/{prefix}/{{token:[A-Za-z0-9_-]{{1,100}}}}", pages.join_page)
         app.router.add_post(rf"/{prefix}/{{token:[A-Za-z0-9_-]{{1,100}}}}", pages.join)
     app.router.add_get(r"/room/{ticket:[A-Za-z0-9_.-]{1,2000}}", pages.room)
+    if engine is not None:
+        pin_host_addresses(settings.webrtc.host_addresses)
+        live = Live(settings, rooms, engine, pages.key)
+        app.router.add_get(r"/ws/room/{ticket:[A-Za-z0-9_.-]{1,2000}}", live.room_socket)
     app.router.add_get("/api/net/ping", pages.ping)
     app.router.add_get("/api/net/download", pages.download)
     app.router.add_static("/static", STATIC, append_version=False)

@@ -94,6 +94,9 @@ class Pages:
             "network_failed": _("The network test failed: check your connection, or join by phone."),
             "name_missing": _("Enter your name."),
             "entry_code_form": _("The entry code has 4 to 8 digits."),
+            "connected": _("Audio connected."),
+            "reconnecting": _("Connection lost: reconnecting…"),
+            "connection_failed": _("The audio could not be connected. Reload the page, or join by phone."),
         }  # fmt: skip
 
     # -- the join page -------------------------------------------------------------------------------------------
@@ -186,7 +189,11 @@ class Pages:
         except NotFoundError:
             raise self._not_found(request) from None
         number = self.settings.dial_in.numbers[0]
-        return self.render(request, "room.html", conference=conference, ticket=ticket, leave="/",
+        webrtc = self.settings.webrtc
+        ice = [{"urls": url, **({"username": webrtc.turn_username, "credential": webrtc.turn_password.reveal()}
+                                if url.startswith("turn") else {})} for url in webrtc.ice_servers]  # fmt: skip
+        config = {"socket": f"/ws/room/{request.match_info['ticket']}", "iceServers": ice, "media": ticket.media}
+        return self.render(request, "room.html", conference=conference, ticket=ticket, leave="/", config=config,
                            dial_in=number.national if self.settings.locale.phone_region == "FR"
                            else number.international)  # fmt: skip
 

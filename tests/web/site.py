@@ -25,6 +25,7 @@ class Site:
     base: str
     env: dict[str, str]
     folder: Path
+    sip: str  # host:port of its SIP side
 
     def conference(self, *args: str) -> dict[str, Any]:
         done = subprocess.run(
@@ -36,12 +37,13 @@ class Site:
 
 
 @contextmanager
-def serving(folder: Path) -> Iterator[Site]:
+def serving(folder: Path, **extra: str) -> Iterator[Site]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
+    sip = f"127.0.0.1:{free_port()}"
     env = env_for(
         folder, PASSERELLE_HTTP__LISTEN=f"127.0.0.1:{port}", PASSERELLE_HTTP__PUBLIC_BASE_URL=base,
-        PASSERELLE_SIP__LISTEN=f"127.0.0.1:{free_port()}", PASSERELLE_CONTROL__SOCKET=str(folder / "control.sock"),
+        PASSERELLE_SIP__LISTEN=sip, PASSERELLE_CONTROL__SOCKET=str(folder / "control.sock"), **extra,
     )  # fmt: skip
     serve = subprocess.Popen([require("passerelle"), "serve"], env=env, cwd=folder, stderr=subprocess.PIPE, text=True)
     try:
@@ -54,7 +56,7 @@ def serving(folder: Path) -> Iterator[Site]:
                 if serve.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("passerelle serve did not start") from None
                 time.sleep(0.2)
-        yield Site(base, env, folder)
+        yield Site(base, env, folder, sip)
     finally:
         serve.terminate()
         serve.communicate(timeout=20)

@@ -1,0 +1,89 @@
+"""A browser (Debian's Chromium, fake microphone playing 1 kHz) and a baresip phone (700 Hz) in the same room
+through a real `passerelle serve`: each hears the other, the phone never hears itself."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from passerelle import control
+from tests.bridge.phones import Phone
+from tests.bridge.stack import free_port as free_udp_port
+from tests.mixer.signals import magnitude_db, tone
+from tests.tools import require
+from tests.web.site import chromium_args, serving, tone_wav
+
+LISTEN = """async () => {
+  const context = new AudioContext();
+  const analyser = context.createAnalyser();
+  analyser.fftSize = 8192;
+  context.createMediaStreamSource(window.passerelleRemote).connect(analyser);
+  const bins = new Float32Array(analyser.frequencyBinCount);
+  const sums = new Float32Array(analyser.frequencyBinCount);
+  for (let i = 0; i < 20; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    analyser.getFloatFrequencyData(bins);
+    for (let k = 0; k < bins.length; k++) sums[k] += bins[k] / 20;
+  }
+  const at = (hz) => Math.max(...[-2, -1, 0, 1, 2].map((d) => sums[Math.round(hz / (context.sampleRate / 8192)) + d]));
+  return { phone: at(700), own: at(1000) };
+}"""
+
+
+def legs_in_rooms(socket: Path) -> int:
+    """Asked of the service's control socket, from a thread (Playwright's sync API holds this one's loop)."""
+    with ThreadPoolExecutor(1) as pool:
+        count: int = pool.submit(control.call, socket, "GET", "/stats").result()["legs_in_rooms"]
+        return count
+
+
+@pytest.mark.e2e
+def test_browser_and_phone_hear_each_other_in_one_room(tmp_path: Path) -> None:
+    mic = tone_wav(tmp_path / "mic.wav", freq=1000.0, seconds=60)
+    phone = Phone(tmp_path / "phone", free_udp_port(), free_udp_port(), 34600, tone(700, 8000 * 60, 8000, rate=8000))
+    args = [*chromium_args(mic), "--allow-loopback-in-peer-connection",
+            "--disable-features=WebRtcHideLocalIpsWithMdns"]  # fmt: skip
+    try:
+        with serving(tmp_path, PASSERELLE_WEBRTC__HOST_ADDRESSES="127.0.0.1") as site, sync_playwright() as p:
+            conference = site.conference("--lobby", "off")
+            browser = p.chromium.launch(executable_path=require("chromium"), args=args)
+            try:
+                page = browser.new_page()
+                page.goto(site.base + "/" + conference["join_url"].split("/", 3)[3])
+                page.fill("#name", "Dr Martin")
+                page.click("#join-button")
+                page.wait_for_url("**/room/**")
+                expect(page.locator("body")).to_have_attribute("data-audio", "connected", timeout=20_000)
+                phone.command("dial", f"sip:+33491000000@{site.sip}")
+                time.sleep(1.5)
+                phone.command("sndcode", conference["code"] + "#")
+                time.sleep(6.0)  # the phone joins (first-participant prompt to the browser, join tone), then talk
+                heard = page.evaluate(LISTEN)
+                in_room = legs_in_rooms(site.folder / "control.sock")
+                page.close()  # the tab closes: its leg leaves the room within 5 s
+                closed_at, left_after = time.monotonic(), None
+                while time.monotonic() - closed_at < 8:
+                    if legs_in_rooms(site.folder / "control.sock") == 1:
+                        left_after = time.monotonic() - closed_at
+                        break
+                    time.sleep(0.2)
+                phone.command("hangup")
+            finally:
+                browser.close()
+        on_phone = phone.heard()[-8000 * 3 :]
+    finally:
+        phone.stop()
+    assert in_room == 2
+    assert left_after is not None, "the closed tab's leg stayed in the room"
+    assert left_after < 5.0
+    assert heard["phone"] > -60, f"the browser does not hear the phone: {heard}"
+    # The browser's own processing (noise suppression, gain control: on, as in real calls) lowers a steady tone by
+    # some 20 dB: the test is that the tone stands far above the rest of the spectrum and the phone's own tone.
+    browser_tone = magnitude_db(on_phone, 1000, rate=8000)
+    assert browser_tone > -45, "the phone does not hear the browser"
+    assert browser_tone > magnitude_db(on_phone, 1500, rate=8000) + 25, "the browser's tone is lost in noise"
+    assert magnitude_db(on_phone, 700, rate=8000) < browser_tone - 30, "the phone hears itself"

@@ -1,0 +1,107 @@
+"""The room WebSocket (``/ws/room/<ticket>``): WebRTC signalling for a browser participant, whose audio leg then
+joins the conference's engine room beside the phone legs.
+
+Messages (JSON): the browser sends ``{"type": "offer", "sdp"}`` then its ICE candidates as
+``{"type": "candidate", "candidate", "sdpMid", "sdpMLineIndex"}`` (trickled); the bridge answers
+``{"type": "answer", "sdp"}`` with its own candidates inside (aiortc gathers them before answering), or
+``{"type": "error", "message"}``. Closing the socket (a closed tab) takes the leg out of the room at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from bridge.engine import Engine
+from bridge.webrtc import WebRtcLeg
+from config import Settings
+from rooms import Rooms
+from rooms.errors import NotFoundError
+from web import tickets
+
+log = logging.getLogger(__name__)
+MAX_MESSAGE = 64 * 1024  # an SDP offer is a few kB
+
+
+class Live:
+    def __init__(self, settings: Settings, rooms: Rooms, engine: Engine, key: bytes) -> None:
+        self.settings, self.rooms, self.engine, self.key = settings, rooms, engine, key
+        self._ids = itertools.count(1)
+
+    def _configuration(self) -> Any:
+        from aiortc import RTCConfiguration, RTCIceServer
+
+        webrtc = self.settings.webrtc
+        servers = [
+            RTCIceServer(urls=url, username=webrtc.turn_username or None,
+                         credential=webrtc.turn_password.reveal() or None) if url.startswith("turn")
+            else RTCIceServer(urls=url)
+            for url in webrtc.ice_servers
+        ]  # fmt: skip
+        return RTCConfiguration(iceServers=servers)
+
+    async def room_socket(self, request: web.Request) -> web.StreamResponse:
+        try:
+            ticket = tickets.read(self.key, request.match_info["ticket"])
+            conference = await asyncio.to_thread(self.rooms.get_conference, ticket.conference_id)
+        except (tickets.BadTicket, NotFoundError):
+            raise web.HTTPForbidden(text="this room link is not valid any more: open your invitation again") from None
+        socket = web.WebSocketResponse(heartbeat=2.0, max_msg_size=MAX_MESSAGE)  # a dead tab is noticed in ≤ 4 s
+        await socket.prepare(request)
+        from aiortc import RTCPeerConnection, RTCSessionDescription
+        from aiortc.sdp import candidate_from_sdp
+
+        leg_id = f"web-{next(self._ids)}"
+        pc = RTCPeerConnection(self._configuration())
+        leg = WebRtcLeg(leg_id, pc)
+        room = str(conference.id)
+
+        @pc.on("track")
+        def on_track(track: Any) -> None:
+            if track.kind == "audio":
+                leg.receive_from(track)
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                log.info("leg %s: connection %s", leg_id, pc.connectionState)
+                leg.close()
+
+        try:
+            async for message in socket:
+                if message.type is not WSMsgType.TEXT:
+                    continue
+                try:
+                    data = json.loads(message.data)
+                    kind = data["type"]
+                except (ValueError, KeyError, TypeError):
+                    await socket.send_json({"type": "error", "message": "expected a JSON object with a type"})
+                    continue
+                if kind == "offer" and pc.remoteDescription is None:
+                    await pc.setRemoteDescription(RTCSessionDescription(sdp=str(data.get("sdp", "")), type="offer"))
+                    pc.addTrack(leg.track)
+                    await pc.setLocalDescription(await pc.createAnswer())
+                    await socket.send_json({"type": "answer", "sdp": pc.localDescription.sdp})
+                    self.engine.join(room, leg)
+                    log.info("leg %s (web) joined conference %s", leg_id, room)
+                elif kind == "candidate" and data.get("candidate"):
+                    candidate = candidate_from_sdp(str(data["candidate"]).removeprefix("candidate:"))
+                    candidate.sdpMid = data.get("sdpMid")
+                    candidate.sdpMLineIndex = data.get("sdpMLineIndex")
+                    await pc.addIceCandidate(candidate)
+                elif kind not in ("candidate",):
+                    await socket.send_json({"type": "error", "message": f"unexpected {kind!r}"})
+        except ValueError as exc:  # an SDP aiortc cannot use
+            log.info("leg %s: bad offer (%s)", leg_id, exc)
+            await socket.send_json({"type": "error", "message": "the browser's offer could not be used"})
+        finally:
+            leg.close()
+            if leg_id in self.engine:
+                self.engine.leave(leg_id)
+            log.info("leg %s (web) left conference %s", leg_id, room)
+        return socket

@@ -1,0 +1,66 @@
+// The room: the browser's audio leg (WebRTC, signalled over the room WebSocket), reconnecting by itself after
+// a network blip. Plain ES module.
+
+const config = JSON.parse(document.getElementById("room-config").textContent);
+const texts = JSON.parse(document.getElementById("texts").textContent);
+const status = document.getElementById("connection");
+const remote = document.getElementById("remote");
+let microphone = null;
+let attempt = 0;
+
+function say(text, kind) {
+  status.textContent = text;
+  status.className = "status " + (kind || "");
+}
+
+async function connect() {
+  if (!microphone) {
+    microphone = await navigator.mediaDevices.getUserMedia({ audio: true });
+  }
+  const pc = new RTCPeerConnection({ iceServers: config.iceServers });
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const socket = new WebSocket(`${scheme}//${location.host}${config.socket}`);
+  microphone.getAudioTracks().forEach((track) => pc.addTrack(track, microphone));
+  pc.addTransceiver("audio", { direction: "sendrecv" });
+  pc.ontrack = (event) => {
+    remote.srcObject = event.streams[0] || new MediaStream([event.track]);
+    window.passerelleRemote = remote.srcObject;  // tests listen to it
+  };
+  pc.onicecandidate = (event) => {
+    if (event.candidate && socket.readyState === WebSocket.OPEN) {
+      socket.send(JSON.stringify({ type: "candidate", candidate: event.candidate.candidate,
+                                   sdpMid: event.candidate.sdpMid, sdpMLineIndex: event.candidate.sdpMLineIndex }));
+    }
+  };
+  pc.onconnectionstatechange = () => {
+    if (pc.connectionState === "connected") {
+      attempt = 0;
+      say(texts.connected, "good");
+      document.body.dataset.audio = "connected";
+    }
+  };
+  socket.onopen = async () => {
+    await pc.setLocalDescription(await pc.createOffer());
+    socket.send(JSON.stringify({ type: "offer", sdp: pc.localDescription.sdp }));
+  };
+  socket.onmessage = async (event) => {
+    const message = JSON.parse(event.data);
+    if (message.type === "answer") await pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
+    else if (message.type === "error") say(message.message, "bad");
+  };
+  socket.onclose = () => {
+    pc.close();
+    document.body.dataset.audio = "lost";
+    if (document.visibilityState === "hidden" && document.body.dataset.leaving) return;
+    attempt += 1;
+    if (attempt > 10) {
+      say(texts.connection_failed, "bad");
+      return;
+    }
+    say(texts.reconnecting, "weak");
+    setTimeout(connect, Math.min(500 * 2 ** attempt, 8000));  // a blip: back within seconds
+  };
+}
+
+document.getElementById("leave").addEventListener("click", () => { document.body.dataset.leaving = "yes"; });
+connect().catch(() => say(texts.connection_failed, "bad"));
