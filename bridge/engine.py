@@ -80,6 +80,7 @@ class Engine:
         self.clock: MediaClock | None = None  # the clock of run(), for its statistics
         self._silences: dict[int, npt.NDArray[np.int16]] = {}
         self._last: MixResult | None = None
+        self.labels: dict[str, str] = {}  # leg id → what a room's page shows for it (name, masked number)
 
     # -- membership ----------------------------------------------------------------------------------------------
 
@@ -107,6 +108,7 @@ class Engine:
 
     def leave(self, leg_id: str) -> None:
         """Take a leg out of its room and close it (safe for a leg already gone)."""
+        self.labels.pop(leg_id, None)
         member = self._members.pop(leg_id, None)
         gone = self._gone.pop(leg_id, None)
         if gone is not None and not gone.done():
@@ -189,6 +191,18 @@ class Engine:
 
     def set_muted(self, leg_id: str, muted: bool) -> None:
         self.mixer.set_muted(leg_id, muted)
+
+    def participants(self, room_id: Hashable) -> list[dict[str, object]]:
+        """Who is in a room, for its page: leg id, label (set by whoever brought the leg: a display name, a masked
+        number), kind, talking now (the mixer's voice activity at the last tick), muted."""
+        out: list[dict[str, object]] = []
+        for leg_id in self.legs_in(room_id):
+            member = self._members[leg_id]
+            last = self._last
+            speaking = last is not None and leg_id in last.slots and last.is_speaking(leg_id)
+            out.append({"id": leg_id, "label": self.labels.get(leg_id, ""), "kind": str(member.leg.kind),
+                        "speaking": speaking, "muted": self.mixer.is_muted(leg_id)})  # fmt: skip
+        return out
 
     def set_listen_only(self, leg_id: str, listen_only: bool) -> None:
         self.mixer.set_listen_only(leg_id, listen_only)

@@ -272,6 +272,9 @@ class Mixer:
     def set_muted(self, leg_id: Hashable, muted: bool) -> None:
         self._muted[self._slot(leg_id)] = muted
 
+    def is_muted(self, leg_id: Hashable) -> bool:
+        return bool(self._muted[self._slot(leg_id)])
+
     def set_listen_only(self, leg_id: Hashable, listen_only: bool) -> None:
         self._listen_only[self._slot(leg_id)] = listen_only
 

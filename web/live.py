@@ -4,7 +4,9 @@ joins the conference's engine room beside the phone legs.
 Messages (JSON): the browser sends ``{"type": "offer", "sdp"}`` then its ICE candidates as
 ``{"type": "candidate", "candidate", "sdpMid", "sdpMLineIndex"}`` (trickled); the bridge answers
 ``{"type": "answer", "sdp"}`` with its own candidates inside (aiortc gathers them before answering), or
-``{"type": "error", "message"}``. Closing the socket (a closed tab) takes the leg out of the room at once.
+``{"type": "error", "message"}``; then ``{"type": "participants", "list"}`` whenever the room changes (who, phone
+or web, talking, muted). The browser mutes itself with ``{"type": "mute", "muted": true|false}``. Closing the
+socket (a closed tab) takes the leg out of the room at once.
 """
 
 from __future__ import annotations
@@ -45,6 +47,16 @@ class Live:
         ]  # fmt: skip
         return RTCConfiguration(iceServers=servers)
 
+    async def _presence(self, socket: web.WebSocketResponse, room: str, leg_id: str) -> None:
+        """The room's participant list to this browser: sent when it changes, looked at 4 times a second."""
+        last: list[dict[str, object]] | None = None
+        while not socket.closed:
+            now = [{**p, "you": p["id"] == leg_id} for p in self.engine.participants(room)]
+            if now != last:
+                await socket.send_json({"type": "participants", "list": now})
+                last = now
+            await asyncio.sleep(0.25)
+
     async def room_socket(self, request: web.Request) -> web.StreamResponse:
         try:
             ticket = tickets.read(self.key, request.match_info["ticket"])
@@ -60,6 +72,7 @@ class Live:
         pc = RTCPeerConnection(self._configuration())
         leg = WebRtcLeg(leg_id, pc)
         room = str(conference.id)
+        presence: asyncio.Task[None] | None = None
 
         @pc.on("track")
         def on_track(track: Any) -> None:
@@ -88,7 +101,11 @@ class Live:
                     await pc.setLocalDescription(await pc.createAnswer())
                     await socket.send_json({"type": "answer", "sdp": pc.localDescription.sdp})
                     self.engine.join(room, leg)
+                    self.engine.labels[leg_id] = ticket.name
+                    presence = asyncio.get_running_loop().create_task(self._presence(socket, room, leg_id))
                     log.info("leg %s (web) joined conference %s", leg_id, room)
+                elif kind == "mute" and leg_id in self.engine:
+                    self.engine.set_muted(leg_id, bool(data.get("muted")))
                 elif kind == "candidate" and data.get("candidate"):
                     candidate = candidate_from_sdp(str(data["candidate"]).removeprefix("candidate:"))
                     candidate.sdpMid = data.get("sdpMid")
@@ -100,6 +117,8 @@ class Live:
             log.info("leg %s: bad offer (%s)", leg_id, exc)
             await socket.send_json({"type": "error", "message": "the browser's offer could not be used"})
         finally:
+            if presence is not None:
+                presence.cancel()
             leg.close()
             if leg_id in self.engine:
                 self.engine.leave(leg_id)

@@ -95,6 +95,13 @@ class Pages:
             "name_missing": _("Enter your name."),
             "entry_code_form": _("The entry code has 4 to 8 digits."),
             "connected": _("Audio connected."),
+            "phone": _("Phone"),
+            "someone": _("Participant"),
+            "by_phone": _("by phone"),
+            "on_web": _("on the web"),
+            "you": _("you"),
+            "muted": _("muted"),
+            "speaking": _("speaking"),
             "reconnecting": _("Connection lost: reconnecting…"),
             "connection_failed": _("The audio could not be connected. Reload the page, or join by phone."),
         }  # fmt: skip

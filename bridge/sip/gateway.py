@@ -174,6 +174,7 @@ class SipGateway:
                                 "no-answer": f"no answer within {trunk.answer_timeout_s} s",
                                 "failed": "the call could not be placed"}[outcome])  # fmt: skip
         call = self._make_call(sip_call, leg_id, e164, stream, digits)
+        self.flow.engine.labels[leg_id] = shown
         self._spawn(self._run(leg_id, call, stream, self.flow.run_direct(call, conference.id)))
         return leg_id
 
@@ -222,6 +223,7 @@ class SipGateway:
                 self.on_call_ended(leg_id, CallOutcome.ENDED)
             return CallOutcome.ENDED
         call = self._make_call(sip_call, leg_id, number, stream, digits)
+        self.flow.engine.labels[leg_id] = mask_phone(number) if number else ""
         expected = self._expected.get(called)
         if direct is not None and expected is not None and not expected.done():
             expected.set_result(leg_id)

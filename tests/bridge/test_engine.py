@@ -298,3 +298,21 @@ def test_phone_hearing_a_wideband_leg_gets_it_converted() -> None:
     heard = phone.recording()[4000:]
     assert len(heard) == 8000 * 30 // 50 - 4000
     assert magnitude_db(heard, 700, rate=8000) > -20
+
+
+def test_participants_of_a_room_with_labels_talking_and_muted() -> None:
+    engine = Engine()
+    talker = BufferLeg("a", 8000, tone_at(500, 8000, 2) * (np.arange(16000) % 4000 < 2400))
+    listener = BufferLeg("b", 8000)
+    engine.join("consult", talker)
+    engine.join("consult", listener)
+    engine.labels["a"] = "+33 6 •• •• •• 78"
+    engine.set_muted("b", True)
+    run_ticks(engine, 20)
+    people = {p["id"]: p for p in engine.participants("consult")}
+    assert people["a"] == {"id": "a", "label": "+33 6 •• •• •• 78", "kind": "local", "speaking": True, "muted": False}
+    assert people["b"]["speaking"] is False
+    assert people["b"]["muted"] is True
+    engine.leave("a")
+    assert "a" not in engine.labels, "a label outlived its leg"
+    assert [p["id"] for p in engine.participants("consult")] == ["b"]

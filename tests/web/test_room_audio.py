@@ -1,5 +1,6 @@
 """A browser (Debian's Chromium, fake microphone playing 1 kHz) and a baresip phone (700 Hz) in the same room
-through a real `passerelle serve`: each hears the other, the phone never hears itself."""
+through a real `passerelle serve`: each hears the other, the phone never hears itself; the room page lists both
+(the phone by its masked number, talking), mutes the browser, and a closed tab leaves the room within 5 s."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
@@ -23,11 +25,11 @@ LISTEN = """async () => {
   analyser.fftSize = 8192;
   context.createMediaStreamSource(window.passerelleRemote).connect(analyser);
   const bins = new Float32Array(analyser.frequencyBinCount);
-  const sums = new Float32Array(analyser.frequencyBinCount);
+  const sums = new Float32Array(analyser.frequencyBinCount).fill(-Infinity);  // the loudest seen, per bin
   for (let i = 0; i < 20; i++) {
     await new Promise((resolve) => setTimeout(resolve, 50));
     analyser.getFloatFrequencyData(bins);
-    for (let k = 0; k < bins.length; k++) sums[k] += bins[k] / 20;
+    for (let k = 0; k < bins.length; k++) sums[k] = Math.max(sums[k], bins[k]);
   }
   const at = (hz) => Math.max(...[-2, -1, 0, 1, 2].map((d) => sums[Math.round(hz / (context.sampleRate / 8192)) + d]));
   return { phone: at(700), own: at(1000) };
@@ -44,7 +46,9 @@ def legs_in_rooms(socket: Path) -> int:
 @pytest.mark.e2e
 def test_browser_and_phone_hear_each_other_in_one_room(tmp_path: Path) -> None:
     mic = tone_wav(tmp_path / "mic.wav", freq=1000.0, seconds=60)
-    phone = Phone(tmp_path / "phone", free_udp_port(), free_udp_port(), 34600, tone(700, 8000 * 60, 8000, rate=8000))
+    # The phone talks like a person: 700 Hz in syllable-long bursts (a steady tone is noise to voice activity).
+    bursts = tone(700, 8000 * 60, 8000, rate=8000) * (np.arange(8000 * 60) % 4000 < 2400)
+    phone = Phone(tmp_path / "phone", free_udp_port(), free_udp_port(), 34600, bursts.astype(np.int16))
     args = [*chromium_args(mic), "--allow-loopback-in-peer-connection",
             "--disable-features=WebRtcHideLocalIpsWithMdns"]  # fmt: skip
     try:
@@ -63,6 +67,15 @@ def test_browser_and_phone_hear_each_other_in_one_room(tmp_path: Path) -> None:
                 phone.command("sndcode", conference["code"] + "#")
                 time.sleep(6.0)  # the phone joins (first-participant prompt to the browser, join tone), then talk
                 heard = page.evaluate(LISTEN)
+                people = page.locator("#participants li")
+                expect(people).to_have_count(2)
+                expect(people.filter(has_text="Dr Martin (you)")).to_have_attribute("data-kind", "webrtc")
+                on_phone_item = people.filter(has_text="+33 6 •• •• •• 78")
+                expect(on_phone_item).to_contain_text("by phone")
+                expect(on_phone_item).to_have_attribute("data-speaking", "yes", timeout=5_000)
+                page.click("#mute")
+                expect(page.locator("#mute")).to_have_attribute("aria-pressed", "true")
+                expect(people.filter(has_text="(you)")).to_have_attribute("data-muted", "yes", timeout=3_000)
                 in_room = legs_in_rooms(site.folder / "control.sock")
                 page.close()  # the tab closes: its leg leaves the room within 5 s
                 closed_at, left_after = time.monotonic(), None
@@ -81,6 +94,7 @@ def test_browser_and_phone_hear_each_other_in_one_room(tmp_path: Path) -> None:
     assert left_after is not None, "the closed tab's leg stayed in the room"
     assert left_after < 5.0
     assert heard["phone"] > -60, f"the browser does not hear the phone: {heard}"
+    assert heard["own"] < heard["phone"] - 30, f"the browser hears itself: {heard}"
     # The browser's own processing (noise suppression, gain control: on, as in real calls) lowers a steady tone by
     # some 20 dB: the test is that the tone stands far above the rest of the spectrum and the phone's own tone.
     browser_tone = magnitude_db(on_phone, 1000, rate=8000)

@@ -7,6 +7,31 @@ const status = document.getElementById("connection");
 const remote = document.getElementById("remote");
 let microphone = null;
 let attempt = 0;
+let current = null;
+let muted = false;
+
+function showParticipants(list) {
+  const ul = document.getElementById("participants");
+  ul.replaceChildren(...list.map((p) => {
+    const li = document.createElement("li");
+    li.dataset.kind = p.kind;
+    li.dataset.speaking = p.speaking ? "yes" : "no";
+    li.dataset.muted = p.muted ? "yes" : "no";
+    const who = p.label || (p.kind === "sip" ? texts.phone : texts.someone);
+    const where = p.kind === "sip" ? texts.by_phone : texts.on_web;
+    li.textContent = `${who}${p.you ? " (" + texts.you + ")" : ""} · ${where}` +
+      (p.muted ? " · " + texts.muted : "") + (p.speaking ? " · " + texts.speaking : "");
+    return li;
+  }));
+}
+
+document.getElementById("mute").addEventListener("click", (event) => {
+  muted = !muted;
+  const button = event.currentTarget;
+  button.setAttribute("aria-pressed", String(muted));
+  button.textContent = muted ? button.dataset.on : button.dataset.off;
+  if (current && current.readyState === WebSocket.OPEN) current.send(JSON.stringify({ type: "mute", muted }));
+});
 
 function say(text, kind) {
   status.textContent = text;
@@ -46,8 +71,10 @@ async function connect() {
   socket.onmessage = async (event) => {
     const message = JSON.parse(event.data);
     if (message.type === "answer") await pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
+    else if (message.type === "participants") showParticipants(message.list);
     else if (message.type === "error") say(message.message, "bad");
   };
+  current = socket;
   socket.onclose = () => {
     pc.close();
     document.body.dataset.audio = "lost";
