@@ -102,7 +102,8 @@ class CallFlow:
         host_present: Callable[[Hashable], bool] = lambda room: False,
     ) -> None:
         self.engine, self.rooms, self.prompts, self.guard = engine, rooms, prompts, guard
-        self.settings, self.lobby, self._now, self._host_present = settings, lobby, now, host_present
+        self.settings, self.lobby, self._now = settings, lobby, now
+        self.host_present = host_present  # the web site sets it: is a host of this room connected?
         # Seconds from the caller's final key (the # of a code, or of the entry code) to hearing the room, for
         # the callers who went straight in (no lobby): the latest ones, for /stats and the benchmark.
         self.join_delays: deque[float] = deque(maxlen=10_000)
@@ -218,7 +219,7 @@ class CallFlow:
 
     async def _enter(self, call: Call, conference_id: Hashable, mode: LobbyMode) -> CallOutcome:
         leg_id, room = call.leg.id, str(conference_id)
-        wait = mode is LobbyMode.ALWAYS or (mode is LobbyMode.UNTIL_HOST and not self._host_present(room))
+        wait = mode is LobbyMode.ALWAYS or (mode is LobbyMode.UNTIL_HOST and not self.host_present(room))
         if wait:
             self.engine.move(leg_id, f"lobby:{room}", listen_only=True)
             decision = self.lobby.wait(leg_id, room)
@@ -226,7 +227,7 @@ class CallFlow:
             while not decision.done():
                 if not self.engine.playing(leg_id):
                     self._play(call, ["waiting_host"])
-                if mode is LobbyMode.UNTIL_HOST and self._host_present(room):
+                if mode is LobbyMode.UNTIL_HOST and self.host_present(room):
                     self.lobby.admit(leg_id)
                 try:
                     await self._tick(call)

@@ -112,6 +112,16 @@ def _parser() -> argparse.ArgumentParser:
     return root
 
 
+def host_url(c: ConferenceView, settings: Settings) -> str | None:
+    """The organiser's link (lobby panel): signed with the service key, so only with security.secret_key set."""
+    if not settings.security.secret_key.reveal():
+        return None
+    from web.app import service_key
+    from web.tickets import host_token
+
+    return f"{settings.http.public_base_url}/h/{host_token(service_key(settings), c.id)}"
+
+
 def conference_json(c: ConferenceView, settings: Settings) -> dict[str, Any]:
     """The stable object of ``conference create --json`` (documented in the README)."""
     return {
@@ -119,6 +129,7 @@ def conference_json(c: ConferenceView, settings: Settings) -> dict[str, Any]:
         "code": c.code,
         "entry_code": c.entry_code,
         "join_url": c.join_url,
+        "host_url": host_url(c, settings),
         "dial_in": [{"number_e164": n.e164, "display": n.international} for n in settings.dial_in.numbers],
         "opens_at": local_iso(c.window.opens_at, c.timezone),
         "closes_at": local_iso(c.window.closes_at, c.timezone),
@@ -151,6 +162,7 @@ def _print_conference(c: ConferenceView, settings: Settings) -> None:
         f"  entry code  {c.entry_code or '(none)'}",
         f"  lobby       {c.lobby_mode}",
         f"  link        {c.join_url}",
+        f"  host link   {host_url(c, settings) or '(set security.secret_key to have one)'}",
     ]
     lines += [f"  dial in     {n.international}" for n in settings.dial_in.numbers]
     print("\n".join(lines))

@@ -22,6 +22,7 @@ from mixer import MixerConfig
 from passerelle import control
 from rooms.store import open_rooms
 from web import create_app
+from web.app import LIVE
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,9 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
         now=loop.time,
     )  # fmt: skip
     gateway = SipGateway(settings, flow)
-    runner = web.AppRunner(create_app(settings, rooms, engine), handle_signals=False, access_log=None)
+    app = create_app(settings, rooms, engine, lobby)
+    flow.host_present = app[LIVE].host_in  # until-host lobbies open when a host's browser is in the room
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     media = asyncio.create_task(engine.run(stop), name="media clock")
     local: web.AppRunner | None = None

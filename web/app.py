@@ -10,6 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bridge.callflow import Lobby
 from bridge.engine import Engine
 from bridge.webrtc import pin_host_addresses
 from config import Settings
@@ -20,6 +21,7 @@ from web.pages import Pages
 SETTINGS = web.AppKey("settings", Settings)
 ROOMS = web.AppKey("rooms", Rooms)
 PAGES = web.AppKey("pages", Pages)
+LIVE = web.AppKey("live", Live)
 STATIC = Path(__file__).with_name("static")
 
 
@@ -39,20 +41,22 @@ def service_key(settings: Settings) -> bytes:
     return hashlib.sha256(b"passerelle tickets\0" + secret.encode()).digest() if secret else os.urandom(32)
 
 
-def create_app(settings: Settings, rooms: Rooms, engine: Engine | None = None) -> web.Application:
+def create_app(
+    settings: Settings, rooms: Rooms, engine: Engine | None = None, lobby: Lobby | None = None
+) -> web.Application:
     """The site; with ``engine`` (``passerelle serve`` passes its own) browsers can join rooms with audio."""
     app = web.Application(client_max_size=1024 * 1024)
     app[SETTINGS] = settings
     app[ROOMS] = rooms
     pages = app[PAGES] = Pages(settings, rooms, service_key(settings))
     app.router.add_get("/healthz", healthz)
-    for prefix in ("c", "i"):  # the conference's own link, an invitee's link
-        app.router.add_get(rf"/{prefix}/{{token:[A-Za-z0-9_-]{{1,100}}}}", pages.join_page)
-        app.router.add_post(rf"/{prefix}/{{token:[A-Za-z0-9_-]{{1,100}}}}", pages.join)
+    for prefix in ("c", "i", "h"):  # the conference's own link, an invitee's link, the host link
+        app.router.add_get(rf"/{prefix}/{{token:[A-Za-z0-9_.-]{{1,100}}}}", pages.join_page)
+        app.router.add_post(rf"/{prefix}/{{token:[A-Za-z0-9_.-]{{1,100}}}}", pages.join)
     app.router.add_get(r"/room/{ticket:[A-Za-z0-9_.-]{1,2000}}", pages.room)
     if engine is not None:
         pin_host_addresses(settings.webrtc.host_addresses)
-        live = Live(settings, rooms, engine, pages.key)
+        live = app[LIVE] = Live(settings, rooms, engine, pages.key, lobby)
         app.router.add_get(r"/ws/room/{ticket:[A-Za-z0-9_.-]{1,2000}}", live.room_socket)
     app.router.add_get("/api/net/ping", pages.ping)
     app.router.add_get("/api/net/download", pages.download)

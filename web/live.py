@@ -15,10 +15,12 @@ import asyncio
 import itertools
 import json
 import logging
+from collections.abc import Hashable
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from bridge.callflow import Lobby
 from bridge.engine import Engine
 from bridge.webrtc import WebRtcLeg
 from config import Settings
@@ -31,9 +33,16 @@ MAX_MESSAGE = 64 * 1024  # an SDP offer is a few kB
 
 
 class Live:
-    def __init__(self, settings: Settings, rooms: Rooms, engine: Engine, key: bytes) -> None:
-        self.settings, self.rooms, self.engine, self.key = settings, rooms, engine, key
+    def __init__(
+        self, settings: Settings, rooms: Rooms, engine: Engine, key: bytes, lobby: Lobby | None = None
+    ) -> None:
+        self.settings, self.rooms, self.engine, self.key, self.lobby = settings, rooms, engine, key, lobby
         self._ids = itertools.count(1)
+        self._hosts: dict[str, set[str]] = {}  # room → legs of its hosts, connected now
+
+    def host_in(self, room: Hashable) -> bool:
+        """Is a host of this conference in its room (for the lobby's until-host mode)?"""
+        return bool(self._hosts.get(str(room)))
 
     def _configuration(self) -> Any:
         from aiortc import RTCConfiguration, RTCIceServer
@@ -47,14 +56,21 @@ class Live:
         ]  # fmt: skip
         return RTCConfiguration(iceServers=servers)
 
-    async def _presence(self, socket: web.WebSocketResponse, room: str, leg_id: str) -> None:
-        """The room's participant list to this browser: sent when it changes, looked at 4 times a second."""
+    async def _presence(self, socket: web.WebSocketResponse, room: str, leg_id: str, host: bool) -> None:
+        """The room's participant list to this browser, and to hosts who waits in the lobby: sent when it changes,
+        looked at 4 times a second."""
         last: list[dict[str, object]] | None = None
+        last_waiting: list[dict[str, str]] | None = None
         while not socket.closed:
             now = [{**p, "you": p["id"] == leg_id} for p in self.engine.participants(room)]
             if now != last:
                 await socket.send_json({"type": "participants", "list": now})
                 last = now
+            if host and self.lobby is not None:
+                waiting = [{"id": leg, "label": self.engine.labels.get(leg, "")} for leg in self.lobby.in_room(room)]
+                if waiting != last_waiting:
+                    await socket.send_json({"type": "lobby", "list": waiting})
+                    last_waiting = waiting
             await asyncio.sleep(0.25)
 
     async def room_socket(self, request: web.Request) -> web.StreamResponse:
@@ -102,10 +118,17 @@ class Live:
                     await socket.send_json({"type": "answer", "sdp": pc.localDescription.sdp})
                     self.engine.join(room, leg)
                     self.engine.labels[leg_id] = ticket.name
-                    presence = asyncio.get_running_loop().create_task(self._presence(socket, room, leg_id))
+                    if ticket.host:
+                        self._hosts.setdefault(room, set()).add(leg_id)
+                    presence = asyncio.get_running_loop().create_task(self._presence(socket, room, leg_id, ticket.host))
                     log.info("leg %s (web) joined conference %s", leg_id, room)
                 elif kind == "mute" and leg_id in self.engine:
                     self.engine.set_muted(leg_id, bool(data.get("muted")))
+                elif kind in ("admit", "deny") and ticket.host and self.lobby is not None:
+                    waiting = str(data.get("leg", ""))
+                    if waiting in self.lobby.in_room(room):  # only this conference's lobby
+                        done = self.lobby.admit(waiting) if kind == "admit" else self.lobby.deny(waiting)
+                        log.info("host %s: %s %s (%s)", leg_id, kind, waiting, "done" if done else "too late")
                 elif kind == "candidate" and data.get("candidate"):
                     candidate = candidate_from_sdp(str(data["candidate"]).removeprefix("candidate:"))
                     candidate.sdpMid = data.get("sdpMid")
@@ -117,6 +140,7 @@ class Live:
             log.info("leg %s: bad offer (%s)", leg_id, exc)
             await socket.send_json({"type": "error", "message": "the browser's offer could not be used"})
         finally:
+            self._hosts.get(room, set()).discard(leg_id)
             if presence is not None:
                 presence.cancel()
             leg.close()

@@ -102,6 +102,9 @@ class Pages:
             "you": _("you"),
             "muted": _("muted"),
             "speaking": _("speaking"),
+            "admit": _("Admit"),
+            "deny": _("Refuse"),
+            "nobody_waiting": _("Nobody is waiting."),
             "reconnecting": _("Connection lost: reconnecting…"),
             "connection_failed": _("The audio could not be connected. Reload the page, or join by phone."),
         }  # fmt: skip
@@ -111,9 +114,16 @@ class Pages:
     async def _conference(self, request: web.Request) -> tuple[ConferenceView, InviteeView | None]:
         token = request.match_info["token"]
         try:
+            if self._is_host(request):
+                conference_id = tickets.host_conference(self.key, token)
+                return await asyncio.to_thread(self.rooms.get_conference, conference_id), None
             return await asyncio.to_thread(self.rooms.by_link, token)
-        except NotFoundError:
+        except (NotFoundError, tickets.BadTicket):
             raise self._not_found(request) from None
+
+    @staticmethod
+    def _is_host(request: web.Request) -> bool:
+        return request.path.startswith("/h/")
 
     def _not_found(self, request: web.Request) -> web.HTTPException:
         response = self.error(request, 404, N_("Link not found"),
@@ -135,8 +145,8 @@ class Pages:
             "conference": conference,
             "when": when,
             "dial_in": number.national if self.settings.locale.phone_region == "FR" else number.international,
-            "ask_entry_code": invitee is None and conference.has_entry_code,
-            "show_entry_code": invitee is not None and conference.has_entry_code,
+            "ask_entry_code": invitee is None and conference.has_entry_code and not self._is_host(request),
+            "show_entry_code": (invitee is not None or self._is_host(request)) and conference.has_entry_code,
             "action": request.path,
             "name": "",
             "error": None,
@@ -170,7 +180,7 @@ class Pages:
             return again(N_("This conference is not open yet: come back a few minutes before it starts."), 403)
         if state is WindowState.ENDED:
             return again(N_("This conference has ended."), 403)
-        if invitee is None and conference.entry_code is not None:
+        if invitee is None and conference.entry_code is not None and not self._is_host(request):
             client = request.remote or "unknown"
             keys = [f"link:{request.match_info['token']}", f"web:{client}"]
             now = time.monotonic()
@@ -182,7 +192,8 @@ class Pages:
                 await asyncio.to_thread(self.rooms.record, AuditKind.DIAL_IN_REFUSED, conference_id=conference.id,
                                         detail={"reason": "wrong-entry-code", "source": "web"})  # fmt: skip
                 return again(N_("Wrong entry code."), 403)
-        ticket = tickets.issue(self.key, conference.id, name, media, invitee.id if invitee else None)
+        ticket = tickets.issue(self.key, conference.id, name, media, invitee.id if invitee else None,
+                               host=self._is_host(request))  # fmt: skip
         raise web.HTTPSeeOther(f"/room/{ticket}")
 
     async def room(self, request: web.Request) -> web.Response:
@@ -199,7 +210,8 @@ class Pages:
         webrtc = self.settings.webrtc
         ice = [{"urls": url, **({"username": webrtc.turn_username, "credential": webrtc.turn_password.reveal()}
                                 if url.startswith("turn") else {})} for url in webrtc.ice_servers]  # fmt: skip
-        config = {"socket": f"/ws/room/{request.match_info['ticket']}", "iceServers": ice, "media": ticket.media}
+        config = {"socket": f"/ws/room/{request.match_info['ticket']}", "iceServers": ice, "media": ticket.media,
+                  "host": ticket.host}  # fmt: skip
         return self.render(request, "room.html", conference=conference, ticket=ticket, leave="/", config=config,
                            dial_in=number.national if self.settings.locale.phone_region == "FR"
                            else number.international)  # fmt: skip

@@ -26,6 +26,26 @@ class Ticket:
     media: str
     invitee_id: uuid.UUID | None
     expires: int
+    host: bool = False
+
+
+def host_token(key: bytes, conference_id: uuid.UUID) -> str:
+    """The host link's token of a conference: lasts as long as the conference and the service key."""
+    mac = hmac.new(key, b"host\0" + conference_id.bytes, hashlib.sha256).digest()[:16]
+    return f"{conference_id.hex}.{_b64(mac)}"
+
+
+def host_conference(key: bytes, token: str) -> uuid.UUID:
+    try:
+        conference_hex, mac_text = token.split(".")
+        conference_id = uuid.UUID(hex=conference_hex)
+        mac = _unb64(mac_text)
+    except ValueError:
+        raise BadTicket("malformed") from None
+    expected = hmac.new(key, b"host\0" + conference_id.bytes, hashlib.sha256).digest()[:16]
+    if not hmac.compare_digest(mac, expected):
+        raise BadTicket("bad signature")
+    return conference_id
 
 
 def _b64(data: bytes) -> str:
@@ -37,10 +57,10 @@ def _unb64(text: str) -> bytes:
 
 
 def issue(key: bytes, conference_id: uuid.UUID, name: str, media: str, invitee_id: uuid.UUID | None,
-          now: float | None = None) -> str:  # fmt: skip
+          now: float | None = None, *, host: bool = False) -> str:  # fmt: skip
     body = json.dumps(
         {"c": conference_id.hex, "n": name, "m": media, "i": invitee_id.hex if invitee_id else None,
-         "e": int(now if now is not None else time.time()) + VALID_S},
+         "e": int(now if now is not None else time.time()) + VALID_S, "h": host},
         separators=(",", ":"), ensure_ascii=False,
     ).encode()  # fmt: skip
     mac = hmac.new(key, body, hashlib.sha256).digest()[:16]
@@ -59,4 +79,5 @@ def read(key: bytes, ticket: str, now: float | None = None) -> Ticket:
     if data["e"] < (now if now is not None else time.time()):
         raise BadTicket("expired")
     invitee = data["i"]
-    return Ticket(uuid.UUID(data["c"]), data["n"], data["m"], uuid.UUID(invitee) if invitee else None, data["e"])
+    return Ticket(uuid.UUID(data["c"]), data["n"], data["m"], uuid.UUID(invitee) if invitee else None, data["e"],
+                  bool(data.get("h")))  # fmt: skip

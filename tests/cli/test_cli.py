@@ -11,7 +11,7 @@ from passerelle.cli import main
 from rooms import codes
 
 Run = Callable[..., tuple[int, str, str]]
-CREATE_KEYS = {"id", "code", "entry_code", "join_url", "dial_in", "opens_at", "closes_at"}
+CREATE_KEYS = {"id", "code", "entry_code", "join_url", "host_url", "dial_in", "opens_at", "closes_at"}
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -11,6 +12,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from config import Settings
+from config.secret import Secret
 from rooms import AuditKind, ConferenceDraft, Rooms
 from tests.conftest import FakeClock
 from web import create_app
@@ -174,3 +176,29 @@ def test_network_test_endpoints(settings: Settings, rooms: Rooms) -> None:
     assert out[0] == (200, 1000)
     assert [status for status, _ in out[1:4]] == [400, 400, 400]
     assert out[4][0] == 200
+
+
+def test_host_link_skips_the_entry_code_and_cannot_be_forged(settings: Settings, rooms: Rooms) -> None:
+    from web import tickets
+    from web.app import service_key
+
+    keyed = dataclasses.replace(settings, security=dataclasses.replace(settings.security, secret_key=Secret("k" * 64)))
+    conference = rooms.create_conference(ConferenceDraft(name="Consultation", entry_code="4821"))
+    other = rooms.create_conference(ConferenceDraft(name="Autre"))
+    key = service_key(keyed)
+    host = "/h/" + tickets.host_token(key, conference.id)
+    forged = "/h/" + tickets.host_token(key, other.id).split(".")[0].replace(other.id.hex, conference.id.hex) + "." + \
+        tickets.host_token(key, other.id).split(".")[1]  # fmt: skip
+
+    async def scenario(client: TestClient[Any, Any]) -> tuple[str, int, str, int]:
+        page = await (await client.get(host)).text()
+        joined = await client.post(host, data={"name": "Dr Martin", "media": "audio"}, allow_redirects=False)
+        location = joined.headers.get("Location", "")
+        bad = await client.get(forged)
+        return page, joined.status, location, bad.status
+
+    page, status, location, bad = with_client(keyed, rooms, scenario)
+    assert 'name="entry_code"' not in page
+    assert status == 303
+    assert tickets.read(key, location.removeprefix("/room/")).host is True
+    assert bad == 404

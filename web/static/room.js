@@ -25,6 +25,34 @@ function showParticipants(list) {
   }));
 }
 
+function showLobby(list) {
+  const ul = document.getElementById("lobby");
+  if (!ul) return;
+  if (!list.length) {
+    const li = document.createElement("li");
+    li.textContent = texts.nobody_waiting;
+    ul.replaceChildren(li);
+    return;
+  }
+  ul.replaceChildren(...list.map((w) => {
+    const li = document.createElement("li");
+    li.dataset.leg = w.id;
+    li.append(w.label || texts.phone, " ");
+    for (const [action, label] of [["admit", texts.admit], ["deny", texts.deny]]) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = label;
+      button.dataset.action = action;
+      button.addEventListener("click", () => {
+        if (current && current.readyState === WebSocket.OPEN) current.send(JSON.stringify({ type: action, leg: w.id }));
+        button.disabled = true;
+      });
+      li.append(button, " ");
+    }
+    return li;
+  }));
+}
+
 document.getElementById("mute").addEventListener("click", (event) => {
   muted = !muted;
   const button = event.currentTarget;
@@ -72,6 +100,7 @@ async function connect() {
     const message = JSON.parse(event.data);
     if (message.type === "answer") await pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
     else if (message.type === "participants") showParticipants(message.list);
+    else if (message.type === "lobby") showLobby(message.list);
     else if (message.type === "error") say(message.message, "bad");
   };
   current = socket;

@@ -1,0 +1,57 @@
+"""The host's lobby panel in Chromium: a baresip phone caller waits in the lobby of a conference, the host (joined
+through the signed host link) sees the masked number and admits them; both are then in the room."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from tests.bridge.phones import Phone
+from tests.bridge.stack import free_port as free_udp_port
+from tests.mixer.signals import tone
+from tests.tools import require
+from tests.web.site import chromium_args, serving, tone_wav
+
+
+@pytest.mark.e2e
+def test_host_admits_a_waiting_phone_caller_from_the_lobby_panel(tmp_path: Path) -> None:
+    mic = tone_wav(tmp_path / "mic.wav", freq=1000.0, seconds=60)
+    voice = tone(700, 8000 * 60, 8000, rate=8000) * (np.arange(8000 * 60) % 4000 < 2400)
+    phone = Phone(tmp_path / "phone", free_udp_port(), free_udp_port(), 34800, voice.astype(np.int16))
+    args = [*chromium_args(mic), "--allow-loopback-in-peer-connection",
+            "--disable-features=WebRtcHideLocalIpsWithMdns"]  # fmt: skip
+    try:
+        with serving(tmp_path, PASSERELLE_WEBRTC__HOST_ADDRESSES="127.0.0.1",
+                     PASSERELLE_SECURITY__SECRET_KEY="k" * 64) as site, sync_playwright() as p:  # fmt: skip
+            conference = site.conference("--lobby", "always", "--entry-code", "4821")
+            assert conference["host_url"], "no host link with a secret key set"
+            browser = p.chromium.launch(executable_path=require("chromium"), args=args)
+            try:
+                page = browser.new_page()
+                page.goto(site.base + "/" + conference["host_url"].split("/", 3)[3])
+                expect(page.locator("#entry_code")).to_have_count(0)  # the host is not asked the entry code
+                page.fill("#name", "Dr Martin")
+                page.click("#join-button")
+                page.wait_for_url("**/room/**")
+                expect(page.locator("body")).to_have_attribute("data-audio", "connected", timeout=20_000)
+                expect(page.locator("#lobby")).to_contain_text("Nobody is waiting.")
+                phone.command("dial", f"sip:+33491000000@{site.sip}")
+                time.sleep(1.5)
+                phone.command("sndcode", conference["code"] + "#")
+                time.sleep(1.0)
+                phone.command("sndcode", "4821#")
+                waiting = page.locator("#lobby li", has_text="+33 6 •• •• •• 78")
+                expect(waiting).to_have_count(1, timeout=15_000)
+                expect(page.locator("#participants li")).to_have_count(1)  # waiting is not in the room
+                waiting.locator("button[data-action=admit]").click()
+                expect(page.locator("#participants li")).to_have_count(2, timeout=10_000)
+                expect(page.locator("#lobby")).to_contain_text("Nobody is waiting.")
+                phone.command("hangup")
+            finally:
+                browser.close()
+    finally:
+        phone.stop()
