@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import fractions
 import logging
+import math
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +30,24 @@ log = logging.getLogger(__name__)
 RATE = 48000
 FRAME = RATE // 50  # 20 ms
 MAX_BUFFERED = 5  # 100 ms: beyond, the oldest frames are dropped
+
+
+def audio_level_dbov(frame: Any) -> int:
+    """RFC 6465 Appendix A audio level of an s16 frame, as aiortc's ``rtp.compute_audio_level_dbov`` computes it
+    (same rounding and bounds) but with numpy: aiortc unpacks the samples one by one in Python (~0.3 ms a frame)."""
+    count = frame.samples * len(frame.layout.channels)
+    samples = np.frombuffer(frame.planes[0], dtype=np.int16, count=count).astype(np.float64)
+    rms = float(np.sqrt(np.dot(samples, samples) / (frame.samples * 32767.0 * 32767.0)))
+    if rms <= 0:
+        return -127
+    return round(min(max(20.0 * math.log10(rms), -127.0), 0.0))
+
+
+def install_fast_audio_level() -> None:
+    """Have aiortc's senders use :func:`audio_level_dbov` (they look the function up in ``aiortc.rtp`` per frame)."""
+    import aiortc.rtp
+
+    aiortc.rtp.compute_audio_level_dbov = audio_level_dbov
 
 
 def pin_host_addresses(addresses: tuple[str, ...]) -> None:
