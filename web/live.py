@@ -23,7 +23,7 @@ from aiohttp import WSMsgType, web
 from bridge.callflow import Lobby
 from bridge.engine import Engine
 from bridge.webrtc import WebRtcLeg
-from config import Settings
+from config import LobbyMode, Settings
 from rooms import Rooms
 from rooms.errors import NotFoundError
 from web import tickets
@@ -39,6 +39,7 @@ class Live:
         self.settings, self.rooms, self.engine, self.key, self.lobby = settings, rooms, engine, key, lobby
         self._ids = itertools.count(1)
         self._hosts: dict[str, set[str]] = {}  # room → legs of its hosts, connected now
+        self._mode: dict[str, LobbyMode] = {}  # room → its lobby mode, as last seen
 
     def host_in(self, room: Hashable) -> bool:
         """Is a host of this conference in its room (for the lobby's until-host mode)?"""
@@ -73,6 +74,28 @@ class Live:
                     last_waiting = waiting
             await asyncio.sleep(0.25)
 
+    def _must_wait(self, mode: LobbyMode, room: str, host: bool) -> bool:
+        if host or self.lobby is None:
+            return False
+        return mode is LobbyMode.ALWAYS or (mode is LobbyMode.UNTIL_HOST and not self.host_in(room))
+
+    async def _wait_for_host(self, socket: web.WebSocketResponse, leg_id: str, room: str, lobby: Lobby) -> None:
+        """A browser in the lobby: hears nothing, is not heard, until a host admits it (or one comes, in until-host
+        mode: hosts see it in their panel either way)."""
+        decision = lobby.wait(leg_id, room)
+        await socket.send_json({"type": "waiting"})
+        while not decision.done():
+            if self.host_in(room) and self._mode.get(room) is LobbyMode.UNTIL_HOST:
+                lobby.admit(leg_id)
+            await asyncio.wait({decision}, timeout=0.25)
+        if decision.result() and leg_id in self.engine:
+            self.engine.move(leg_id, room)
+            await socket.send_json({"type": "admitted"})
+            await self._presence(socket, room, leg_id, False)
+        else:
+            await socket.send_json({"type": "denied"})
+            await socket.close()
+
     async def room_socket(self, request: web.Request) -> web.StreamResponse:
         try:
             ticket = tickets.read(self.key, request.match_info["ticket"])
@@ -88,7 +111,10 @@ class Live:
         pc = RTCPeerConnection(self._configuration())
         leg = WebRtcLeg(leg_id, pc)
         room = str(conference.id)
+        self._mode[room] = conference.lobby_mode
         presence: asyncio.Task[None] | None = None
+        admission: asyncio.Task[None] | None = None
+        loop = asyncio.get_running_loop()
 
         @pc.on("track")
         def on_track(track: Any) -> None:
@@ -116,12 +142,16 @@ class Live:
                     pc.addTrack(leg.track)
                     await pc.setLocalDescription(await pc.createAnswer())
                     await socket.send_json({"type": "answer", "sdp": pc.localDescription.sdp})
-                    self.engine.join(room, leg)
-                    self.engine.labels[leg_id] = ticket.name
                     if ticket.host:
                         self._hosts.setdefault(room, set()).add(leg_id)
-                    presence = asyncio.get_running_loop().create_task(self._presence(socket, room, leg_id, ticket.host))
-                    log.info("leg %s (web) joined conference %s", leg_id, room)
+                    waits = self._must_wait(conference.lobby_mode, room, ticket.host)
+                    self.engine.join(f"lobby:{room}" if waits else room, leg, listen_only=waits)
+                    self.engine.labels[leg_id] = ticket.name
+                    if waits and self.lobby is not None:
+                        admission = loop.create_task(self._wait_for_host(socket, leg_id, room, self.lobby))
+                    else:
+                        presence = loop.create_task(self._presence(socket, room, leg_id, ticket.host))
+                    log.info("leg %s (web) %s conference %s", leg_id, "waits to enter" if waits else "joined", room)
                 elif kind == "mute" and leg_id in self.engine:
                     self.engine.set_muted(leg_id, bool(data.get("muted")))
                 elif kind in ("admit", "deny") and ticket.host and self.lobby is not None:
@@ -141,8 +171,11 @@ class Live:
             await socket.send_json({"type": "error", "message": "the browser's offer could not be used"})
         finally:
             self._hosts.get(room, set()).discard(leg_id)
-            if presence is not None:
-                presence.cancel()
+            for task in (presence, admission):
+                if task is not None:
+                    task.cancel()
+            if self.lobby is not None:
+                self.lobby.waiting.pop(leg_id, None)
             leg.close()
             if leg_id in self.engine:
                 self.engine.leave(leg_id)

@@ -103,6 +103,8 @@ class Pages:
             "muted": _("muted"),
             "speaking": _("speaking"),
             "admit": _("Admit"),
+            "waiting": _("Please wait: the host will let you in."),
+            "denied": _("The host did not let you in."),
             "deny": _("Refuse"),
             "nobody_waiting": _("Nobody is waiting."),
             "reconnecting": _("Connection lost: reconnecting…"),

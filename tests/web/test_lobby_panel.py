@@ -1,5 +1,6 @@
 """The host's lobby panel in Chromium: a baresip phone caller waits in the lobby of a conference, the host (joined
-through the signed host link) sees the masked number and admits them; both are then in the room."""
+through the signed host link) sees the masked number and admits them; both are then in the room. A browser guest
+then waits in the same lobby, hearing and seeing nobody, and the host refuses them."""
 
 from __future__ import annotations
 
@@ -50,6 +51,24 @@ def test_host_admits_a_waiting_phone_caller_from_the_lobby_panel(tmp_path: Path)
                 waiting.locator("button[data-action=admit]").click()
                 expect(page.locator("#participants li")).to_have_count(2, timeout=10_000)
                 expect(page.locator("#lobby")).to_contain_text("Nobody is waiting.")
+                # A browser guest waits too; the host refuses them.
+                guest = browser.new_page()
+                guest.goto(site.base + "/" + conference["join_url"].split("/", 3)[3])
+                guest.fill("#name", "Mme Durand")
+                guest.fill("#entry_code", "4821")
+                guest.click("#join-button")
+                guest.wait_for_url("**/room/**")
+                expect(guest.locator("body")).to_have_attribute("data-lobby", "waiting", timeout=20_000)
+                expect(guest.locator("#connection")).to_contain_text("the host will let you in")
+                expect(guest.locator("#participants li")).to_have_count(0)  # a waiting guest sees nobody
+                web_waiting = page.locator("#lobby li", has_text="Mme Durand")
+                expect(web_waiting).to_have_count(1, timeout=10_000)
+                expect(page.locator("#participants li")).to_have_count(2)
+                web_waiting.locator("button[data-action=deny]").click()
+                expect(guest.locator("body")).to_have_attribute("data-lobby", "denied", timeout=10_000)
+                expect(guest.locator("#connection")).to_contain_text("did not let you in")
+                expect(page.locator("#lobby")).to_contain_text("Nobody is waiting.")
+                expect(page.locator("#participants li")).to_have_count(2)
                 phone.command("hangup")
             finally:
                 browser.close()

@@ -9,6 +9,7 @@ let microphone = null;
 let attempt = 0;
 let current = null;
 let muted = false;
+let refused = false;
 
 function showParticipants(list) {
   const ul = document.getElementById("participants");
@@ -88,7 +89,7 @@ async function connect() {
   pc.onconnectionstatechange = () => {
     if (pc.connectionState === "connected") {
       attempt = 0;
-      say(texts.connected, "good");
+      if (document.body.dataset.lobby !== "waiting") say(texts.connected, "good");
       document.body.dataset.audio = "connected";
     }
   };
@@ -101,13 +102,16 @@ async function connect() {
     if (message.type === "answer") await pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
     else if (message.type === "participants") showParticipants(message.list);
     else if (message.type === "lobby") showLobby(message.list);
+    else if (message.type === "waiting") { say(texts.waiting, "weak"); document.body.dataset.lobby = "waiting"; }
+    else if (message.type === "admitted") { say(texts.connected, "good"); document.body.dataset.lobby = "admitted"; }
+    else if (message.type === "denied") { refused = true; say(texts.denied, "bad"); document.body.dataset.lobby = "denied"; }
     else if (message.type === "error") say(message.message, "bad");
   };
   current = socket;
   socket.onclose = () => {
     pc.close();
     document.body.dataset.audio = "lost";
-    if (document.visibilityState === "hidden" && document.body.dataset.leaving) return;
+    if (refused || document.body.dataset.leaving) return;
     attempt += 1;
     if (attempt > 10) {
       say(texts.connection_failed, "bad");
