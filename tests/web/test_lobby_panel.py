@@ -74,3 +74,41 @@ def test_host_admits_a_waiting_phone_caller_from_the_lobby_panel(tmp_path: Path)
                 browser.close()
     finally:
         phone.stop()
+
+
+@pytest.mark.e2e
+def test_until_host_lobby_opens_for_phone_and_browser_when_the_host_arrives(tmp_path: Path) -> None:
+    mic = tone_wav(tmp_path / "mic.wav", freq=1000.0, seconds=60)
+    voice = tone(700, 8000 * 60, 8000, rate=8000) * (np.arange(8000 * 60) % 4000 < 2400)
+    phone = Phone(tmp_path / "phone", free_udp_port(), free_udp_port(), 35000, voice.astype(np.int16))
+    args = [*chromium_args(mic), "--allow-loopback-in-peer-connection",
+            "--disable-features=WebRtcHideLocalIpsWithMdns"]  # fmt: skip
+    try:
+        with serving(tmp_path, PASSERELLE_WEBRTC__HOST_ADDRESSES="127.0.0.1",
+                     PASSERELLE_SECURITY__SECRET_KEY="k" * 64) as site, sync_playwright() as p:  # fmt: skip
+            conference = site.conference("--lobby", "until-host")
+            browser = p.chromium.launch(executable_path=require("chromium"), args=args)
+            try:
+                guest = browser.new_page()
+                guest.goto(site.base + "/" + conference["join_url"].split("/", 3)[3])
+                guest.fill("#name", "Mme Durand")
+                guest.click("#join-button")
+                expect(guest.locator("body")).to_have_attribute("data-lobby", "waiting", timeout=20_000)
+                phone.command("dial", f"sip:+33491000000@{site.sip}")
+                time.sleep(1.5)
+                phone.command("sndcode", conference["code"] + "#")
+                time.sleep(2.0)
+                expect(guest.locator("#participants li")).to_have_count(0)  # nobody is in: everyone waits
+                host = browser.new_page()
+                host.goto(site.base + "/" + conference["host_url"].split("/", 3)[3])
+                host.fill("#name", "Dr Martin")
+                host.click("#join-button")
+                # The host is in: the waiting browser and the waiting phone come in without anyone clicking.
+                expect(host.locator("#participants li")).to_have_count(3, timeout=20_000)
+                expect(guest.locator("body")).to_have_attribute("data-lobby", "admitted", timeout=5_000)
+                expect(host.locator("#participants li", has_text="+33 6 •• •• •• 78")).to_have_count(1)
+                phone.command("hangup")
+            finally:
+                browser.close()
+    finally:
+        phone.stop()
