@@ -111,3 +111,34 @@ def test_refused_microphone_is_explained(tmp_path: Path) -> None:
             expect(page.locator("#join-button")).to_be_enabled()
         finally:
             browser.close()
+
+
+@pytest.mark.e2e
+def test_room_page_in_french_on_a_phone_sized_screen(tmp_path: Path) -> None:
+    mic = tone_wav(tmp_path / "mic.wav")
+    args = [*chromium_args(mic), "--allow-loopback-in-peer-connection",
+            "--disable-features=WebRtcHideLocalIpsWithMdns"]  # fmt: skip
+    with serving(tmp_path, PASSERELLE_WEBRTC__HOST_ADDRESSES="127.0.0.1") as site, sync_playwright() as p:
+        conference = site.conference("--lobby", "off")
+        browser = launch(p, args)
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+                                    locale="fr-FR")  # fmt: skip
+            page.goto(site.base + path_of(conference["join_url"]))
+            page.fill("#name", "Dr Martin")
+            page.click("#join-button")
+            page.wait_for_url("**/room/**")
+            expect(page.locator("body")).to_have_attribute("data-audio", "connected", timeout=20_000)
+            expect(page.locator("#connection")).to_contain_text("Audio connecté")
+            expect(page.locator("#mute")).to_have_text("Couper le micro")
+            expect(page.locator("#participants li")).to_contain_text("Dr Martin (vous) · sur le web")
+            page.screenshot(path=str(tmp_path / "room-mobile.png"), full_page=True)
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390, "the room scrolls sideways"
+            for selector in ("#dial-in", "#mute", "#leave"):
+                box = page.locator(selector).bounding_box()
+                assert box is not None, selector
+                assert box["x"] >= 0
+                assert box["x"] + box["width"] <= 390, f"{selector} is cut off"
+                assert box["y"] + box["height"] <= 844, f"{selector} is below the first screen"
+        finally:
+            browser.close()
