@@ -26,6 +26,7 @@ class Site:
     env: dict[str, str]
     folder: Path
     sip: str  # host:port of its SIP side
+    process: subprocess.Popen[bytes] | None = None
 
     def conference(self, *args: str) -> dict[str, Any]:
         done = subprocess.run(
@@ -34,6 +35,30 @@ class Site:
         )  # fmt: skip
         created: dict[str, Any] = json.loads(done.stdout)
         return created
+
+    def start(self) -> None:
+        log = (self.folder / "serve.log").open("ab")  # a file, not a pipe: a chatty service never blocks on it
+        self.process = subprocess.Popen([require("passerelle"), "serve"], env=self.env, cwd=self.folder,
+                                        stdout=subprocess.DEVNULL, stderr=log)  # fmt: skip
+        log.close()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.base}/healthz", timeout=2):  # noqa: S310 - http on loopback
+                    return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("passerelle serve did not start; see serve.log") from None
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
 
 @contextmanager
@@ -45,21 +70,12 @@ def serving(folder: Path, **extra: str) -> Iterator[Site]:
         folder, PASSERELLE_HTTP__LISTEN=f"127.0.0.1:{port}", PASSERELLE_HTTP__PUBLIC_BASE_URL=base,
         PASSERELLE_SIP__LISTEN=sip, PASSERELLE_CONTROL__SOCKET=str(folder / "control.sock"), **extra,
     )  # fmt: skip
-    serve = subprocess.Popen([require("passerelle"), "serve"], env=env, cwd=folder, stderr=subprocess.PIPE, text=True)
+    site = Site(base, env, folder, sip)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/healthz", timeout=2):  # noqa: S310 - http on loopback
-                    break
-            except OSError:
-                if serve.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("passerelle serve did not start") from None
-                time.sleep(0.2)
-        yield Site(base, env, folder, sip)
+        site.start()
+        yield site
     finally:
-        serve.terminate()
-        serve.communicate(timeout=20)
+        site.stop()
 
 
 def tone_wav(path: Path, freq: float = 440.0, seconds: float = 10.0, rate: int = 48000) -> Path:

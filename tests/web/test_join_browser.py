@@ -142,3 +142,31 @@ def test_room_page_in_french_on_a_phone_sized_screen(tmp_path: Path) -> None:
                 assert box["y"] + box["height"] <= 844, f"{selector} is below the first screen"
         finally:
             browser.close()
+
+
+@pytest.mark.e2e
+def test_room_reconnects_by_itself_after_the_connection_drops(tmp_path: Path) -> None:
+    """The service goes away for a moment (the strongest blip: every connection drops) and comes back: the page
+    says it reconnects, then is in the room again without anyone touching it."""
+    mic = tone_wav(tmp_path / "mic.wav")
+    args = [*chromium_args(mic), "--allow-loopback-in-peer-connection",
+            "--disable-features=WebRtcHideLocalIpsWithMdns"]  # fmt: skip
+    with serving(tmp_path, PASSERELLE_WEBRTC__HOST_ADDRESSES="127.0.0.1",
+                 PASSERELLE_SECURITY__SECRET_KEY="k" * 64) as site, sync_playwright() as p:  # fmt: skip
+        conference = site.conference("--lobby", "off")
+        browser = launch(p, args)
+        try:
+            page = browser.new_page()
+            page.goto(site.base + path_of(conference["join_url"]))
+            page.fill("#name", "Dr Martin")
+            page.click("#join-button")
+            page.wait_for_url("**/room/**")
+            expect(page.locator("body")).to_have_attribute("data-audio", "connected", timeout=20_000)
+            site.stop()
+            expect(page.locator("body")).to_have_attribute("data-audio", "lost", timeout=10_000)
+            expect(page.locator("#connection")).to_contain_text("reconnecting")
+            site.start()
+            expect(page.locator("body")).to_have_attribute("data-audio", "connected", timeout=30_000)
+            expect(page.locator("#participants li")).to_contain_text("Dr Martin (you)")
+        finally:
+            browser.close()
