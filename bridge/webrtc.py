@@ -50,6 +50,61 @@ def install_fast_audio_level() -> None:
     aiortc.rtp.compute_audio_level_dbov = audio_level_dbov
 
 
+def skipping_jitter_buffer() -> type:
+    """aiortc's jitter buffer, except that a lost audio packet no longer holds back every later one.
+
+    aiortc's buffer (capacity 16, prefetch 4 for audio) hands out a frame only when the packets from its origin
+    are contiguous: after one loss it waits until the buffer overflows, and the ~280 ms gathered meanwhile stay
+    for the rest of the call (aiortc issue #543, still so in 1.16). Here, once more than ``prefetch`` packets wait
+    in the buffer while the oldest frame cannot come out, the oldest waiting frame goes out anyway and a missing
+    packet at the origin counts as lost: the delay returns to its baseline.
+    """
+    from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+
+    class SkippingJitterBuffer(JitterBuffer):
+        skipped = 0  # packets given up as lost
+
+        def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
+            frame: JitterFrame | None = super()._remove_frame(sequence_number)
+            if frame is not None or self._origin is None:
+                return frame
+            if sum(packet is not None for packet in self._packets) <= self._prefetch:
+                return None  # a hole, but not enough behind it yet: the packet may still come
+            while self._packets[self._origin % self._capacity] is None:  # the missing packets are lost
+                self.remove(1)
+                self.skipped += 1
+            first = self._packets[self._origin % self._capacity]
+            if first is None:  # pragma: no cover - more than prefetch packets wait, so one is found
+                return None
+            parts: list[bytes] = []
+            count = 0
+            while count < self._capacity:  # the oldest frame: its packets share a timestamp
+                packet = self._packets[(self._origin + count) % self._capacity]
+                if packet is None or packet.timestamp != first.timestamp:
+                    break
+                parts.append(packet._data)  # type: ignore[attr-defined]  # aiortc's own field for the payload
+                count += 1
+            self.remove(count)
+            return JitterFrame(data=b"".join(parts), timestamp=first.timestamp)
+
+    return SkippingJitterBuffer
+
+
+def install_audio_jitter_fix() -> None:
+    """Have aiortc's receivers use :func:`skipping_jitter_buffer` for audio (video keeps aiortc's own)."""
+    import aiortc.rtcrtpreceiver
+    from aiortc.jitterbuffer import JitterBuffer
+
+    skipping = skipping_jitter_buffer()
+
+    def make(capacity: int, prefetch: int = 0, is_video: bool = False) -> Any:
+        if is_video:
+            return JitterBuffer(capacity=capacity, prefetch=prefetch, is_video=True)
+        return skipping(capacity=capacity, prefetch=prefetch)
+
+    aiortc.rtcrtpreceiver.JitterBuffer = make  # type: ignore[attr-defined,assignment]
+
+
 def pin_host_addresses(addresses: tuple[str, ...]) -> None:
     """Make aioice offer only these host addresses (it offers every non-loopback interface otherwise)."""
     if not addresses:

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from bridge.callflow import Lobby
 from bridge.engine import Engine
-from bridge.webrtc import install_fast_audio_level, pin_host_addresses
+from bridge.webrtc import install_audio_jitter_fix, install_fast_audio_level, pin_host_addresses
 from config import Settings
 from rooms import Rooms
 from web.live import Live
@@ -57,6 +57,7 @@ def create_app(
     if engine is not None:
         pin_host_addresses(settings.webrtc.host_addresses)
         install_fast_audio_level()
+        install_audio_jitter_fix()
         live = app[LIVE] = Live(settings, rooms, engine, pages.key, lobby)
         app.router.add_get(r"/ws/room/{ticket:[A-Za-z0-9_.-]{1,2000}}", live.room_socket)
     app.router.add_get("/api/net/ping", pages.ping)
