@@ -134,6 +134,11 @@ class Pages:
         headers = {k: v for k, v in response.headers.items() if k.lower() != "content-type"}
         return web.HTTPNotFound(text=response.text, content_type="text/html", headers=headers)
 
+    def _dial_in(self) -> str:
+        """The first public number as the page shows it: national form for callers in its region."""
+        number = self.settings.dial_in.numbers[0]
+        return number.national if self.settings.locale.phone_region == "FR" else number.international
+
     def _join_context(
         self, request: web.Request, conference: ConferenceView, invitee: InviteeView | None, **extra: Any
     ) -> dict[str, Any]:
@@ -142,11 +147,10 @@ class Pages:
             zone = ZoneInfo(conference.timezone)
             start, end = conference.starts_at.astimezone(zone), conference.ends_at.astimezone(zone)
             when = f"{start:%d/%m/%Y %H:%M} – {end:%H:%M}"
-        number = self.settings.dial_in.numbers[0]
         return {
             "conference": conference,
             "when": when,
-            "dial_in": number.national if self.settings.locale.phone_region == "FR" else number.international,
+            "dial_in": self._dial_in(),
             "ask_entry_code": invitee is None and conference.has_entry_code and not self._is_host(request),
             "show_entry_code": (invitee is not None or self._is_host(request)) and conference.has_entry_code,
             "action": request.path,
@@ -208,15 +212,13 @@ class Pages:
             conference = await asyncio.to_thread(self.rooms.get_conference, ticket.conference_id)
         except NotFoundError:
             raise self._not_found(request) from None
-        number = self.settings.dial_in.numbers[0]
         webrtc = self.settings.webrtc
         ice = [{"urls": url, **({"username": webrtc.turn_username, "credential": webrtc.turn_password.reveal()}
                                 if url.startswith("turn") else {})} for url in webrtc.ice_servers]  # fmt: skip
         config = {"socket": f"/ws/room/{request.match_info['ticket']}", "iceServers": ice, "media": ticket.media,
                   "host": ticket.host}  # fmt: skip
         return self.render(request, "room.html", conference=conference, ticket=ticket, leave="/", config=config,
-                           dial_in=number.national if self.settings.locale.phone_region == "FR"
-                           else number.international)  # fmt: skip
+                           dial_in=self._dial_in())  # fmt: skip
 
     # -- network test --------------------------------------------------------------------------------------------
 

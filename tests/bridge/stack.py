@@ -17,6 +17,7 @@ from bridge.sip.gateway import SipGateway
 from config import Settings, load_settings
 from rooms import Rooms
 from rooms.db import make_engine, session_factory, upgrade
+from tests.bridge.phones import Phone
 
 
 def free_port() -> int:
@@ -45,6 +46,23 @@ class Stack:
                 break
             await asyncio.sleep(0.05)
         return dict(self.outcomes)
+
+    async def dial_in(self, phone: Phone, code: str) -> float:
+        """The phone dials the public number and types ``code`` and # (RFC 4733) over the welcome prompt; the loop
+        time the call was placed (its recording starts then)."""
+        placed = asyncio.get_running_loop().time()
+        await asyncio.to_thread(phone.command, "dial", f"sip:+33491000000@127.0.0.1:{self.port}")
+        await asyncio.sleep(1.5)
+        await asyncio.to_thread(phone.command, "sndcode", code + "#")
+        return placed
+
+    async def wait_in_lobby(self, room: str, count: int, limit_s: float = 10.0) -> list[str]:
+        """Until ``count`` callers wait in the room's lobby; the legs that wait."""
+        for _ in range(int(limit_s / 0.05)):
+            if len(self.lobby.in_room(room)) == count:
+                break
+            await asyncio.sleep(0.05)
+        return self.lobby.in_room(room)
 
     async def wait_for_legs(self, room: str, count: int, limit_s: float = 15.0) -> int:
         for _ in range(int(limit_s / 0.05)):

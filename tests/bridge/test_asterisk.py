@@ -43,14 +43,9 @@ def test_asterisk_originate_connects_the_callee_into_the_conference(tmp_path: Pa
         errors: list[str] = []
         async with running(settings, rooms) as stack:
             dialler = AsteriskDialler(settings, stack.gateway)
-            await asyncio.to_thread(host.command, "dial", f"sip:+33491000000@127.0.0.1:{stack.port}")
-            await asyncio.sleep(1.5)
-            await asyncio.to_thread(host.command, "sndcode", conference.code + "#")
-            for _ in range(100):
-                if stack.lobby.in_room(room):
-                    break
-                await asyncio.sleep(0.05)
-            stack.lobby.admit(stack.lobby.in_room(room)[0])
+            await stack.dial_in(host, conference.code)
+            (waiting,) = await stack.wait_in_lobby(room, 1)
+            stack.lobby.admit(waiting)
             await stack.wait_for_legs(room, 1)
             leg = await dialler.dial_out(conference.id, "06 12 34 56 78")
             joined = await stack.wait_for_legs(room, 2, limit_s=10)

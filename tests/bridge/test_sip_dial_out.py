@@ -38,14 +38,9 @@ def test_sip_dial_out_brings_the_callee_into_the_room(tmp_path: Path) -> None:
         loop = asyncio.get_running_loop()
         async with running(settings, rooms) as stack:
             marks["host"] = loop.time()
-            await asyncio.to_thread(host.command, "dial", f"sip:+33491000000@127.0.0.1:{stack.port}")
-            await asyncio.sleep(1.5)
-            await asyncio.to_thread(host.command, "sndcode", conference.code + "#")
-            for _ in range(100):
-                if stack.lobby.in_room(room):
-                    break
-                await asyncio.sleep(0.05)
-            stack.lobby.admit(stack.lobby.in_room(room)[0])
+            await stack.dial_in(host, conference.code)
+            (waiting,) = await stack.wait_in_lobby(room, 1)
+            stack.lobby.admit(waiting)
             assert await stack.wait_for_legs(room, 1) == 1
             for number in ("08 99 12 34 56", "+44 7911 123456", "nonsense"):
                 with pytest.raises(ValidationError) as refused:

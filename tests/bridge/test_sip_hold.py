@@ -30,9 +30,7 @@ def test_sip_hold_and_resume_keep_the_call_in_its_room(tmp_path: Path) -> None:
     async def scenario() -> tuple[int, int, int, int, bool]:
         async with running(settings, rooms) as stack:
             for k, phone in enumerate((a, b)):
-                await asyncio.to_thread(phone.command, "dial", f"sip:+33491000000@127.0.0.1:{stack.port}")
-                await asyncio.sleep(1.5)
-                await asyncio.to_thread(phone.command, "sndcode", conference.code + "#")
+                await stack.dial_in(phone, conference.code)
                 await stack.wait_for_legs(room, k + 1)
             await asyncio.to_thread(a.command, "hold")
             for _ in range(15):

@@ -12,27 +12,10 @@ import pytest
 from bridge.callflow import CallOutcome
 from rooms import ConferenceDraft
 from tests.bridge.phones import Phone
-from tests.bridge.stack import Stack, free_port, make_rooms, running
+from tests.bridge.stack import free_port, make_rooms, running
 from tests.mixer.signals import magnitude_db, tone
 
 RATE = 8000
-
-
-async def dial_and_type(stack: Stack, phone: Phone, code: str) -> float:
-    """Dial, type the code over the welcome prompt; the loop time the call was placed."""
-    placed = asyncio.get_running_loop().time()
-    await asyncio.to_thread(phone.command, "dial", f"sip:+33491000000@127.0.0.1:{stack.port}")
-    await asyncio.sleep(1.5)
-    await asyncio.to_thread(phone.command, "sndcode", code + "#")
-    return placed
-
-
-async def waiting(stack: Stack, room: str, count: int) -> list[str]:
-    for _ in range(200):
-        if len(stack.lobby.in_room(room)) == count:
-            break
-        await asyncio.sleep(0.05)
-    return stack.lobby.in_room(room)
 
 
 def window(heard: np.ndarray, placed: float, start: float, end: float) -> np.ndarray:
@@ -52,13 +35,13 @@ def test_sip_lobby_isolates_the_caller_until_admitted_and_denial_hangs_up(tmp_pa
     async def scenario() -> dict[str, object]:
         loop = asyncio.get_running_loop()
         async with running(settings, rooms) as stack:
-            marks["a"] = await dial_and_type(stack, a, conference.code)
-            (leg_a,) = await waiting(stack, room, 1)
+            marks["a"] = await stack.dial_in(a, conference.code)
+            (leg_a,) = await stack.wait_in_lobby(room, 1)
             assert stack.engine.legs_in(room) == [], "a caller in the lobby is in the room"
             assert stack.lobby.admit(leg_a)
             assert await stack.wait_for_legs(room, 1) == 1
-            marks["b"] = await dial_and_type(stack, b, conference.code)
-            (leg_b,) = await waiting(stack, room, 1)
+            marks["b"] = await stack.dial_in(b, conference.code)
+            (leg_b,) = await stack.wait_in_lobby(room, 1)
             marks["b waits"] = loop.time()
             await asyncio.sleep(5.0)  # B in the lobby while A talks in the room
             marks["b admitted"] = loop.time()
@@ -70,8 +53,8 @@ def test_sip_lobby_isolates_the_caller_until_admitted_and_denial_hangs_up(tmp_pa
             await asyncio.to_thread(b.command, "hangup")
             assert await stack.wait_for_legs(room, 1) == 1
             # B calls again and the host says no: B hears why, the bridge hangs up.
-            await dial_and_type(stack, b, conference.code)
-            (leg_b2,) = await waiting(stack, room, 1)
+            await stack.dial_in(b, conference.code)
+            (leg_b2,) = await stack.wait_in_lobby(room, 1)
             assert stack.lobby.deny(leg_b2)
             outcomes = await stack.wait_for_outcomes(2, limit_s=15)
             await asyncio.sleep(0.5)

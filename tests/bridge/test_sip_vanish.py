@@ -57,9 +57,7 @@ def test_sip_caller_whose_rtp_stops_is_hung_up_after_the_timeout(tmp_path: Path)
     async def scenario_run() -> tuple[int, int, float, dict[str, object], int]:
         loop = asyncio.get_running_loop()
         async with running(settings, rooms) as stack:
-            await asyncio.to_thread(stayer.command, "dial", f"sip:+33491000000@127.0.0.1:{stack.port}")
-            await asyncio.sleep(1.5)
-            await asyncio.to_thread(stayer.command, "sndcode", conference.code + "#")
+            await stack.dial_in(stayer, conference.code)
             await stack.wait_for_legs(room, 1)
             started = loop.time()
             caller = await asyncio.create_subprocess_exec(

@@ -16,7 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from tests.bridge.phones import Phone
+from tests.bridge.stack import free_port as free_udp_port
 from tests.cli.test_serve import env_for, free_port
+from tests.mixer.signals import tone
 from tests.tools import require
 
 
@@ -98,3 +101,15 @@ def chromium_args(mic: Path | None, *, allow_media: bool = True) -> list[str]:
     if mic is not None:
         args.append(f"--use-file-for-fake-audio-capture={mic}")
     return args
+
+
+def webrtc_args(mic: Path) -> list[str]:
+    """Chromium for a call with the bridge on loopback: real host addresses (no mDNS names), loopback allowed."""
+    return [*chromium_args(mic), "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns"]
+
+
+def talking_phone(folder: Path, rtp_base: int) -> Phone:
+    """A baresip phone that talks like a person: 700 Hz in syllable-long bursts (a steady tone is noise to voice
+    activity)."""
+    voice = tone(700, 8000 * 60, 8000, rate=8000) * (np.arange(8000 * 60) % 4000 < 2400)
+    return Phone(folder, free_udp_port(), free_udp_port(), rtp_base, voice.astype(np.int16))

@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.tools import require
-from tests.web.site import chromium_args, serving, tone_wav
+from tests.web.site import chromium_args, serving, tone_wav, webrtc_args
 
 
 def launch(playwright: object, args: list[str]) -> Browser:
@@ -116,8 +116,7 @@ def test_refused_microphone_is_explained(tmp_path: Path) -> None:
 @pytest.mark.e2e
 def test_room_page_in_french_on_a_phone_sized_screen(tmp_path: Path) -> None:
     mic = tone_wav(tmp_path / "mic.wav")
-    args = [*chromium_args(mic), "--allow-loopback-in-peer-connection",
-            "--disable-features=WebRtcHideLocalIpsWithMdns"]  # fmt: skip
+    args = webrtc_args(mic)
     with serving(tmp_path, PASSERELLE_WEBRTC__HOST_ADDRESSES="127.0.0.1") as site, sync_playwright() as p:
         conference = site.conference("--lobby", "off")
         browser = launch(p, args)
@@ -149,8 +148,7 @@ def test_room_reconnects_by_itself_after_the_connection_drops(tmp_path: Path) ->
     """The service goes away for a moment (the strongest blip: every connection drops) and comes back: the page
     says it reconnects, then is in the room again without anyone touching it."""
     mic = tone_wav(tmp_path / "mic.wav")
-    args = [*chromium_args(mic), "--allow-loopback-in-peer-connection",
-            "--disable-features=WebRtcHideLocalIpsWithMdns"]  # fmt: skip
+    args = webrtc_args(mic)
     with serving(tmp_path, PASSERELLE_WEBRTC__HOST_ADDRESSES="127.0.0.1",
                  PASSERELLE_SECURITY__SECRET_KEY="k" * 64) as site, sync_playwright() as p:  # fmt: skip
         conference = site.conference("--lobby", "off")

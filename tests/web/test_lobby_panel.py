@@ -7,24 +7,18 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.bridge.phones import Phone
-from tests.bridge.stack import free_port as free_udp_port
-from tests.mixer.signals import tone
 from tests.tools import require
-from tests.web.site import chromium_args, serving, tone_wav
+from tests.web.site import serving, talking_phone, tone_wav, webrtc_args
 
 
 @pytest.mark.e2e
 def test_host_admits_a_waiting_phone_caller_from_the_lobby_panel(tmp_path: Path) -> None:
     mic = tone_wav(tmp_path / "mic.wav", freq=1000.0, seconds=60)
-    voice = tone(700, 8000 * 60, 8000, rate=8000) * (np.arange(8000 * 60) % 4000 < 2400)
-    phone = Phone(tmp_path / "phone", free_udp_port(), free_udp_port(), 34800, voice.astype(np.int16))
-    args = [*chromium_args(mic), "--allow-loopback-in-peer-connection",
-            "--disable-features=WebRtcHideLocalIpsWithMdns"]  # fmt: skip
+    phone = talking_phone(tmp_path / "phone", 34800)
+    args = webrtc_args(mic)
     try:
         with serving(tmp_path, PASSERELLE_WEBRTC__HOST_ADDRESSES="127.0.0.1",
                      PASSERELLE_SECURITY__SECRET_KEY="k" * 64) as site, sync_playwright() as p:  # fmt: skip
@@ -79,10 +73,8 @@ def test_host_admits_a_waiting_phone_caller_from_the_lobby_panel(tmp_path: Path)
 @pytest.mark.e2e
 def test_until_host_lobby_opens_for_phone_and_browser_when_the_host_arrives(tmp_path: Path) -> None:
     mic = tone_wav(tmp_path / "mic.wav", freq=1000.0, seconds=60)
-    voice = tone(700, 8000 * 60, 8000, rate=8000) * (np.arange(8000 * 60) % 4000 < 2400)
-    phone = Phone(tmp_path / "phone", free_udp_port(), free_udp_port(), 35000, voice.astype(np.int16))
-    args = [*chromium_args(mic), "--allow-loopback-in-peer-connection",
-            "--disable-features=WebRtcHideLocalIpsWithMdns"]  # fmt: skip
+    phone = talking_phone(tmp_path / "phone", 35000)
+    args = webrtc_args(mic)
     try:
         with serving(tmp_path, PASSERELLE_WEBRTC__HOST_ADDRESSES="127.0.0.1",
                      PASSERELLE_SECURITY__SECRET_KEY="k" * 64) as site, sync_playwright() as p:  # fmt: skip

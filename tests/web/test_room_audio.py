@@ -8,16 +8,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from passerelle import control
-from tests.bridge.phones import Phone
-from tests.bridge.stack import free_port as free_udp_port
-from tests.mixer.signals import magnitude_db, tone
+from tests.mixer.signals import magnitude_db
 from tests.tools import require
-from tests.web.site import chromium_args, serving, tone_wav
+from tests.web.site import serving, talking_phone, tone_wav, webrtc_args
 
 LISTEN = """async () => {
   const context = new AudioContext();
@@ -46,11 +43,8 @@ def legs_in_rooms(socket: Path) -> int:
 @pytest.mark.e2e
 def test_browser_and_phone_hear_each_other_in_one_room(tmp_path: Path) -> None:
     mic = tone_wav(tmp_path / "mic.wav", freq=1000.0, seconds=60)
-    # The phone talks like a person: 700 Hz in syllable-long bursts (a steady tone is noise to voice activity).
-    bursts = tone(700, 8000 * 60, 8000, rate=8000) * (np.arange(8000 * 60) % 4000 < 2400)
-    phone = Phone(tmp_path / "phone", free_udp_port(), free_udp_port(), 34600, bursts.astype(np.int16))
-    args = [*chromium_args(mic), "--allow-loopback-in-peer-connection",
-            "--disable-features=WebRtcHideLocalIpsWithMdns"]  # fmt: skip
+    phone = talking_phone(tmp_path / "phone", 34600)
+    args = webrtc_args(mic)
     try:
         with serving(tmp_path, PASSERELLE_WEBRTC__HOST_ADDRESSES="127.0.0.1") as site, sync_playwright() as p:
             conference = site.conference("--lobby", "off")
