@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bridge.clock import MediaClock
-from bridge.leg import Leg, LegStats
+from bridge.leg import Leg, LegStats, SharedWriter
 from dtmf.detector import DtmfDetector
 from mixer import Mixer, MixerConfig, MixerEvent, MixResult, OutputKind
 from mixer.resample import ResamplerBank
@@ -53,6 +53,7 @@ class _Member:
     playback: _Playback | None = None
     inband_slot: int | None = None  # row in the in-band DTMF detector, while the leg's digits come as tones
     direct_out: bool = False  # last tick's frame went out unconverted (see Engine.tick)
+    shares: bool = False  # the leg is a SharedWriter
 
 
 class Engine:
@@ -95,6 +96,7 @@ class Engine:
             rate=leg.rate_hz,
             frame_in=leg.rate_hz * self.config.frame_ms // 1000,
             row=self._take_row(leg.rate_hz),
+            shares=isinstance(leg, SharedWriter),
         )
         self.mixer.add_leg(leg.id, room_id, muted=muted, listen_only=listen_only)
         self._members[leg.id] = member
@@ -283,7 +285,9 @@ class Engine:
                 continue
             rate = member.rate
             direct: npt.NDArray[np.int16] | None = None
-            if rate != self.config.sample_rate_hz:
+            if rate == self.config.sample_rate_hz:  # the mixer's own frame: no conversion, no copy
+                direct = result.frame(leg_id)
+            else:
                 kind, index = result.group(leg_id)
                 if kind is OutputKind.SILENCE:
                     direct = self._silence(rate)
@@ -297,6 +301,7 @@ class Engine:
                     self._banks[rate].from_mix.reset(member.row)  # its filter history is of long ago
                 member.direct_out = direct is not None
             outgoing.setdefault(rate, []).append((leg_id, direct))
+        writes: list[tuple[str, _Member, npt.NDArray[np.int16]]] = []
         for rate, pending in outgoing.items():
             banks = self._banks[rate]
             convert = [leg_id for leg_id, direct in pending if direct is None]
@@ -310,13 +315,25 @@ class Engine:
                 member = self._members[leg_id]
                 if member.playback is not None:
                     out = self._overlay(member, member.playback, out)
-                try:
+                writes.append((leg_id, member, out))
+        # Legs of a room that get the very same frame object this tick (the silent ones hear the same mix) and can
+        # share it get it as one stream of the room: a browser leg's encode is then done once for all of them.
+        sharing: dict[tuple[Hashable, int], int] = {}
+        for _, member, out in writes:
+            if member.shares:
+                key = (member.room_id, id(out))
+                sharing[key] = sharing.get(key, 0) + 1
+        for leg_id, member, out in writes:
+            try:
+                if member.shares and sharing[(member.room_id, id(out))] > 1:
+                    member.leg.write_shared(out, member.room_id, self.ticks)  # type: ignore[attr-defined]
+                else:
                     member.leg.write(out)
-                except Exception:
-                    log.exception("leg %s failed to take a frame: closing it", leg_id)
-                    failed.append(leg_id)
-                    continue
-                member.stats.frames_out += 1
+            except Exception:
+                log.exception("leg %s failed to take a frame: closing it", leg_id)
+                failed.append(leg_id)
+                continue
+            member.stats.frames_out += 1
         for leg_id in failed:
             self.leave(leg_id)
         if result.events and self.on_events is not None:

@@ -7,6 +7,7 @@ that raises is closed and taken out, and its room goes on.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
@@ -40,12 +41,21 @@ class Leg(Protocol):
         ...
 
     def write(self, frame: npt.NDArray[np.int16]) -> None:
-        """One frame for the participant to hear. Must not block."""
+        """One frame for the participant to hear. Must not block. The array is the engine's, valid during the call
+        only (the mixer reuses its buffers): a leg that keeps it keeps a copy."""
         ...
 
     def close(self) -> None:
         """Release the leg; safe to call twice."""
         ...
+
+
+@runtime_checkable
+class SharedWriter(Protocol):
+    """A leg that can take a frame other legs of its room also get this tick as one shared stream (the engine calls
+    ``write_shared`` instead of ``write`` then): e.g. browser legs encode it once for all of them."""
+
+    def write_shared(self, frame: npt.NDArray[np.int16], stream: Hashable, tick: int) -> None: ...
 
 
 @dataclass

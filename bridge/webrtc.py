@@ -1,9 +1,14 @@
 """Browser participants: an aiortc peer connection as a :class:`bridge.leg.Leg` at 48 kHz.
 
 What the browser sends is decoded by aiortc (Opus) into 20 ms frames; :meth:`WebRtcLeg.read` hands the engine one
-frame per tick, mono, from a short buffer (at most ``MAX_BUFFERED`` frames: older ones are dropped, so delay does
-not pile up). What the engine writes goes out through :class:`EngineTrack`, whose ``recv`` aiortc's sender awaits:
-the outgoing stream is paced by the engine's clock, one frame per tick.
+frame per tick, mono, from a short buffer that grows with the network's jitter (up to ``MAX_BUFFERED`` frames) and
+shrinks again by a frame a second when it held more than it needed. aiortc's own jitter buffer before it is replaced
+for audio (:func:`install_audio_jitter_fix`): it passes packets on as they come in order, waits for at most one
+late packet, and gives up on a lost one instead of holding every later packet back.
+
+What the engine writes is encoded at once in mono Opus (:mod:`bridge.opus`: the leg's own encoder, or its room's
+shared one) and goes out through :class:`EngineTrack`, whose ``recv`` aiortc's sender awaits: the outgoing stream is
+paced by the engine's clock, one packet per tick.
 
 ``host_addresses`` limits the ICE host candidates (aioice gathers every interface but loopback, with no setting):
 tests pin it to 127.0.0.1, a deployment behind one public address may pin that.
@@ -13,23 +18,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fractions
 import logging
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from bridge.leg import LegKind
+from bridge.opus import FRAME, RATE, TIME_BASE, OpusEncoder, SharedOpus
 
 log = logging.getLogger(__name__)
 
-RATE = 48000
-FRAME = RATE // 50  # 20 ms
 MAX_BUFFERED = 5  # 100 ms: beyond, the oldest frames are dropped
+AUDIO_REORDER = 1  # a packet may come one packet late and still be played (aiortc waits for 4: 80 ms more delay)
+SETTLE_READS = 50  # once a second, a frame more than the buffer needed all that second is dropped
 
 
 def audio_level_dbov(frame: Any) -> int:
@@ -91,7 +96,8 @@ def skipping_jitter_buffer() -> type:
 
 
 def install_audio_jitter_fix() -> None:
-    """Have aiortc's receivers use :func:`skipping_jitter_buffer` for audio (video keeps aiortc's own)."""
+    """Have aiortc's receivers use :func:`skipping_jitter_buffer` for audio, waiting for at most ``AUDIO_REORDER``
+    packets behind a missing one (video keeps aiortc's own)."""
     import aiortc.rtcrtpreceiver
     from aiortc.jitterbuffer import JitterBuffer
 
@@ -100,7 +106,7 @@ def install_audio_jitter_fix() -> None:
     def make(capacity: int, prefetch: int = 0, is_video: bool = False) -> Any:
         if is_video:
             return JitterBuffer(capacity=capacity, prefetch=prefetch, is_video=True)
-        return skipping(capacity=capacity, prefetch=prefetch)
+        return skipping(capacity=capacity, prefetch=AUDIO_REORDER)
 
     aiortc.rtcrtpreceiver.JitterBuffer = make  # type: ignore[attr-defined,assignment]
 
@@ -120,7 +126,9 @@ def pin_host_addresses(addresses: tuple[str, ...]) -> None:
 
 
 class EngineTrack:
-    """The audio track the bridge sends: frames the engine writes, handed to aiortc's sender as it asks."""
+    """The audio track the bridge sends: Opus packets the engine's tick encoded, handed to aiortc's sender as it
+    asks (a track that gives packets is only packetised by aiortc, not encoded again). Each packet gets this track's
+    own timestamp, 20 ms after the last, whichever encoder made it."""
 
     def __new__(cls) -> Any:
         from aiortc import MediaStreamTrack
@@ -130,31 +138,33 @@ class EngineTrack:
 
             def __init__(self) -> None:
                 super().__init__()
-                self.frames: asyncio.Queue[npt.NDArray[np.int16]] = asyncio.Queue(maxsize=MAX_BUFFERED)
+                self.packets: asyncio.Queue[bytes] = asyncio.Queue(maxsize=MAX_BUFFERED)
                 self._pts = 0
 
-            def push(self, samples: npt.NDArray[np.int16]) -> None:
-                if self.frames.full():  # the sender fell behind: keep the newest
-                    self.frames.get_nowait()
-                self.frames.put_nowait(samples)
+            def push(self, payload: bytes) -> None:
+                if self.packets.full():  # the sender fell behind: keep the newest
+                    self.packets.get_nowait()
+                self.packets.put_nowait(payload)
 
             async def recv(self) -> Any:
-                from av import AudioFrame
+                from av import Packet
 
-                samples = await self.frames.get()
-                frame = AudioFrame(format="s16", layout="mono", samples=FRAME)
-                frame.planes[0].update(samples.astype(np.int16).tobytes())
-                frame.sample_rate = RATE
-                frame.pts = self._pts
-                frame.time_base = fractions.Fraction(1, RATE)
+                packet = Packet(await self.packets.get())
+                packet.pts = self._pts
+                packet.time_base = TIME_BASE
                 self._pts += FRAME
-                return frame
+                return packet
 
         return _Track()
 
 
 class WebRtcLeg:
-    def __init__(self, leg_id: str, pc: Any, on_close: Callable[[], None] | None = None) -> None:
+    """A browser's audio as an engine leg. ``shared`` is the app's :class:`bridge.opus.SharedOpus`: the engine
+    calls :meth:`write_shared` when several browser legs of a room get the same frame in a tick."""
+
+    def __init__(
+        self, leg_id: str, pc: Any, on_close: Callable[[], None] | None = None, shared: SharedOpus | None = None
+    ) -> None:
         self._id = leg_id
         self.pc = pc
         self.track = EngineTrack()
@@ -162,7 +172,11 @@ class WebRtcLeg:
         self._closed = False
         self._reader: asyncio.Task[None] | None = None
         self._on_close = on_close
+        self._encoder: OpusEncoder | None = None  # made at the first frame only this leg gets
+        self._shared = shared if shared is not None else SharedOpus()
         self.dropped = 0  # received frames dropped to keep the delay short
+        self._reads = 0
+        self._spare = MAX_BUFFERED  # the fewest frames left in the buffer after a read, since the last settling
 
     @property
     def id(self) -> str:
@@ -203,13 +217,28 @@ class WebRtcLeg:
             self.close()
 
     def read(self) -> npt.NDArray[np.int16] | None:
-        if self._closed or not self._incoming:
+        if self._closed:
             return None
-        return self._incoming.popleft()
+        self._reads += 1
+        frame = self._incoming.popleft() if self._incoming else None
+        self._spare = min(self._spare, len(self._incoming))
+        if self._reads % SETTLE_READS == 0:
+            if self._spare > 0 and self._incoming:  # a frame was waiting all along: one less delay from now on
+                self._incoming.popleft()
+                self.dropped += 1
+            self._spare = MAX_BUFFERED
+        return frame
 
     def write(self, frame: npt.NDArray[np.int16]) -> None:
+        if self._closed:
+            return
+        if self._encoder is None:
+            self._encoder = OpusEncoder()
+        self.track.push(self._encoder.encode(frame))
+
+    def write_shared(self, frame: npt.NDArray[np.int16], stream: Hashable, tick: int) -> None:
         if not self._closed:
-            self.track.push(frame)
+            self.track.push(self._shared.packet(stream, tick, frame))
 
     def close(self) -> None:
         if self._closed:

@@ -22,6 +22,7 @@ from aiohttp import WSMsgType, web
 
 from bridge.callflow import Lobby
 from bridge.engine import Engine
+from bridge.opus import SharedOpus
 from bridge.webrtc import WebRtcLeg
 from config import LobbyMode, Settings
 from rooms import Rooms
@@ -40,6 +41,7 @@ class Live:
         self._ids = itertools.count(1)
         self._hosts: dict[str, set[str]] = {}  # room → legs of its hosts, connected now
         self._mode: dict[str, LobbyMode] = {}  # room → its lobby mode, as last seen
+        self.opus = SharedOpus()  # the rooms' shared encodes, for every browser leg
 
     def host_in(self, room: Hashable) -> bool:
         """Is a host of this conference in its room (for the lobby's until-host mode)?"""
@@ -109,7 +111,7 @@ class Live:
 
         leg_id = f"web-{next(self._ids)}"
         pc = RTCPeerConnection(self._configuration())
-        leg = WebRtcLeg(leg_id, pc)
+        leg = WebRtcLeg(leg_id, pc, shared=self.opus)
         room = str(conference.id)
         self._mode[room] = conference.lobby_mode
         presence: asyncio.Task[None] | None = None
