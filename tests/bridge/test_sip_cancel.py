@@ -30,6 +30,11 @@ def test_sip_callers_hanging_up_at_once_leave_nothing_behind(tmp_path: Path, cap
                 await asyncio.sleep(pause)
                 await asyncio.to_thread(phone.command, "hangup")
                 await asyncio.sleep(0.3)
+            # Debian's baresip sometimes keeps a call whose hang-up crossed the bridge's 200 OK (it goes on sending
+            # its tone): hang up what the phone still has, as its user would.
+            for _ in range(2):
+                await asyncio.to_thread(phone.command, "hangup")
+                await asyncio.sleep(0.2)
             ended = await stack.wait_for_outcomes(5, limit_s=10)
             where = stack.engine.occupancy()
             leftover = where["legs_in_rooms"] + where["legs_in_lobbies"] + where["legs_in_ivr"]
