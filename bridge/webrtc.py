@@ -233,7 +233,7 @@ class WebRtcLeg:
         if self._closed:
             return
         if self._encoder is None:
-            self._encoder = OpusEncoder()
+            self._encoder = self._shared.encoder()
         self.track.push(self._encoder.encode(frame))
 
     def write_shared(self, frame: npt.NDArray[np.int16], stream: Hashable, tick: int) -> None:

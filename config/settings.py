@@ -74,6 +74,8 @@ class WebRtcSettings:
     turn_username: str = _setting(p.sip_user)
     turn_password: Secret = _setting(p.secret, secret=True)
     host_addresses: tuple[str, ...] = _setting(p.listing(p.ip_address, "IP addresses"))
+    opus_bitrate: int = _setting(p.integer(8000, 128000))
+    opus_complexity: int = _setting(p.integer(0, 10))
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ import os
 import signal
 import threading
 
+import uvloop
 from aiohttp import web
 
 from bridge import Engine
@@ -86,7 +87,7 @@ def serve(settings: Settings) -> int:
         await _serve(settings, stop)
 
     try:
-        asyncio.run(main())
+        uvloop.run(main())  # libuv's loop: every browser's packets go through it (bench/RESULTS.md)
     except OSError as exc:  # the listen address is taken or not ours
         log.error("cannot listen on %s: %s", settings.http.listen, exc.strerror)
         return 1
