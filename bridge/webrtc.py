@@ -3,8 +3,8 @@
 What the browser sends is decoded by aiortc (Opus) into 20 ms frames; :meth:`WebRtcLeg.read` hands the engine one
 frame per tick, mono, from a short buffer that grows with the network's jitter (up to ``MAX_BUFFERED`` frames) and
 shrinks again by a frame a second when it held more than it needed. aiortc's own jitter buffer before it is replaced
-for audio (:func:`install_audio_jitter_fix`): it passes packets on as they come in order, waits for at most one
-late packet, and gives up on a lost one instead of holding every later packet back.
+for audio (:func:`install_audio_jitter_fix`): it passes each packet on as it comes and counts a gap as a loss
+instead of holding every later packet back (a packet overtaken by a later one is dropped as lost).
 
 What the engine writes is encoded at once in mono Opus (:mod:`bridge.opus`: the leg's own encoder, or its room's
 shared one) and goes out through :class:`EngineTrack`, whose ``recv`` aiortc's sender awaits: the outgoing stream is
@@ -33,7 +33,7 @@ from bridge.opus import FRAME, RATE, TIME_BASE, OpusEncoder, SharedOpus
 log = logging.getLogger(__name__)
 
 MAX_BUFFERED = 5  # 100 ms: beyond, the oldest frames are dropped
-AUDIO_REORDER = 1  # a packet may come one packet late and still be played (aiortc waits for 4: 80 ms more delay)
+AUDIO_REORDER = 0  # later packets a missing one is waited for: none (aiortc holds 4 frames back: 80 ms of delay)
 SETTLE_READS = 50  # once a second, a frame more than the buffer needed all that second is dropped
 
 
@@ -56,13 +56,16 @@ def install_fast_audio_level() -> None:
 
 
 def skipping_jitter_buffer() -> type:
-    """aiortc's jitter buffer, except that a lost audio packet no longer holds back every later one.
+    """aiortc's jitter buffer for audio, rewritten so that nothing holds packets back.
 
-    aiortc's buffer (capacity 16, prefetch 4 for audio) hands out a frame only when the packets from its origin
-    are contiguous: after one loss it waits until the buffer overflows, and the ~280 ms gathered meanwhile stay
-    for the rest of the call (aiortc issue #543, still so in 1.16). Here, once more than ``prefetch`` packets wait
-    in the buffer while the oldest frame cannot come out, the oldest waiting frame goes out anyway and a missing
-    packet at the origin counts as lost: the delay returns to its baseline.
+    aiortc's buffer (capacity 16, prefetch 4 for audio) hands a frame out only once four more have arrived (80 ms),
+    and only when the packets from its origin are contiguous: after one loss it waits until the buffer overflows,
+    and the ~280 ms gathered meanwhile stay for the rest of the call (aiortc issue #543, still so in 1.16). Here an
+    audio packet is a whole frame (Opus, G.711 and G.722 never span packets): the packet at the origin goes out as
+    soon as it is there. A missing one is waited for only while at most ``prefetch`` later packets wait (a late
+    packet within that is still played); beyond, it counts as lost and the next waiting frame goes out. One frame
+    comes out per packet that arrives (aiortc's receiver takes one), so whatever waited behind a hole is a delay
+    that stays: with ``prefetch`` 0 (as installed) a gap is a loss at once and nothing ever waits.
     """
     from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 
@@ -70,27 +73,21 @@ def skipping_jitter_buffer() -> type:
         skipped = 0  # packets given up as lost
 
         def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
-            frame: JitterFrame | None = super()._remove_frame(sequence_number)
-            if frame is not None or self._origin is None:
-                return frame
-            if sum(packet is not None for packet in self._packets) <= self._prefetch:
-                return None  # a hole, but not enough behind it yet: the packet may still come
-            while self._packets[self._origin % self._capacity] is None:  # the missing packets are lost
-                self.remove(1)
-                self.skipped += 1
-            first = self._packets[self._origin % self._capacity]
-            if first is None:  # pragma: no cover - more than prefetch packets wait, so one is found
+            if self._origin is None:
                 return None
-            parts: list[bytes] = []
-            count = 0
-            while count < self._capacity:  # the oldest frame: its packets share a timestamp
-                packet = self._packets[(self._origin + count) % self._capacity]
-                if packet is None or packet.timestamp != first.timestamp:
-                    break
-                parts.append(packet._data)  # type: ignore[attr-defined]  # aiortc's own field for the payload
-                count += 1
-            self.remove(count)
-            return JitterFrame(data=b"".join(parts), timestamp=first.timestamp)
+            waiting = [n for n in range(self._capacity) if self._packets[(self._origin + n) % self._capacity]]
+            if not waiting:
+                return None
+            if waiting[0] > 0:  # a hole at the origin
+                if len(waiting) <= self._prefetch:
+                    return None  # the missing packet may still come
+                self.remove(waiting[0])  # lost
+                self.skipped += waiting[0]
+            packet = self._packets[self._origin % self._capacity]
+            self.remove(1)
+            if packet is None:  # pragma: no cover - the origin was just moved onto a waiting packet
+                return None
+            return JitterFrame(data=packet._data, timestamp=packet.timestamp)  # type: ignore[attr-defined]
 
     return SkippingJitterBuffer
 

@@ -15,6 +15,7 @@ from baresip.errors import AudioNotActive, AudioRestarted
 from bridge.leg import LegKind
 
 log = logging.getLogger(__name__)
+TRIM_EVERY = 25  # writes between two looks at the stack's transmit buffer (a look costs a native call)
 
 
 class SipLeg:
@@ -29,6 +30,8 @@ class SipLeg:
         self._closed = False
         self._hangup: asyncio.Task[None] | None = None
         self.restarts = 0  # audio renegotiations seen (re-INVITE, hold/resume)
+        self.trimmed = 0  # frames not written because the stack's transmit buffer already held two
+        self._writes = 0
         self._audio = call.audio  # one object for the call's life: it re-binds itself after a renegotiation
 
     @property
@@ -73,6 +76,14 @@ class SipLeg:
             return
         # A renegotiation drops this frame; the next one goes to the new streams (the binding is re-probed).
         with contextlib.suppress(AudioRestarted, AudioNotActive):
+            self._writes += 1
+            # The stack's sending thread takes a frame every 20 ms of its own clock; the engine's tick writes one
+            # every 20 ms of the media clock. What waits between the two is delay: one frame is the margin the
+            # two clocks' phases need, more (a start-up burst, a late tick caught up) stays for the whole call.
+            # Twice a second, a frame is left out when two already wait.
+            if self._writes % TRIM_EVERY == 0 and self._audio.stats().tx_buffered >= 2 * self._frame_bytes:
+                self.trimmed += 1
+                return
             self._audio.write(frame.tobytes() if frame.dtype == np.int16 else frame.astype(np.int16).tobytes())
 
     def close(self) -> None:
