@@ -187,7 +187,9 @@ def _emit(as_json: bool, data: Any, human: Callable[[], object]) -> None:
         human()
 
 
-BENCHMARKS = {name: f"bench.{name}" for name in ("dtmf", "mixer", "rooms", "sip", "talkoff", "web", "webrtc")}
+BENCHMARKS = {
+    name: f"bench.{name}" for name in ("dtmf", "latency", "mixer", "rooms", "sip", "talkoff", "web", "webrtc")
+}
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
