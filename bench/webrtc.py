@@ -1,6 +1,7 @@
 """Per-frame costs on the browser side of the bridge: the RFC 6465 audio level aiortc computes for every frame it
 sends, in aiortc's pure Python and in the bridge's numpy version; encoding 20 ms of speech-like audio to Opus, with
-aiortc's encoder (stereo, 96 kbit/s, complexity 10) and the bridge's (mono, 32 kbit/s, complexity 10 and 5).
+aiortc's encoder (stereo, 96 kbit/s, complexity 10) and the bridge's (mono, 32 kbit/s; voip or lowdelay; complexity
+10 or 5).
 
 Usage: ``passerelle bench webrtc [--frames 5000]``; prints JSON.
 """
@@ -52,12 +53,14 @@ def main(argv: list[str]) -> int:
     for av_frame in av_frames:
         aiortc_encoder.encode(av_frame)
     out["aiortc_opus_encode_us_per_frame"] = round((time.perf_counter() - start) / args.frames * 1e6, 1)
-    for complexity in (10, 5):
-        encoder = OpusEncoder(complexity=complexity)
+    for application, complexity in (("voip", 10), ("voip", 5), ("lowdelay", 10), ("lowdelay", 5)):
+        encoder = OpusEncoder(complexity=complexity, application=application)
         start = time.perf_counter()
         size = sum(len(encoder.encode(samples)) for samples in frames)
         elapsed = time.perf_counter() - start
-        out[f"bridge_opus_c{complexity}_encode_us_per_frame"] = round(elapsed / args.frames * 1e6, 1)
-        out[f"bridge_opus_c{complexity}_kbit_s"] = round(size * 8 / (args.frames * FRAME / RATE) / 1000, 1)
+        out[f"bridge_opus_{application}_c{complexity}_encode_us_per_frame"] = round(elapsed / args.frames * 1e6, 1)
+        out[f"bridge_opus_{application}_c{complexity}_kbit_s"] = round(
+            size * 8 / (args.frames * FRAME / RATE) / 1000, 1
+        )
     print(json.dumps(out, indent=2))
     return 0

@@ -1,4 +1,4 @@
-"""Opus for the browser legs, encoded by the bridge: mono, for voice, with in-band FEC, once per distinct frame.
+"""Opus for the browser legs, encoded by the bridge: mono, cheap and low-delay, once per distinct frame.
 
 aiortc encodes what a track gives it in stereo at 96 kbit/s, hopping to a worker thread for every 20 ms frame; a
 track that gives it encoded packets instead is only packetised. So the bridge encodes itself, in the engine's tick:
@@ -24,7 +24,8 @@ RATE = 48000
 FRAME = RATE // 50  # 20 ms
 TIME_BASE = fractions.Fraction(1, RATE)
 BITRATE = 32000  # wideband speech; what browsers send for a microphone
-COMPLEXITY = 5  # libopus's default 10 costs twice the CPU (320 µs a frame of speech here) for little on speech
+COMPLEXITY = 5  # libopus's default 10 costs up to 3 times the CPU for little on speech (bench/RESULTS.md)
+APPLICATION = "lowdelay"  # CELT only: 65 µs a frame of speech here; "voip" (SILK/hybrid, in-band FEC) 150 µs
 EXPECTED_LOSS_PCT = 5  # tells the encoder to spend some bits on FEC
 IDLE_TICKS = 50  # a shared stream unused for 1 s is dropped (the room emptied or nobody listens)
 
@@ -33,7 +34,11 @@ class OpusEncoder:
     """One mono Opus stream at 48 kHz: 20 ms of int16 samples in, one packet out (libopus through PyAV)."""
 
     def __init__(
-        self, bitrate: int = BITRATE, complexity: int = COMPLEXITY, expected_loss_pct: int = EXPECTED_LOSS_PCT
+        self,
+        bitrate: int = BITRATE,
+        complexity: int = COMPLEXITY,
+        application: str = APPLICATION,
+        expected_loss_pct: int = EXPECTED_LOSS_PCT,
     ) -> None:
         import av
 
@@ -43,8 +48,10 @@ class OpusEncoder:
         self._codec.layout = "mono"
         self._codec.sample_rate = RATE
         self._codec.time_base = TIME_BASE
-        self._codec.options = {"application": "voip", "fec": "1", "packet_loss": str(expected_loss_pct),
-                               "compression_level": str(complexity)}  # fmt: skip
+        options = {"application": application, "compression_level": str(complexity)}
+        if application == "voip":  # in-band FEC exists in the SILK layer only
+            options |= {"fec": "1", "packet_loss": str(expected_loss_pct)}
+        self._codec.options = options
         self._pts = 0
         self.frames = 0
 
@@ -75,8 +82,8 @@ class _Stream:
 class SharedOpus:
     """Per room, one encoder for the frame several browser legs get in one tick."""
 
-    def __init__(self, bitrate: int = BITRATE, complexity: int = COMPLEXITY) -> None:
-        self.bitrate, self.complexity = bitrate, complexity  # of every encoder of the browser legs
+    def __init__(self, bitrate: int = BITRATE, complexity: int = COMPLEXITY, application: str = APPLICATION) -> None:
+        self.bitrate, self.complexity, self.application = bitrate, complexity, application  # of every browser leg
         self._streams: dict[Hashable, _Stream] = {}
         self._tick = -1
         self.encodes = 0  # frames encoded here
@@ -99,7 +106,7 @@ class SharedOpus:
         return state.packet
 
     def encoder(self) -> OpusEncoder:
-        return OpusEncoder(self.bitrate, self.complexity)
+        return OpusEncoder(self.bitrate, self.complexity, self.application)
 
     def __len__(self) -> int:
         return len(self._streams)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from config import parsers as p
-from config.enums import Language, LobbyMode, SipTransport
+from config.enums import Language, LobbyMode, OpusApplication, SipTransport
 from config.errors import ConfigError
 from config.parsers import DialInNumber, HostPort
 from config.secret import Secret
@@ -76,6 +76,7 @@ class WebRtcSettings:
     host_addresses: tuple[str, ...] = _setting(p.listing(p.ip_address, "IP addresses"))
     opus_bitrate: int = _setting(p.integer(8000, 128000))
     opus_complexity: int = _setting(p.integer(0, 10))
+    opus_application: OpusApplication = _setting(p.choice(OpusApplication))
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,7 +41,8 @@ class Live:
         self._ids = itertools.count(1)
         self._hosts: dict[str, set[str]] = {}  # room → legs of its hosts, connected now
         self._mode: dict[str, LobbyMode] = {}  # room → its lobby mode, as last seen
-        self.opus = SharedOpus(settings.webrtc.opus_bitrate, settings.webrtc.opus_complexity)  # browser legs' encoders
+        webrtc = settings.webrtc
+        self.opus = SharedOpus(webrtc.opus_bitrate, webrtc.opus_complexity, webrtc.opus_application.value)
 
     def host_in(self, room: Hashable) -> bool:
         """Is a host of this conference in its room (for the lobby's until-host mode)?"""
