@@ -28,6 +28,7 @@ from config import LobbyMode, Settings
 from rooms import Rooms
 from rooms.errors import NotFoundError
 from web import tickets
+from web.video import VideoRooms
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE = 64 * 1024  # an SDP offer is a few kB
@@ -42,6 +43,7 @@ class Live:
         self._hosts: dict[str, set[str]] = {}  # room → legs of its hosts, connected now
         self._mode: dict[str, LobbyMode] = {}  # room → its lobby mode, as last seen
         webrtc = settings.webrtc
+        self.video = VideoRooms()
         self.opus = SharedOpus(webrtc.opus_bitrate, webrtc.opus_complexity, webrtc.opus_application.value)
 
     def host_in(self, room: Hashable) -> bool:
@@ -60,9 +62,18 @@ class Live:
         ]  # fmt: skip
         return RTCConfiguration(iceServers=servers)
 
-    async def _presence(self, socket: web.WebSocketResponse, room: str, leg_id: str, host: bool) -> None:
+    async def _presence(self, socket: web.WebSocketResponse, room: str, leg_id: str, host: bool,
+                        slots: list[tuple[str, Any]] | None = None, camera: Any = None) -> None:  # fmt: skip
         """The room's participant list to this browser, and to hosts who waits in the lobby: sent when it changes,
-        looked at 4 times a second."""
+        looked at 4 times a second. While it runs, the browser is in the room's video too."""
+        if slots is not None:
+            self.video.enter(room, leg_id, self.engine.labels.get(leg_id, ""), camera, slots, socket.send_json)
+        try:
+            await self._presence_loop(socket, room, leg_id, host)
+        finally:
+            self.video.leave(room, leg_id)
+
+    async def _presence_loop(self, socket: web.WebSocketResponse, room: str, leg_id: str, host: bool) -> None:
         last: list[dict[str, object]] | None = None
         last_waiting: list[dict[str, str]] | None = None
         while not socket.closed:
@@ -82,7 +93,8 @@ class Live:
             return False
         return mode is LobbyMode.ALWAYS or (mode is LobbyMode.UNTIL_HOST and not self.host_in(room))
 
-    async def _wait_for_host(self, socket: web.WebSocketResponse, leg_id: str, room: str, lobby: Lobby) -> None:
+    async def _wait_for_host(self, socket: web.WebSocketResponse, leg_id: str, room: str, lobby: Lobby,
+                             slots: list[tuple[str, Any]] | None = None, camera: Any = None) -> None:  # fmt: skip
         """A browser in the lobby: hears nothing, is not heard, until a host admits it (or one comes, in until-host
         mode: hosts see it in their panel either way)."""
         decision = lobby.wait(leg_id, room)
@@ -94,7 +106,7 @@ class Live:
         if decision.result() and leg_id in self.engine:
             self.engine.move(leg_id, room)
             await socket.send_json({"type": "admitted"})
-            await self._presence(socket, room, leg_id, False)
+            await self._presence(socket, room, leg_id, False, slots, camera)
         else:
             await socket.send_json({"type": "denied"})
             await socket.close()
@@ -119,10 +131,14 @@ class Live:
         admission: asyncio.Task[None] | None = None
         loop = asyncio.get_running_loop()
 
+        camera: list[Any] = []
+
         @pc.on("track")
         def on_track(track: Any) -> None:
             if track.kind == "audio":
                 leg.receive_from(track)
+            elif track.kind == "video" and ticket.media == "video" and not camera:
+                camera.append(track)
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
@@ -143,6 +159,7 @@ class Live:
                 if kind == "offer" and pc.remoteDescription is None:
                     await pc.setRemoteDescription(RTCSessionDescription(sdp=str(data.get("sdp", "")), type="offer"))
                     pc.addTrack(leg.track)
+                    slots = self.video.open_slots(pc)
                     await pc.setLocalDescription(await pc.createAnswer())
                     await socket.send_json({"type": "answer", "sdp": pc.localDescription.sdp})
                     if ticket.host:
@@ -151,9 +168,13 @@ class Live:
                     self.engine.join(f"lobby:{room}" if waits else room, leg, listen_only=waits)
                     self.engine.labels[leg_id] = ticket.name
                     if waits and self.lobby is not None:
-                        admission = loop.create_task(self._wait_for_host(socket, leg_id, room, self.lobby))
+                        admission = loop.create_task(
+                            self._wait_for_host(socket, leg_id, room, self.lobby, slots, camera[0] if camera else None)
+                        )
                     else:
-                        presence = loop.create_task(self._presence(socket, room, leg_id, ticket.host))
+                        presence = loop.create_task(
+                            self._presence(socket, room, leg_id, ticket.host, slots, camera[0] if camera else None)
+                        )
                     log.info("leg %s (web) %s conference %s", leg_id, "waits to enter" if waits else "joined", room)
                 elif kind == "mute" and leg_id in self.engine:
                     self.engine.set_muted(leg_id, bool(data.get("muted")))

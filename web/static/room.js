@@ -10,6 +10,8 @@ let attempt = 0;
 let current = null;
 let muted = false;
 let refused = false;
+const VIDEO_SLOTS = 4;  // cameras shown at once (the bridge's web/video.py SLOTS)
+let videoByMid = {};
 
 function showParticipants(list) {
   const ul = document.getElementById("participants");
@@ -67,16 +69,57 @@ function say(text, kind) {
   status.className = "status " + (kind || "");
 }
 
+function showVideos(slots) {
+  const panel = document.getElementById("video-panel");
+  const grid = document.getElementById("videos");
+  grid.replaceChildren(...slots.map((slot) => {
+    const figure = document.createElement("figure");
+    const video = document.createElement("video");
+    video.autoplay = true;
+    video.muted = true;  // the sound comes mixed by the bridge, in the audio element
+    video.playsInline = true;
+    video.dataset.mid = slot.mid;
+    video.srcObject = videoByMid[slot.mid] || null;
+    const caption = document.createElement("figcaption");
+    caption.textContent = slot.label || texts.someone;
+    figure.append(video, caption);
+    return figure;
+  }));
+  panel.hidden = slots.length === 0;
+}
+
+async function openDevices() {
+  if (config.media === "video") {
+    try {
+      return await navigator.mediaDevices.getUserMedia({
+        audio: true, video: { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 15 } } });
+    } catch (error) {
+      // No camera, or refused: the microphone alone, as on the join page's "microphone only".
+    }
+  }
+  return navigator.mediaDevices.getUserMedia({ audio: true });
+}
+
 async function connect() {
   if (!microphone) {
-    microphone = await navigator.mediaDevices.getUserMedia({ audio: true });
+    microphone = await openDevices();
   }
   const pc = new RTCPeerConnection({ iceServers: config.iceServers });
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const socket = new WebSocket(`${scheme}//${location.host}${config.socket}`);
   microphone.getAudioTracks().forEach((track) => pc.addTrack(track, microphone));
   pc.addTransceiver("audio", { direction: "sendrecv" });
+  microphone.getVideoTracks().forEach((track) => pc.addTransceiver(track, { direction: "sendonly" }));
+  for (let i = 0; i < VIDEO_SLOTS; i += 1) pc.addTransceiver("video", { direction: "recvonly" });
+  videoByMid = {};
   pc.ontrack = (event) => {
+    if (event.track.kind === "video") {
+      const stream = new MediaStream([event.track]);
+      videoByMid[event.transceiver.mid] = stream;
+      const shown = document.querySelector(`#videos video[data-mid="${event.transceiver.mid}"]`);
+      if (shown) shown.srcObject = stream;  // the bridge's "video" message came first
+      return;
+    }
     remote.srcObject = event.streams[0] || new MediaStream([event.track]);
     window.passerelleRemote = remote.srcObject;  // tests listen to it
   };
@@ -102,6 +145,7 @@ async function connect() {
     if (message.type === "answer") await pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
     else if (message.type === "participants") showParticipants(message.list);
     else if (message.type === "lobby") showLobby(message.list);
+    else if (message.type === "video") showVideos(message.slots);
     else if (message.type === "waiting") { say(texts.waiting, "weak"); document.body.dataset.lobby = "waiting"; }
     else if (message.type === "admitted") { say(texts.connected, "good"); document.body.dataset.lobby = "admitted"; }
     else if (message.type === "denied") { refused = true; say(texts.denied, "bad"); document.body.dataset.lobby = "denied"; }
@@ -110,6 +154,7 @@ async function connect() {
   current = socket;
   socket.onclose = () => {
     pc.close();
+    showVideos([]);
     document.body.dataset.audio = "lost";
     if (refused || document.body.dataset.leaving) return;
     attempt += 1;

@@ -1,0 +1,72 @@
+"""Cameras in a room: two browsers join with "camera and microphone" (Chromium's fake camera), a third with the
+microphone only; each page shows the cameras of the others, moving, under their names, and never its own; the
+microphone-only page sees both; when a camera's tab closes, its picture leaves the others' pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from tests.tools import require
+from tests.web.site import serving, tone_wav, webrtc_args
+
+# Two looks at a video element 1 s apart: its size and whether frames kept coming (the fake camera's picture moves).
+PLAYING = """async (mid) => {
+  const video = document.querySelector(`#videos video[data-mid="${mid}"]`);
+  const before = video.getVideoPlaybackQuality().totalVideoFrames;
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  return { width: video.videoWidth, frames: video.getVideoPlaybackQuality().totalVideoFrames - before };
+}"""
+
+
+def join(page: Page, url: str, name: str, media: str) -> None:
+    page.goto(url)
+    page.fill("#name", name)
+    page.check(f"input[name=media][value={media}]")
+    page.click("#join-button")
+    page.wait_for_url("**/room/**")
+    expect(page.locator("body")).to_have_attribute("data-audio", "connected", timeout=20_000)
+
+
+def shown(page: Page) -> dict[str, str]:
+    """Caption → the slot's mid, of the cameras this page shows."""
+    out: dict[str, str] = {}
+    for figure in page.locator("#videos figure").all():
+        out[figure.locator("figcaption").inner_text()] = figure.locator("video").get_attribute("data-mid") or ""
+    return out
+
+
+@pytest.mark.e2e
+def test_cameras_are_shown_to_the_others_and_leave_with_their_tab(tmp_path: Path) -> None:
+    args = webrtc_args(tone_wav(tmp_path / "mic.wav", freq=1000.0, seconds=60))
+    with serving(tmp_path, PASSERELLE_WEBRTC__HOST_ADDRESSES="127.0.0.1") as site, sync_playwright() as p:
+        conference = site.conference("--lobby", "off")
+        url = site.base + "/" + conference["join_url"].split("/", 3)[3]
+        browser = p.chromium.launch(executable_path=require("chromium"), args=args)
+        try:
+            martin, durand, listener = (browser.new_context().new_page() for _ in range(3))
+            join(martin, url, "Dr Martin", "video")
+            join(durand, url, "Dr Durand", "video")
+            join(listener, url, "Mme Petit", "audio")
+            for page, expected in ((martin, {"Dr Durand"}), (durand, {"Dr Martin"}),
+                                   (listener, {"Dr Martin", "Dr Durand"})):  # fmt: skip
+                expect(page.locator("#videos figure")).to_have_count(len(expected), timeout=15_000)
+                cameras = shown(page)
+                assert set(cameras) == expected, f"this page shows {set(cameras)}"
+                for name, mid in cameras.items():
+                    expect(page.locator(f'#videos video[data-mid="{mid}"]')).to_have_js_property(
+                        "readyState", 4, timeout=15_000
+                    )
+                    playing = page.evaluate(PLAYING, mid)
+                    assert playing["width"] > 0, f"{name}'s picture is empty"
+                    assert playing["frames"] >= 3, f"{name}'s picture does not move: {playing}"
+            expect(martin.locator("#video-panel")).to_be_visible()
+            durand.close()  # Dr Durand's tab closes: the others stop showing that camera
+            expect(martin.locator("#videos figure")).to_have_count(0, timeout=10_000)
+            expect(martin.locator("#video-panel")).to_be_hidden()
+            expect(listener.locator("#videos figure")).to_have_count(1, timeout=10_000)
+            assert set(shown(listener)) == {"Dr Martin"}
+        finally:
+            browser.close()

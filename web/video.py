@@ -1,0 +1,164 @@
+"""Cameras: each room's browser cameras shown to the other browsers of the room.
+
+Every room page offers ``SLOTS`` receive-only video streams in its first offer, so showing someone never needs a
+new negotiation: the bridge puts a camera on a free slot of each other browser (``replaceTrack``) and tells the
+page which slot shows whom. A camera is decoded once (aiortc's ``MediaRelay``) and encoded by aiortc for each
+viewer: fine for consultations and small meetings, a CPU cost that grows with cameras × viewers (bench/RESULTS.md).
+Browsers waiting in a lobby neither see nor are seen. Phones have no video: their participants appear in the list.
+
+Two things about aiortc 1.16 found on the way: a sender whose track ends stops for good (so each slot's sender keeps
+one :func:`slot_track` for the call, fed by whichever camera it shows); and with Chromium's offer (seven m-lines in
+one BUNDLE group) aiortc leaves the m-lines after the third on a transport of their own that never connects, so
+their senders never start: :meth:`VideoRooms.open_slots` puts them on the bundle's transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SLOTS = 4  # cameras a page shows at once
+
+
+VIDEO_CLOCK = 90000
+STEP = VIDEO_CLOCK // 15  # the pts step given to the first frame of a new camera on a slot
+
+
+def slot_track() -> Any:
+    """The track a slot's sender always has: the frames of whichever camera the slot shows now, or none.
+
+    aiortc's sender stops for good when its track ends, and a camera's track ends with its tab: so the sender never
+    sees a camera's track, only this one, whose pictures keep rising timestamps across cameras."""
+    from aiortc import MediaStreamTrack
+    from aiortc.mediastreams import MediaStreamError
+
+    class SlotTrack(MediaStreamTrack):
+        kind = "video"
+
+        def __init__(self) -> None:
+            super().__init__()
+            self._source: Any = None
+            self._changed = asyncio.Event()
+            self._pts = 0
+            self._last_in: int | None = None
+
+        def show(self, source: Any) -> None:
+            old, self._source = self._source, source
+            self._last_in = None
+            if old is not None:
+                old.stop()  # a recv waiting on it ends: the next one reads the new camera
+            self._changed.set()
+
+        async def recv(self) -> Any:
+            while True:
+                source = self._source
+                if source is None:
+                    self._changed.clear()
+                    await self._changed.wait()
+                    continue
+                try:
+                    frame = await source.recv()
+                except MediaStreamError:  # the camera left, or the slot shows another now
+                    if self._source is source:
+                        self._source = None
+                    continue
+                step = STEP if self._last_in is None else max(1, frame.pts - self._last_in)
+                self._last_in = frame.pts
+                self._pts += step
+                frame.pts = self._pts
+                return frame
+
+    return SlotTrack()
+
+
+@dataclass
+class _Viewer:
+    slots: list[tuple[str, Any]]  # (mid, the slot's track) of the page's receive-only video streams
+    notify: Callable[[dict[str, object]], Coroutine[Any, Any, None]]
+    shown: list[str | None] = field(default_factory=list)  # the camera (leg id) on each slot
+
+
+@dataclass
+class _Camera:
+    label: str
+    track: Any
+
+
+class VideoRooms:
+    def __init__(self) -> None:
+        self._cameras: dict[str, dict[str, _Camera]] = {}
+        self._viewers: dict[str, dict[str, _Viewer]] = {}
+        self._relay: Any = None
+
+    @staticmethod
+    def open_slots(pc: Any) -> list[tuple[str, Any]]:
+        """Before answering: the page's receive-only video streams (aiortc keeps the offer's direction as seen from
+        here, sendonly) are answered as sending, each with its slot track. Returns (mid, track) of each."""
+        slots: list[tuple[str, Any]] = []
+        primary = pc.getTransceivers()[0].receiver.transport
+        for transceiver in pc.getTransceivers():
+            if transceiver.kind == "video" and transceiver._offerDirection == "sendonly" and len(slots) < SLOTS:
+                transceiver.direction = "sendonly"
+                if transceiver.receiver.transport is not primary:  # see the module's notes
+                    transceiver.receiver.setTransport(primary)
+                    transceiver.sender.setTransport(primary)
+                track = slot_track()
+                transceiver.sender.replaceTrack(track)
+                slots.append((transceiver.mid, track))
+        return slots
+
+    def enter(self, room: str, leg_id: str, label: str, camera: Any, slots: list[tuple[str, Any]],
+              notify: Callable[[dict[str, object]], Coroutine[Any, Any, None]]) -> None:  # fmt: skip
+        """A browser is in the room: its camera (or None) is shown to the others, theirs to it."""
+        self._viewers.setdefault(room, {})[leg_id] = _Viewer(slots, notify, [None] * len(slots))
+        if camera is not None:
+            self._cameras.setdefault(room, {})[leg_id] = _Camera(label, camera)
+            log.info("leg %s: camera shown in its room", leg_id)
+        self._assign(room)
+
+    def leave(self, room: str, leg_id: str) -> None:
+        viewer = self._viewers.get(room, {}).pop(leg_id, None)
+        if viewer is not None:
+            for _, track in viewer.slots:
+                track.show(None)
+        if self._cameras.get(room, {}).pop(leg_id, None) is not None:
+            self._assign(room)
+        if not self._viewers.get(room):
+            self._viewers.pop(room, None)
+            self._cameras.pop(room, None)
+
+    def cameras(self, room: str) -> list[str]:
+        return list(self._cameras.get(room, {}))
+
+    def _assign(self, room: str) -> None:
+        from aiortc.contrib.media import MediaRelay
+
+        if self._relay is None:
+            self._relay = MediaRelay()
+        cameras = self._cameras.get(room, {})
+        for leg_id, viewer in self._viewers.get(room, {}).items():
+            others = [camera for camera in cameras if camera != leg_id]
+            keep = [c if c in others else None for c in viewer.shown]  # a camera stays on its slot
+            for camera in others:
+                if camera not in keep and None in keep:
+                    keep[keep.index(None)] = camera
+            if keep == viewer.shown:
+                continue
+            for index, (camera_id, (_, track)) in enumerate(zip(keep, viewer.slots, strict=True)):
+                if camera_id != viewer.shown[index]:
+                    track.show(None if camera_id is None else self._relay.subscribe(cameras[camera_id].track, False))
+            viewer.shown = keep
+            shown = [{"mid": mid, "label": cameras[c].label} for c, (mid, _) in zip(keep, viewer.slots, strict=True)
+                     if c is not None]  # fmt: skip
+            asyncio.get_running_loop().create_task(_tell(viewer.notify, {"type": "video", "slots": shown}))
+
+
+async def _tell(notify: Callable[[dict[str, object]], Coroutine[Any, Any, None]], message: dict[str, object]) -> None:
+    with contextlib.suppress(ConnectionError):  # the page is going: nothing to tell it
+        await notify(message)
