@@ -17,41 +17,67 @@ from tests.tools import require
 MODULES = Path("/usr/lib/baresip/modules")
 
 
+def _free(kind: int) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
 class Phone:
+    """A baresip phone. Its ports are found free just before it starts, yet another process (a browser, the bridge's
+    media) can take one meanwhile: baresip then exits, and the phone starts again on other ports, up to three times
+    (the SIP port stays when ``keep_sip_port``: a test that calls the phone there)."""
+
     def __init__(
-        self, folder: Path, sip_port: int, ctrl_port: int, rtp_base: int, mic: np.ndarray, *, answer: str = "manual"
-    ) -> None:
-        baresip = require("baresip")
+        self, folder: Path, sip_port: int, ctrl_port: int, rtp_base: int, mic: np.ndarray, *, answer: str = "manual",
+        keep_sip_port: bool = False,
+    ) -> None:  # fmt: skip
         folder.mkdir(parents=True, exist_ok=True)
-        self.folder, self.ctrl_port = folder, ctrl_port
+        self.folder = folder
         self.dump = folder / "dump"
         self.dump.mkdir(exist_ok=True)
-        mic_path = folder / "mic.wav"
-        with wave.open(str(mic_path), "wb") as w:
+        self.mic_path = folder / "mic.wav"
+        with wave.open(str(self.mic_path), "wb") as w:
             w.setnchannels(1)
             w.setsampwidth(2)
             w.setframerate(8000)
             w.writeframes(mic.astype("<i2").tobytes())
-        (folder / "config").write_text(
+        (folder / "accounts").write_text(f"<sip:+33612345678@127.0.0.1>;regint=0;answermode={answer}\n")
+        for attempt in range(3):
+            if attempt:
+                ctrl_port = _free(socket.SOCK_STREAM)
+                if not keep_sip_port:
+                    sip_port = _free(socket.SOCK_DGRAM)
+            if self._start(sip_port, ctrl_port, rtp_base):
+                self.sip_port, self.ctrl_port = sip_port, ctrl_port
+                return
+        raise RuntimeError(f"baresip did not start; see {folder / 'baresip.log'}")
+
+    def _start(self, sip_port: int, ctrl_port: int, rtp_base: int) -> bool:
+        (self.folder / "config").write_text(
             f"module_path {MODULES}\n"
             f"sip_listen 127.0.0.1:{sip_port}\nnet_interface 127.0.0.1\nrtp_ports {rtp_base}-{rtp_base + 99}\n"
-            f"audio_source aufile,{mic_path}\nausrc_srate 8000\naudio_player aubridge,nil\naudio_alert aubridge,nil\n"
-            "module g711.so\nmodule aufile.so\nmodule aubridge.so\nmodule sndfile.so\nmodule account.so\n"
-            f"module menu.so\nmodule ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\nsnd_path {self.dump}\n"
+            f"audio_source aufile,{self.mic_path}\nausrc_srate 8000\naudio_player aubridge,nil\n"
+            "audio_alert aubridge,nil\nmodule g711.so\nmodule aufile.so\nmodule aubridge.so\nmodule sndfile.so\n"
+            f"module account.so\nmodule menu.so\nmodule ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\n"
+            f"snd_path {self.dump}\n"
         )
-        (folder / "accounts").write_text(f"<sip:+33612345678@127.0.0.1>;regint=0;answermode={answer}\n")
-        self.process = subprocess.Popen(
-            [baresip, "-f", str(folder)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, cwd=folder,
-        )  # fmt: skip
+        with (self.folder / "baresip.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [require("baresip"), "-f", str(self.folder)], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                cwd=self.folder,
+            )  # fmt: skip
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.process.poll() is None:
             try:
                 socket.create_connection(("127.0.0.1", ctrl_port), timeout=0.5).close()
-                return
+                return True
             except OSError:
                 time.sleep(0.1)
-        raise RuntimeError("baresip did not start")
+        self.process.kill()
+        self.process.wait()
+        return False
 
     def command(self, name: str, params: str = "") -> str:
         """Send one ctrl_tcp command (a netstring of JSON); the text baresip answers with ("" when none)."""

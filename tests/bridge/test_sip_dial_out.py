@@ -29,7 +29,7 @@ def test_sip_dial_out_brings_the_callee_into_the_room(tmp_path: Path) -> None:
     room = str(conference.id)
     host = Phone(tmp_path / "host", free_port(), free_port(), 32400, tone(700, RATE * 60, 8000, rate=RATE))
     callee = Phone(tmp_path / "callee", callee_port, free_port(), 32600, tone(1300, RATE * 60, 8000, rate=RATE),
-                   answer="auto")  # fmt: skip
+                   answer="auto", keep_sip_port=True)  # fmt: skip
     refusals: list[str] = []
 
     marks: dict[str, float] = {}
