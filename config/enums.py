@@ -29,3 +29,9 @@ class OpusApplication(StrEnum):
 
     LOWDELAY = "lowdelay"  # CELT only: the cheapest, 4 ms less delay; no in-band FEC
     VOIP = "voip"  # SILK and hybrid for speech, with in-band FEC for lossy links: about 2.3 times the CPU
+
+
+class SmtpSecurity(StrEnum):
+    STARTTLS = "starttls"  # plain connection upgraded (port 587)
+    TLS = "tls"  # TLS from the first byte (port 465)
+    NONE = "none"  # a relay on the same host or network only

@@ -241,3 +241,13 @@ def optional_path(raw: object) -> Path | None:
     if not isinstance(raw, str):
         raise BadValue("a file path, or an empty string for none")
     return Path(raw).expanduser() if raw.strip() else None
+
+
+def sender_address(raw: object) -> str:
+    """The From of emails: ``address`` or ``Name <address>``."""
+    text = str(raw).strip()
+    if not re.fullmatch(r"(?:[^<>\r\n]*<)?[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+>?", text) or ("<" in text) != text.endswith(
+        ">"
+    ):
+        raise BadValue('an email address, or "Name <address>"')
+    return text

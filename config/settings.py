@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from config import parsers as p
-from config.enums import Language, LobbyMode, OpusApplication, SipTransport
+from config.enums import Language, LobbyMode, OpusApplication, SipTransport, SmtpSecurity
 from config.errors import ConfigError
 from config.parsers import DialInNumber, HostPort
 from config.secret import Secret
@@ -151,6 +151,16 @@ class RetrySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class EmailSettings:
+    smtp: HostPort | None = _setting(p.optional_host_port)
+    security: SmtpSecurity = _setting(p.choice(SmtpSecurity))
+    username: str = _setting(p.sip_user)
+    password: Secret = _setting(p.secret, secret=True)
+    sender: str = _setting(p.sender_address)
+    timeout_s: int = _setting(p.integer(1, 300))
+
+
+@dataclass(frozen=True, slots=True)
 class SecuritySettings:
     secret_key: Secret = _setting(p.secret, secret=True)
 
@@ -173,6 +183,7 @@ class Settings:
     prompts: PromptSettings
     mixer: MixerSettings
     retry: RetrySettings
+    email: EmailSettings
     security: SecuritySettings
 
     def describe(self) -> dict[str, dict[str, object]]:
