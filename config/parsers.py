@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
+import string
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -250,4 +251,21 @@ def sender_address(raw: object) -> str:
         ">"
     ):
         raise BadValue('an email address, or "Name <address>"')
+    return text
+
+
+SMS_FIELDS = ("username", "password", "sender", "to", "text", "coding")
+
+
+def sms_url_template(raw: object) -> str:
+    """An http(s) URL with ``{to}`` and ``{text}`` (optionally {username} {password} {sender} {coding}), or empty."""
+    text = str(raw).strip()
+    if not text:
+        return ""
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+    except ValueError:
+        names = {"?"}
+    if not re.match(r"https?://[^\s/]+", text) or not {"to", "text"} <= names or not names <= set(SMS_FIELDS):
+        raise BadValue("an http(s) URL with {to} and {text} (and any of {username} {password} {sender} {coding})")
     return text

@@ -161,6 +161,15 @@ class EmailSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SmsSettings:
+    url: str = _setting(p.sms_url_template)
+    username: str = _setting(p.sip_user)
+    password: Secret = _setting(p.secret, secret=True)
+    sender: str = _setting(p.sip_user)
+    timeout_s: int = _setting(p.integer(1, 300))
+
+
+@dataclass(frozen=True, slots=True)
 class SecuritySettings:
     secret_key: Secret = _setting(p.secret, secret=True)
 
@@ -184,6 +193,7 @@ class Settings:
     mixer: MixerSettings
     retry: RetrySettings
     email: EmailSettings
+    sms: SmsSettings
     security: SecuritySettings
 
     def describe(self) -> dict[str, dict[str, object]]:

@@ -10,7 +10,10 @@ code are never cut, and the conference's name is shortened first when the messag
 from __future__ import annotations
 
 import unicodedata
+import urllib.parse
 from dataclasses import dataclass
+
+from config import Settings
 
 # GSM 03.38 default alphabet (one septet each) and its extension table (two septets: escape + character).
 GSM7_BASIC = frozenset(
@@ -105,3 +108,30 @@ def compose(invitation: SmsInvitation) -> str:
             name = name[:-1]
         message = build(name.rstrip() + "..." if len(name.strip()) >= 5 else "")
     return message
+
+
+class SendError(Exception):
+    """The gateway could not be reached or refused the message (the outbox tries again later)."""
+
+
+async def send(to_e164: str, text: str, settings: Settings) -> str:
+    """One message through the HTTP gateway of ``[sms]`` (Kannel's ``sendsms`` or any gateway taking a URL); returns
+    the gateway's answer. GSM-7 text goes as coding 0, anything else as UCS-2 (coding 2); always UTF-8 on the wire."""
+    import aiohttp
+
+    sms = settings.sms
+    if not sms.url:
+        raise SendError("no SMS gateway is set (sms.url)")
+    coding = "0" if septets(text) is not None else "2"
+    values = {"username": sms.username, "password": sms.password.reveal(), "sender": sms.sender,
+              "to": to_e164.removeprefix("+"), "text": text, "coding": coding}  # fmt: skip
+    url = sms.url.format(**{k: urllib.parse.quote(v, safe="") for k, v in values.items()})
+    try:
+        timeout = aiohttp.ClientTimeout(total=sms.timeout_s)
+        async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as response:
+            answer = (await response.text()).strip()
+            if response.status >= 300:
+                raise SendError(f"the gateway answered {response.status}: {answer[:200]}")
+            return answer
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise SendError(f"{type(exc).__name__}: {exc}") from exc

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from notify.sms import SINGLE, SmsInvitation, compose, segments, septets, to_gsm7
+from config import Settings, load_settings
+from notify.sms import SINGLE, SendError, SmsInvitation, compose, segments, send, septets, to_gsm7
 
 LINK = "https://visio.example.org/i/Xk3d9Qa2LmP0"
 
@@ -73,3 +85,69 @@ def test_any_name_gives_gsm7_with_the_details(name: str, language: str, when: st
         assert part in text
     if when is None or len(to_gsm7(when)) < 20:
         assert segments(text) == 1
+
+
+GATEWAY_URL = ("http://127.0.0.1:{port}/cgi-bin/sendsms?username={{username}}&password={{password}}&from={{sender}}"
+               "&to={{to}}&text={{text}}&coding={{coding}}&charset=UTF-8")  # fmt: skip
+
+
+@contextmanager
+def gateway(folder: Path) -> Iterator[tuple[int, Path]]:
+    port, out = free_port(), folder / "sms.jsonl"
+    with (folder / "gateway.log").open("w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "tests.notify.sms_gateway", str(port), str(out), "clinic",
+                                    GATEWAY_PASSWORD], stdout=log, stderr=log)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("the SMS gateway did not start") from None
+                time.sleep(0.1)
+        yield port, out
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+GATEWAY_PASSWORD = "s3cret"
+
+
+def sms_settings(port: int, password: str = GATEWAY_PASSWORD) -> Settings:
+    return load_settings(environ={
+        "PASSERELLE_SMS__URL": GATEWAY_URL.format(port=port), "PASSERELLE_SMS__USERNAME": "clinic",
+        "PASSERELLE_SMS__PASSWORD": password,
+    })  # fmt: skip
+
+
+def test_the_invitation_reaches_a_kannel_style_gateway(tmp_path: Path) -> None:
+    text = compose(invitation())
+    with gateway(tmp_path) as (port, out):
+        answer = asyncio.run(send("+33612345678", text, sms_settings(port)))
+        assert answer == "0: Accepted for delivery"
+        asyncio.run(send("+33612345678", "Réunion : ça commence", sms_settings(port)))
+        (first, second) = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert first["to"] == "33612345678"
+    assert first["text"] == text, "the text arrived changed"
+    assert first["coding"] == "0"
+    assert first["from"] == "Passerelle"
+    assert second["coding"] == "2", "text outside GSM-7 goes as UCS-2"
+
+
+def test_gateway_refusals_and_absence_are_clear_errors(tmp_path: Path) -> None:
+    with gateway(tmp_path) as (port, _), pytest.raises(SendError, match="403: Authorization failed"):
+        asyncio.run(send("+33612345678", "x", sms_settings(port, password="wrong")))
+    with pytest.raises(SendError, match="ClientConnectorError"):
+        asyncio.run(send("+33612345678", "x", sms_settings(port)))  # the gateway is gone
+    with pytest.raises(SendError, match=r"sms\.url"):
+        asyncio.run(send("+33612345678", "x", load_settings(environ={})))
