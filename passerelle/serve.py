@@ -20,7 +20,10 @@ from bridge.prompts import PromptLibrary
 from bridge.sip.gateway import SipGateway
 from config import Settings
 from mixer import MixerConfig
+from notify.outbox import Outbox
+from notify.outbox import run as deliver
 from passerelle import control
+from rooms.db import session_factory
 from rooms.store import open_rooms
 from web import create_app
 from web.app import LIVE
@@ -46,6 +49,9 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     media = asyncio.create_task(engine.run(stop), name="media clock")
+    outbox = asyncio.create_task(
+        deliver(Outbox(session_factory(db), settings.retry), settings, stop), name="outbox"
+    )  # invitations waiting to go out by email or SMS
     local: web.AppRunner | None = None
     try:
         if settings.control.socket is not None:
@@ -61,6 +67,7 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
     finally:
         stop.set()
         await media
+        await outbox
         await gateway.close()
         await runner.cleanup()
         if local is not None:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Enum,
     ForeignKey,
     Index,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -217,6 +218,36 @@ class AuditEvent(Base):
     conference_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
     actor_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    SMS = "sms"
+
+
+class OutboxState(StrEnum):
+    PENDING = "pending"  # to send at next_attempt_at
+    SENT = "sent"
+    FAILED = "failed"  # given up after retry.max_attempts
+
+
+class OutboxMessage(Base):
+    """A message to deliver (an invitation by email or SMS), kept until it is sent or given up: what the outbox
+    worker sends survives restarts, and a failure is tried again with backoff (``[retry]``)."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"))
+    invitee_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("invitees.id", ondelete="CASCADE"), index=True)
+    recipient: Mapped[str] = mapped_column(String(254))  # the address or E.164 number: needed to send, never logged
+    payload: Mapped[bytes] = mapped_column(LargeBinary)  # the whole email (RFC 5322 bytes) or the SMS text (UTF-8)
+    state: Mapped[OutboxState] = mapped_column(_enum(OutboxState, "outbox_state"))
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(index=True)
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
 
 
 def utcnow() -> datetime:
