@@ -37,7 +37,7 @@ import numpy.typing as npt
 from bench.rtp_pcap import write_call_pcap
 from bench.sip import free_port, scenario
 from bench.web import bridge, conferences, ticket_for
-from bench.webclients import Client, encode
+from bench.webclients import Client, decode, encode
 from bridge.opus import FRAME, RATE
 
 ETH_P_ALL = 0x0003
@@ -217,7 +217,7 @@ def run(seconds: float) -> dict[str, Any]:
 
     pin_host_addresses(("127.0.0.1",))
     web_packets = encode(chirp_train(RATE, 10, WEB_OFFSET_S))  # looped by the client: a chirp every second
-    decoder_view = decoded(web_packets)  # the web chirps as the bridge decodes them (the client's codec delay)
+    decoder_view = decode(web_packets)  # the web chirps as the bridge decodes them (the client's codec delay)
     web_starts = [s for s in onsets(decoder_view, RATE) if s < len(web_packets) * FRAME]
     capture = Capture()
     with bridge() as b:
@@ -291,21 +291,6 @@ def run(seconds: float) -> dict[str, Any]:
         "phone_to_browser_ms": percentiles(phone_to_web),
         "all_ms": percentiles(web_to_phone + phone_to_web),
     }
-
-
-def decoded(packets: list[bytes]) -> npt.NDArray[np.int16]:
-    import fractions
-
-    import av
-
-    codec = av.CodecContext.create("libopus", "r")
-    codec.format, codec.layout, codec.sample_rate = "s16", "mono", RATE
-    out = []
-    for number, payload in enumerate(packets):
-        packet = av.Packet(payload)
-        packet.pts, packet.time_base = number * FRAME, fractions.Fraction(1, RATE)
-        out += [frame.to_ndarray().reshape(-1) for frame in codec.decode(packet)]
-    return np.concatenate(out)
 
 
 def pair(entered: list[float], left: list[float], longest_s: float = 0.4) -> list[float]:

@@ -59,6 +59,12 @@ def thread_seconds(pid: int) -> dict[str, float]:
     return out
 
 
+def core_pct_by_thread(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
+    """% of one core each thread name used between two :func:`thread_seconds` readings."""
+    return {name: round((after[name] - before.get(name, 0.0)) / seconds * 100, 1)
+            for name in sorted(after) if after[name] - before.get(name, 0.0) > 0}  # fmt: skip
+
+
 def cpu_seconds_of(stat: Path) -> float:
     fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICK
@@ -212,11 +218,7 @@ def run(
         "bridge_idle_core_pct": round(idle_core * 100, 2),
         "bridge_core_pct": round(core * 100, 1),
         "bridge_core_pct_per_call": round((core - idle_core) * 100 / max(legs, 1), 3),
-        "bridge_core_pct_by_thread": {
-            name: round((threads1[name] - threads0.get(name, 0.0)) / (t1 - t0) * 100, 1)
-            for name in sorted(threads1)
-            if threads1[name] - threads0.get(name, 0.0) > 0
-        },
+        "bridge_core_pct_by_thread": core_pct_by_thread(threads0, threads1, t1 - t0),
         "sipp_core_pct": round((sipp1 - sipp0) / (t1 - t0) * 100, 1),
         "ticks": ticks,
         "late_ticks_pct": round(100 * late / max(ticks + skipped, 1), 3),

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.sip import cpu_seconds, free_port, rss_mb, thread_seconds
+from bench.sip import core_pct_by_thread, cpu_seconds, free_port, rss_mb, thread_seconds
 from config import Settings, load_settings
 from passerelle import control
 from rooms import ConferenceDraft, Rooms
@@ -160,11 +160,7 @@ def run(clients: int, room_size: int, talkers: int, window_s: float, serve_from:
         "bridge_idle_core_pct": round(idle_core * 100, 2),
         "bridge_core_pct": round(core * 100, 1),
         "bridge_core_pct_per_participant": round((core - idle_core) * 100 / max(legs, 1), 2),
-        "bridge_core_pct_by_thread": {
-            name: round((threads1[name] - threads0.get(name, 0.0)) / (t1 - t0) * 100, 1)
-            for name in sorted(threads1)
-            if threads1[name] - threads0.get(name, 0.0) > 0
-        },
+        "bridge_core_pct_by_thread": core_pct_by_thread(threads0, threads1, t1 - t0),
         "clients_core_pct": round((peers1 - peers0) / (t1 - t0) * 100, 1),
         "late_ticks_pct": round(100 * late / max(ticks, 1), 3),
         "rss_per_participant_mb": round((rss - base_rss) / max(legs, 1), 2),

@@ -48,6 +48,20 @@ def encode(samples: npt.NDArray[np.int16]) -> list[bytes]:
     return [encoder.encode(samples[i : i + FRAME]) for i in range(0, len(samples) - FRAME + 1, FRAME)]
 
 
+def decode(packets: list[bytes]) -> npt.NDArray[np.int16]:
+    """Opus packets (20 ms each) decoded to mono 48 kHz, as a receiver would."""
+    import av
+
+    codec = av.CodecContext.create("libopus", "r")
+    codec.format, codec.layout, codec.sample_rate = "s16", "mono", RATE
+    out = []
+    for number, payload in enumerate(packets):
+        packet = av.Packet(payload)
+        packet.pts, packet.time_base = number * FRAME, TIME_BASE
+        out += [frame.to_ndarray().reshape(-1) for frame in codec.decode(packet)]
+    return np.concatenate(out)
+
+
 def packet_track(packets: list[bytes], on_send: Any = None) -> Any:
     """An audio track that gives aiortc's sender pre-encoded packets every 20 ms of its own clock."""
     from aiortc import MediaStreamTrack

@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import fractions
 
 import numpy as np
 import pytest
 
+from bench.webclients import decode
 from bridge import BufferLeg, Engine
 from bridge.opus import FRAME, RATE, OpusEncoder, SharedOpus
 from bridge.webrtc import WebRtcLeg
 from tests.mixer.signals import magnitude_db, tone
-
-
-def decode(packets: list[bytes]) -> np.ndarray:
-    import av
-
-    codec = av.CodecContext.create("libopus", "r")
-    codec.format, codec.layout, codec.sample_rate = "s16", "mono", RATE
-    out = []
-    for number, payload in enumerate(packets):
-        packet = av.Packet(payload)
-        packet.pts, packet.time_base = number * FRAME, fractions.Fraction(1, RATE)
-        out += [frame.to_ndarray().reshape(-1) for frame in codec.decode(packet)]
-    return np.concatenate(out)
 
 
 def test_encoder_gives_one_mono_packet_per_frame_that_decodes_to_the_tone() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import mailbox
-import socket
 import ssl
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import pytest
 from config import load_settings
 from notify.ics import Person
 from notify.mail import EmailInvitation, SendError, compose, send
-from tests.tools import require
+from tests.tools import free_tcp_port, require, server_process
 
 PARIS = ZoneInfo("Europe/Paris")
 SENDER = "Passerelle <invitations@visio.example.org>"
@@ -72,36 +71,14 @@ def test_english_open_conference_has_no_calendar_and_a_cancellation_says_so() ->
     assert "https://visio.example.org/i/" not in body, "a cancelled invitation does not invite"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @contextmanager
 def smtp_server(folder: Path, *tls: str) -> Iterator[tuple[int, Path]]:
     """aiosmtpd in its own process, storing what it receives in a Maildir."""
-    port, box = free_port(), folder / "maildir"
-    with (folder / "smtp.log").open("w") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}", "-c", "aiosmtpd.handlers.Mailbox",
-             *tls, str(box)], stdout=subprocess.DEVNULL, stderr=log,
-        )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("aiosmtpd did not start") from None
-                time.sleep(0.1)
+    port, box = free_tcp_port(), folder / "maildir"
+    command = [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}", "-c", "aiosmtpd.handlers.Mailbox",
+               *tls, str(box)]  # fmt: skip
+    with server_process(command, port, folder / "smtp.log", "aiosmtpd"):
         yield port, box
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def received(box: Path) -> list[mailbox.MaildirMessage]:
@@ -140,7 +117,7 @@ def test_starttls_with_the_servers_certificate(tmp_path: Path) -> None:
 
 
 def test_unreachable_server_is_a_clear_error() -> None:
-    settings = load_settings(environ={"PASSERELLE_EMAIL__SMTP": f"127.0.0.1:{free_port()}",
+    settings = load_settings(environ={"PASSERELLE_EMAIL__SMTP": f"127.0.0.1:{free_tcp_port()}",
                                       "PASSERELLE_EMAIL__SECURITY": "none"})  # fmt: skip
     with pytest.raises(SendError, match="Connect"):
         asyncio.run(send(compose(invitation(), SENDER), settings))

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +15,7 @@ from hypothesis import strategies as st
 
 from config import Settings, load_settings
 from notify.sms import SINGLE, SendError, SmsInvitation, compose, segments, send, septets, to_gsm7
+from tests.tools import free_tcp_port, server_process
 
 LINK = "https://visio.example.org/i/Xk3d9Qa2LmP0"
 
@@ -93,31 +91,10 @@ GATEWAY_URL = ("http://127.0.0.1:{port}/cgi-bin/sendsms?username={{username}}&pa
 
 @contextmanager
 def gateway(folder: Path) -> Iterator[tuple[int, Path]]:
-    port, out = free_port(), folder / "sms.jsonl"
-    with (folder / "gateway.log").open("w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "tests.notify.sms_gateway", str(port), str(out), "clinic",
-                                    GATEWAY_PASSWORD], stdout=log, stderr=log)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("the SMS gateway did not start") from None
-                time.sleep(0.1)
+    port, out = free_tcp_port(), folder / "sms.jsonl"
+    command = [sys.executable, "-m", "tests.notify.sms_gateway", str(port), str(out), "clinic", GATEWAY_PASSWORD]
+    with server_process(command, port, folder / "gateway.log", "the SMS gateway"):
         yield port, out
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 GATEWAY_PASSWORD = "s3cret"
