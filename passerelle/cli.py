@@ -80,6 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     create_user.add_argument("--language", choices=["fr", "en"])
     create_user.add_argument("--timezone", help="IANA name, e.g. Europe/Paris")
     create_user.add_argument("--json", action="store_true")
+    password = user.add_parser("password", help="set a local account's password, read from standard input")
+    password.add_argument("username")
     list_users = user.add_parser("list", help="list professionals")
     list_users.add_argument("--json", action="store_true")
 
@@ -259,6 +261,10 @@ def _run_rooms(args: argparse.Namespace, settings: Settings, rooms: Rooms) -> in
             timezone=args.timezone,
         )  # fmt: skip
         _emit(args.json, _user_json(u), lambda: print(f"user {u.username} created ({u.id})"))
+    elif args.command == "user" and args.action == "password":
+        line = sys.stdin.readline().rstrip("\r\n")  # one line: never on the command line, where ps shows it
+        rooms.set_password(args.username, line)
+        print(f"password of {args.username} set")
     elif args.command == "user":
         users = rooms.list_users()
         _emit(args.json, [_user_json(u) for u in users], lambda: [print(f"{u.username}\t{u.id}") for u in users])

@@ -108,6 +108,8 @@ class User(Base):
     language: Mapped[Language] = mapped_column(_enum(Language, "language"))
     timezone: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
+    # argon2id, for local sign-in; None for accounts that sign in through the portal (OpenID Connect) only.
+    password_hash: Mapped[str | None] = mapped_column(String(200))
 
 
 class Conference(Base):
