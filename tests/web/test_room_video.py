@@ -1,9 +1,11 @@
 """Cameras in a room: two browsers join with "camera and microphone" (Chromium's fake camera), a third with the
 microphone only; each page shows the cameras of the others, moving, under their names, and never its own; the
-microphone-only page sees both; when a camera's tab closes, its picture leaves the others' pages."""
+microphone-only page sees both; when a camera's tab closes, its picture leaves the others' pages. A guest waiting
+in the lobby neither sees the host's camera nor shows theirs until admitted."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -68,5 +70,39 @@ def test_cameras_are_shown_to_the_others_and_leave_with_their_tab(tmp_path: Path
             expect(martin.locator("#video-panel")).to_be_hidden()
             expect(listener.locator("#videos figure")).to_have_count(1, timeout=10_000)
             assert set(shown(listener)) == {"Dr Martin"}
+        finally:
+            browser.close()
+
+
+@pytest.mark.e2e
+def test_a_guest_waiting_in_the_lobby_neither_sees_nor_is_seen_until_admitted(tmp_path: Path) -> None:
+    args = webrtc_args(tone_wav(tmp_path / "mic.wav", freq=1000.0, seconds=60))
+    with serving(tmp_path, PASSERELLE_WEBRTC__HOST_ADDRESSES="127.0.0.1",
+                 PASSERELLE_SECURITY__SECRET_KEY="k" * 64) as site, sync_playwright() as p:  # fmt: skip
+        conference = site.conference("--lobby", "always")
+        browser = p.chromium.launch(executable_path=require("chromium"), args=args)
+        try:
+            host, guest = (browser.new_context().new_page() for _ in range(2))
+            join(host, site.base + "/" + conference["host_url"].split("/", 3)[3], "Dr Martin", "video")
+            guest.goto(site.base + "/" + conference["join_url"].split("/", 3)[3])
+            guest.fill("#name", "Mme Durand")
+            guest.check("input[name=media][value=video]")
+            guest.click("#join-button")
+            guest.wait_for_url("**/room/**")
+            expect(guest.locator("body")).to_have_attribute("data-lobby", "waiting", timeout=20_000)
+            waiting = host.locator("#lobby li", has_text="Mme Durand")
+            expect(waiting).to_have_count(1, timeout=10_000)
+            time.sleep(2.0)  # long enough for a camera to appear, were it shown
+            expect(guest.locator("#videos figure")).to_have_count(0)
+            expect(host.locator("#videos figure")).to_have_count(0)
+            waiting.locator("button[data-action=admit]").click()
+            expect(guest.locator("body")).to_have_attribute("data-lobby", "admitted", timeout=10_000)
+            expect(host.locator("#videos figure")).to_have_count(1, timeout=15_000)
+            expect(guest.locator("#videos figure")).to_have_count(1, timeout=15_000)
+            assert set(shown(host)) == {"Mme Durand"}
+            assert set(shown(guest)) == {"Dr Martin"}
+            mid = shown(guest)["Dr Martin"]
+            expect(guest.locator(f'#videos video[data-mid="{mid}"]')).to_have_js_property("readyState", 4,
+                                                                                           timeout=15_000)  # fmt: skip
         finally:
             browser.close()
