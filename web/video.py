@@ -8,8 +8,9 @@ Browsers waiting in a lobby neither see nor are seen. Phones have no video: thei
 
 Two things about aiortc 1.16 found on the way: a sender whose track ends stops for good (so each slot's sender keeps
 one :func:`slot_track` for the call, fed by whichever camera it shows); and with Chromium's offer (seven m-lines in
-one BUNDLE group) aiortc leaves the m-lines after the third on a transport of their own that never connects, so
-their senders never start: :meth:`VideoRooms.open_slots` puts them on the bundle's transport.
+one BUNDLE group) aiortc left the receive-only video m-lines (mids 3 to 6) on a transport of their own that never
+connects, so their senders never started (why, in aiortc's bundling, is not found yet):
+:meth:`VideoRooms.open_slots` puts them on the bundle's transport.
 """
 
 from __future__ import annotations
