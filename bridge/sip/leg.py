@@ -75,8 +75,8 @@ class SipLeg:
         if self._closed or self._call.state is CallState.CLOSED:
             return
         # A renegotiation drops this frame; the next one goes to the new streams (the binding is re-probed).
-        with contextlib.suppress(AudioRestarted, AudioNotActive):
-            self._writes += 1
+        self._writes += 1
+        try:
             # The stack's sending thread takes a frame every 20 ms of its own clock; the engine's tick writes one
             # every 20 ms of the media clock. What waits between the two is delay: one frame is the margin the
             # two clocks' phases need, more (a start-up burst, a late tick caught up) stays for the whole call.
@@ -85,6 +85,11 @@ class SipLeg:
                 self.trimmed += 1
                 return
             self._audio.write(frame.tobytes() if frame.dtype == np.int16 else frame.astype(np.int16).tobytes())
+        except AudioRestarted:  # noticed here before read() did: the same renegotiation, counted once
+            self._partial = b""
+            self.restarts += 1
+        except AudioNotActive:
+            pass
 
     def close(self) -> None:
         if self._closed:

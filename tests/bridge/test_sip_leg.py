@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from baresip.call import CallState
+from baresip.errors import AudioRestarted
 
 from bridge.sip.leg import TRIM_EVERY, SipLeg
 
@@ -52,3 +53,16 @@ def test_a_start_up_burst_is_given_back_and_a_one_frame_margin_kept() -> None:
     assert depth[-1] == 2 * FRAME_BYTES, f"still {depth[-1] // FRAME_BYTES} frames waiting after the write"
     assert leg.trimmed == 2
     assert min(depth[2 * TRIM_EVERY :]) == 2 * FRAME_BYTES, "the leg must not starve the stack"
+
+
+def test_a_renegotiation_noticed_while_writing_is_counted() -> None:
+    class Renegotiated(StackAudio):
+        def stats(self) -> object:
+            raise AudioRestarted("the streams were replaced")
+
+    audio = Renegotiated()
+    leg = SipLeg("sip-1", StackCall(audio), 8000)
+    for _ in range(TRIM_EVERY):  # the look at the buffer meets the renegotiation
+        leg.write(np.zeros(160, np.int16))
+    assert leg.restarts == 1
+    assert len(audio.written) == TRIM_EVERY - 1  # that frame is dropped, the others went out
