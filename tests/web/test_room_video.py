@@ -14,11 +14,12 @@ from playwright.sync_api import Page, expect, sync_playwright
 from tests.tools import require
 from tests.web.site import serving, tone_wav, webrtc_args
 
-# Two looks at a video element 1 s apart: its size and whether frames kept coming (the fake camera's picture moves).
+# Two looks at a video element 3 s apart: its size and whether frames kept coming (the fake camera's picture moves;
+# 15 frames a second asked, a few are enough: three pages and the bridge's encoders share two loaded cores in CI).
 PLAYING = """async (mid) => {
   const video = document.querySelector(`#videos video[data-mid="${mid}"]`);
   const before = video.getVideoPlaybackQuality().totalVideoFrames;
-  await new Promise((resolve) => setTimeout(resolve, 1000));
+  await new Promise((resolve) => setTimeout(resolve, 3000));
   return { width: video.videoWidth, frames: video.getVideoPlaybackQuality().totalVideoFrames - before };
 }"""
 
