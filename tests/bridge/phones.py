@@ -70,14 +70,25 @@ class Phone:
             )  # fmt: skip
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and self.process.poll() is None:
-            try:
-                socket.create_connection(("127.0.0.1", ctrl_port), timeout=0.5).close()
+            # Up when its control port answers a command (another process may hold that port: baresip then exits).
+            if self._answers(ctrl_port) and self.process.poll() is None:
                 return True
-            except OSError:
-                time.sleep(0.1)
+            time.sleep(0.1)
         self.process.kill()
         self.process.wait()
         return False
+
+    @staticmethod
+    def _answers(ctrl_port: int) -> bool:
+        body = json.dumps({"command": "listcalls", "params": "", "token": "up"}).encode()
+        try:
+            with socket.create_connection(("127.0.0.1", ctrl_port), timeout=0.5) as s:
+                s.sendall(str(len(body)).encode() + b":" + body + b",")
+                s.settimeout(2)
+                reply = s.recv(65536)
+        except OSError:
+            return False
+        return b'"response"' in reply and b'"token":"up"' in reply.replace(b" ", b"")
 
     def command(self, name: str, params: str = "") -> str:
         """Send one ctrl_tcp command (a netstring of JSON); the text baresip answers with ("" when none)."""
