@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import fractions
 import json
 import sys
 import time
@@ -21,9 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bridge.opus import FRAME, RATE, OpusEncoder
-
-TIME_BASE = fractions.Fraction(1, RATE)
+from bridge.opus import FRAME, RATE, TIME_BASE, OpusEncoder
 
 
 def voice_like(seconds: float, seed: int) -> npt.NDArray[np.int16]:

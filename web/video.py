@@ -134,9 +134,6 @@ class VideoRooms:
             self._viewers.pop(room, None)
             self._cameras.pop(room, None)
 
-    def cameras(self, room: str) -> list[str]:
-        return list(self._cameras.get(room, {}))
-
     def _assign(self, room: str) -> None:
         from aiortc.contrib.media import MediaRelay
 
