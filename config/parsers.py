@@ -150,6 +150,19 @@ def base_url(raw: object) -> str:
     return text
 
 
+def optional_base_url(raw: object) -> str:
+    """A base URL, or empty for none."""
+    return base_url(raw) if str(raw).strip() else ""
+
+
+def oidc_scope(raw: object) -> str:
+    """OAuth 2.0 scopes separated by spaces; ``openid`` must be one of them."""
+    words = str(raw).split()
+    if "openid" not in words or not all(re.fullmatch(r"[\x21\x23-\x5b\x5d-\x7e]+", w) for w in words):
+        raise BadValue('scopes separated by spaces, "openid" among them, e.g. "openid profile email"')
+    return " ".join(words)
+
+
 def database_url(raw: object) -> Secret:
     expected = 'an SQLAlchemy URL, e.g. "sqlite:///var/passerelle.sqlite3" or "postgresql+psycopg://u:p@host/db"'
     text = str(raw).strip()

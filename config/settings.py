@@ -83,6 +83,8 @@ class WebRtcSettings:
 class HttpSettings:
     listen: HostPort = _setting(p.host_port)
     public_base_url: str = _setting(p.base_url)
+    session_hours: int = _setting(p.integer(1, 24 * 7))
+    login_failures: int = _setting(p.integer(1, 100))
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +172,17 @@ class SmsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class OidcSettings:
+    issuer: str = _setting(p.optional_base_url)
+    client_id: str = _setting(p.sip_user)
+    client_secret: Secret = _setting(p.secret, secret=True)
+    scope: str = _setting(p.oidc_scope)
+    username_claim: str = _setting(p.sip_user)
+    create_users: bool = _setting(p.boolean)
+    local_login: bool = _setting(p.boolean)
+
+
+@dataclass(frozen=True, slots=True)
 class SecuritySettings:
     secret_key: Secret = _setting(p.secret, secret=True)
 
@@ -194,6 +207,7 @@ class Settings:
     retry: RetrySettings
     email: EmailSettings
     sms: SmsSettings
+    oidc: OidcSettings
     security: SecuritySettings
 
     def describe(self) -> dict[str, dict[str, object]]:

@@ -76,11 +76,23 @@ class SmsInvitation:
 
 
 TEXTS = {
-    "fr": {"by_phone": "ou par tel. au {number}, code {code}#", "entry": ", code d'entree {entry}#",
+    "fr": {"cancelled": "Annulée", "by_phone": "ou par tel. au {number}, code {code}#",
+           "entry": ", code d'entree {entry}#",
            "join": "Rejoindre : {link}"},
-    "en": {"by_phone": "or by phone {number}, code {code}#", "entry": ", entry code {entry}#",
+    "en": {"cancelled": "Cancelled", "by_phone": "or by phone {number}, code {code}#",
+           "entry": ", entry code {entry}#",
            "join": "Join: {link}"},
 }  # fmt: skip
+
+
+def compose_cancellation(language: str, conference: str, when: str | None) -> str:
+    """ "Annulee : <name>, <when>." in one GSM-7 message (the name shortened if need be)."""
+    word = to_gsm7(TEXTS.get(language, TEXTS["en"])["cancelled"])
+    name = to_gsm7(" ".join(conference.split()))
+    tail = to_gsm7(f", {when}." if when else ".")
+    while name and (septets(f"{word} : {name}{tail}") or 0) > SINGLE:
+        name = name[:-1]
+    return f"{word} : {name}{tail}" if language == "fr" else f"{word}: {name}{tail}"
 
 
 def compose(invitation: SmsInvitation) -> str:

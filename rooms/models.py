@@ -1,7 +1,8 @@
 """SQLAlchemy 2.0 models. Every instant is stored in UTC; a conference keeps the timezone it is shown in.
 
 Tables: ``users`` (professionals), ``conferences`` (scheduled or personal), ``dial_codes`` (which code belongs to
-which conference, and how long a released code stays out of circulation), ``invitees`` and ``audit_events``.
+which conference, and how long a released code stays out of circulation), ``invitees``, ``audit_events``,
+``outbox`` and ``web_sessions``.
 The schema is created and changed only by the Alembic migrations in ``rooms/migrations``.
 """
 
@@ -145,6 +146,7 @@ class Conference(Base):
     timezone: Mapped[str] = mapped_column(String(64))
     lobby_mode: Mapped[LobbyMode] = mapped_column(_enum(LobbyMode, "lobby_mode"))
     message: Mapped[str] = mapped_column(Text, default="")
+    sequence: Mapped[int] = mapped_column(default=0)  # the calendar event's SEQUENCE: one more at each change
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -207,6 +209,9 @@ class AuditKind(StrEnum):
     DIAL_IN_ADMITTED = "dial-in.admitted"
     DIAL_IN_REFUSED = "dial-in.refused"
     DIAL_OUT = "dial-out"
+    CONFERENCE_UPDATED = "conference.updated"
+    INVITEE_REMOVED = "invitee.removed"
+    SIGNED_IN = "user.signed-in"
 
 
 class AuditEvent(Base):
@@ -254,3 +259,16 @@ class OutboxMessage(Base):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class WebSession(Base):
+    """A signed-in browser. The cookie holds a random token; only its SHA-256 is stored, so a read of this table
+    cannot be replayed as a session. Deleted on logout; past ``expires_at`` it is worthless."""
+
+    __tablename__ = "web_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    method: Mapped[str] = mapped_column(String(16))  # "password" or "oidc"
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -123,6 +123,11 @@ class Rooms:
     def _tx(self) -> Iterator[Session]:
         with self._sessions.begin() as session:
             yield session
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        """The database's session factory, for the stores that live beside this service (outbox, web sessions)."""
+        return self._sessions
 
     def now(self) -> datetime:
         """The service's clock (UTC): what conference windows are judged against."""
@@ -243,6 +248,46 @@ class Rooms:
         log.info("conference %s created (%s, lobby %s)", conference.id, conference.kind, lobby)
         return self._conference_view(conference)
 
+    def update_conference(
+        self, conference_id: uuid.UUID | str, draft: ConferenceDraft, *, actor: str | None = None
+    ) -> ConferenceView:
+        """New name, schedule, entry code, lobby mode and message for a scheduled conference (its codes and links
+        stay); the calendar sequence goes up by one. ``draft.entry_code`` None removes the entry code."""
+        now = self._clock()
+        tz = self._timezone(draft.timezone)
+        name = _text(draft.name, "name", 200)
+        message = _text(draft.message, "message", 2000, required=False, multiline=True)
+        lobby = self._lobby(draft.lobby_mode)
+        if (draft.start is None) != (draft.end is None):
+            raise ValidationError("start", "give both a start and an end, or neither for an open conference")
+        starts_at = ends_at = None
+        if draft.start is not None and draft.end is not None:
+            starts_at = self._instant(draft.start, tz, "start")
+            ends_at = self._instant(draft.end, tz, "end")
+        entry_code = self._entry_code(draft.entry_code, required=self._settings.codes.entry_code_required)
+        with self._tx() as s:
+            conference = self._conference(s, conference_id)
+            if conference.kind is not ConferenceKind.SCHEDULED:
+                raise ValidationError("conference", "a personal room has no schedule to change")
+            if (
+                starts_at is not None
+                and ends_at is not None
+                and (starts_at, ends_at) != (conference.starts_at, conference.ends_at)
+            ):
+                check_schedule(starts_at, ends_at, now)  # an unchanged past start stays allowed
+            conference.name, conference.timezone, conference.lobby_mode = name, tz, lobby
+            conference.message, conference.entry_code = message, entry_code
+            conference.starts_at, conference.ends_at = starts_at, ends_at
+            conference.sequence = (conference.sequence or 0) + 1
+            conference.updated_at = now
+            row = s.scalar(select(DialCode).where(DialCode.conference_id == conference.id))
+            if row is not None:
+                row.reserved_until = self._rest_until(self._window(starts_at, ends_at).closes_at)
+            actor_id = self._user(s, actor).id if actor else None
+            self._audit(s, AuditKind.CONFERENCE_UPDATED, conference_id=conference.id, actor_id=actor_id)
+            s.flush()
+            return self._conference_view(conference)
+
     def get_conference(self, conference_id: uuid.UUID | str) -> ConferenceView:
         with self._tx() as s:
             return self._conference_view(self._conference(s, conference_id))
@@ -271,13 +316,20 @@ class Rooms:
             raise ValidationError("conference", "has ended")
         return view
 
-    def list_conferences(self, *, include_ended: bool = False, owner: str | None = None) -> list[ConferenceView]:
-        """Conferences by start (open and personal rooms last); ended ones only when asked."""
+    def list_conferences(
+        self, *, include_ended: bool = False, owner: str | None = None, involving: str | None = None
+    ) -> list[ConferenceView]:
+        """Conferences by start (open and personal rooms last); ended ones only when asked. ``involving``: those
+        the user owns or is invited to by username."""
         now = self._clock()
         with self._tx() as s:
             query = select(Conference)
             if owner is not None:
                 query = query.where(Conference.owner_id == self._user(s, owner).id)
+            if involving is not None:
+                user_id = self._user(s, involving).id
+                invited = select(Invitee.conference_id).where(Invitee.user_id == user_id)
+                query = query.where((Conference.owner_id == user_id) | Conference.id.in_(invited))
             if not include_ended:
                 cutoff = now - timedelta(minutes=self._settings.schedule.grace_after_min)
                 query = query.where((Conference.ends_at.is_(None)) | (Conference.ends_at > cutoff))
@@ -394,6 +446,37 @@ class Rooms:
             s.refresh(invitee)
             self._audit(s, AuditKind.INVITEE_ADDED, conference_id=conference.id, detail={"kind": str(kind)})
             return self._invitee_view(invitee)
+
+    def get_invitee(self, invitee_id: uuid.UUID) -> InviteeView:
+        with self._tx() as s:
+            invitee = s.get(Invitee, invitee_id)
+            if invitee is None:
+                raise NotFoundError(f"no invitee {invitee_id}")
+            return self._invitee_view(invitee)
+
+    def remove_invitee(self, conference_id: uuid.UUID | str, invitee_id: uuid.UUID) -> InviteeView:
+        """Take someone off the list (their own link stops working); what they were, for a cancellation."""
+        with self._tx() as s:
+            conference = self._conference(s, conference_id)
+            invitee = s.get(Invitee, invitee_id)
+            if invitee is None or invitee.conference_id != conference.id:
+                raise NotFoundError(f"no invitee {invitee_id} in this conference")
+            view = self._invitee_view(invitee)
+            s.delete(invitee)
+            self._audit(s, AuditKind.INVITEE_REMOVED, conference_id=conference.id, detail={"kind": str(view.kind)})
+            return view
+
+    def search_users(self, prefix: str, limit: int = 8) -> list[UserView]:
+        """Accounts whose username or name starts with ``prefix`` (the wizard's autocomplete)."""
+        text = prefix.strip().lower()[:64]
+        if len(text) < 2:
+            return []
+        pattern = text.replace("\\", "").replace("%", "").replace("_", "\\_") + "%"
+        with self._tx() as s:
+            query = (select(User).where(User.username.like(pattern, escape="\\")
+                                        | func.lower(User.display_name).like(pattern, escape="\\"))
+                     .order_by(User.username).limit(limit))  # fmt: skip
+            return [self._user_view(u) for u in s.scalars(query)]
 
     def list_invitees(self, conference_id: uuid.UUID | str) -> list[InviteeView]:
         with self._tx() as s:
@@ -600,6 +683,9 @@ class Rooms:
             lobby_mode=c.lobby_mode,
             message=c.message,
             created_at=c.created_at,
+            sequence=c.sequence or 0,
+            owner_name=c.owner.display_name if c.owner else "",
+            owner_email=c.owner.email if c.owner else None,
         )
 
     def _invitee_view(self, i: Invitee) -> InviteeView:
@@ -608,4 +694,4 @@ class Rooms:
         else:
             address = (i.email if i.kind is InviteeKind.EMAIL else i.phone_e164) or ""
         join_url = self.join_url(i.join_token, invitee=True)
-        return InviteeView(i.id, i.conference_id, i.kind, address, i.language, join_url, i.delivery_state)
+        return InviteeView(i.id, i.conference_id, i.kind, address, i.language, join_url, i.delivery_state, i.updated_at)

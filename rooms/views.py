@@ -43,6 +43,9 @@ class ConferenceView:
     lobby_mode: LobbyMode
     message: str = field(repr=False)
     created_at: datetime
+    sequence: int = 0
+    owner_name: str = field(default="", repr=False)
+    owner_email: str | None = field(default=None, repr=False)
 
     @property
     def code_display(self) -> str:
@@ -62,6 +65,7 @@ class InviteeView:
     language: Language
     join_url: str = field(repr=False)
     delivery_state: DeliveryState
+    updated_at: datetime | None = None
 
     @property
     def masked_address(self) -> str:

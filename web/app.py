@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+from datetime import timedelta
 from importlib.metadata import version
 from pathlib import Path
 
@@ -14,9 +15,14 @@ from bridge.callflow import Lobby
 from bridge.engine import Engine
 from bridge.webrtc import install_audio_jitter_fix, install_fast_audio_level, pin_host_addresses
 from config import Settings
+from notify.invitations import Invitations
+from notify.outbox import Outbox
 from rooms import Rooms
+from rooms.web_sessions import WebSessions
+from web.auth import Auth
 from web.live import Live
 from web.pages import Pages
+from web.site import Site
 
 SETTINGS = web.AppKey("settings", Settings)
 ROOMS = web.AppKey("rooms", Rooms)
@@ -45,10 +51,15 @@ def create_app(
     settings: Settings, rooms: Rooms, engine: Engine | None = None, lobby: Lobby | None = None
 ) -> web.Application:
     """The site; with ``engine`` (``passerelle serve`` passes its own) browsers can join rooms with audio."""
-    app = web.Application(client_max_size=1024 * 1024)
+    key = service_key(settings)
+    auth = Auth(settings, rooms, WebSessions(rooms.sessions, timedelta(hours=settings.http.session_hours),
+                                             rooms.now), key)  # fmt: skip
+    app = web.Application(client_max_size=1024 * 1024, middlewares=[auth.middleware])
     app[SETTINGS] = settings
     app[ROOMS] = rooms
-    pages = app[PAGES] = Pages(settings, rooms, service_key(settings))
+    pages = app[PAGES] = Pages(settings, rooms, key)
+    invitations = Invitations(settings, rooms, Outbox(rooms.sessions, settings.retry, rooms.now))
+    Site(settings, rooms, pages, auth, invitations).routes(app)
     app.router.add_get("/healthz", healthz)
     for prefix in ("c", "i", "h"):  # the conference's own link, an invitee's link, the host link
         app.router.add_get(rf"/{prefix}/{{token:[A-Za-z0-9_.-]{{1,100}}}}", pages.join_page)

@@ -27,6 +27,7 @@ from rooms.errors import NotFoundError
 from rooms.schedule import WindowState
 from rooms.views import ConferenceView, InviteeView
 from web import tickets
+from web.auth import CSRF_TOKEN, USER
 from web.i18n import COOKIE, N_, load_catalogs, negotiate
 
 TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
@@ -56,8 +57,13 @@ class Pages:
             translated: str = translations.gettext(message)
             return translated % values if values else translated  # autoescaped as a whole where it is shown
 
+        context.setdefault("user", request.get(USER))
         text = self.env.get_template(template).render(
-            lang=language.value, _=gettext, texts=self._script_texts(translations), **context
+            lang=language.value,
+            _=gettext,
+            texts=self._script_texts(translations),
+            csrf=request.get(CSRF_TOKEN, ""),
+            **context,
         )
         response = web.Response(text=text, status=status, content_type="text/html")
         response.headers["Content-Security-Policy"] = (

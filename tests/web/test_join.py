@@ -28,6 +28,17 @@ def with_client(settings: Settings, rooms: Rooms, scenario: Scenario) -> Any:
     return asyncio.run(asyncio.wait_for(main(), 30))
 
 
+async def post(client: TestClient[Any, Any], path: str, data: dict[str, str], **kwargs: Any) -> Any:
+    """Post a form as the page would: with the CSRF token of the page just loaded (and its cookie)."""
+    return await client.post(path, data={**data, "csrf": await csrf_of(client, path)}, **kwargs)
+
+
+async def csrf_of(client: TestClient[Any, Any], path: str) -> str:
+    found = re.search(r'name="csrf" value="([0-9a-f]{64})"', await (await client.get(path)).text())
+    assert found, f"no CSRF token on {path}"
+    return found.group(1)
+
+
 def path_of(url: str) -> str:
     return "/" + url.split("/", 3)[3]
 
@@ -77,13 +88,13 @@ def test_entry_code_checked_then_a_ticket_leads_to_the_room(settings: Settings, 
 
     async def scenario(client: TestClient[Any, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        wrong = await client.post(link, data={"name": "Dr Martin", "entry_code": "1111", "media": "audio"})
+        wrong = await post(client, link, {"name": "Dr Martin", "entry_code": "1111", "media": "audio"})
         out["wrong"] = (wrong.status, await wrong.text())
-        nameless = await client.post(link, data={"name": "  \u200b ", "entry_code": "4821"})
+        nameless = await post(client, link, {"name": "  \u200b ", "entry_code": "4821"})
         out["nameless"] = (nameless.status, await nameless.text())
-        media = await client.post(link, data={"name": "Dr Martin", "entry_code": "4821", "media": "hologram"})
+        media = await post(client, link, {"name": "Dr Martin", "entry_code": "4821", "media": "hologram"})
         out["media"] = media.status
-        right = await client.post(link, data={"name": "Dr\x00 Martin\n", "entry_code": "4821", "media": "video"},
+        right = await post(client, link, {"name": "Dr\x00 Martin\n", "entry_code": "4821", "media": "video"},
                                   allow_redirects=False)  # fmt: skip
         out["right"] = (right.status, right.headers.get("Location", ""))
         room = await client.get(out["right"][1])
@@ -115,7 +126,7 @@ def test_invitee_link_needs_no_entry_code_and_shows_it_for_the_phone(settings: S
 
     async def scenario(client: TestClient[Any, Any]) -> tuple[str, int]:
         page = await (await client.get(link)).text()
-        joined = await client.post(link, data={"name": "Mme Durand", "media": "audio"}, allow_redirects=False)
+        joined = await post(client, link, {"name": "Mme Durand", "media": "audio"}, allow_redirects=False)
         return page, joined.status
 
     page, status = with_client(settings, rooms, scenario)
@@ -132,9 +143,9 @@ def test_guessing_entry_codes_is_stopped(settings: Settings, rooms: Rooms) -> No
     async def scenario(client: TestClient[Any, Any]) -> list[int]:
         statuses = []
         for guess in range(limit + 2):
-            response = await client.post(link, data={"name": "x", "entry_code": f"{1000 + guess}"})
+            response = await post(client, link, {"name": "x", "entry_code": f"{1000 + guess}"})
             statuses.append(response.status)
-        right = await client.post(link, data={"name": "x", "entry_code": "4821"}, allow_redirects=False)
+        right = await post(client, link, {"name": "x", "entry_code": "4821"}, allow_redirects=False)
         statuses.append(right.status)
         return statuses
 
@@ -149,13 +160,13 @@ def test_conference_window_is_enforced(settings: Settings, rooms: Rooms, clock: 
         name="Formation", start=start.isoformat(), end=(start + timedelta(hours=1)).isoformat()))  # fmt: skip
     link = path_of(conference.join_url)
 
-    async def post(client: TestClient[Any, Any]) -> tuple[int, str]:
-        response = await client.post(link, data={"name": "x", "entry_code": conference.entry_code or ""})
+    async def join(client: TestClient[Any, Any]) -> tuple[int, str]:
+        response = await post(client, link, {"name": "x", "entry_code": conference.entry_code or ""})
         return response.status, await response.text()
 
-    early = with_client(settings, rooms, post)
+    early = with_client(settings, rooms, join)
     clock.advance(timedelta(days=2))
-    late = with_client(settings, rooms, post)
+    late = with_client(settings, rooms, join)
     assert early[0] == 403
     assert "pas encore ouverte" in early[1]
     assert late[0] == 403
@@ -192,7 +203,7 @@ def test_host_link_skips_the_entry_code_and_cannot_be_forged(settings: Settings,
 
     async def scenario(client: TestClient[Any, Any]) -> tuple[str, int, str, int]:
         page = await (await client.get(host)).text()
-        joined = await client.post(host, data={"name": "Dr Martin", "media": "audio"}, allow_redirects=False)
+        joined = await post(client, host, {"name": "Dr Martin", "media": "audio"}, allow_redirects=False)
         location = joined.headers.get("Location", "")
         bad = await client.get(forged)
         return page, joined.status, location, bad.status

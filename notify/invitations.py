@@ -1,0 +1,117 @@
+"""Invitations put in the outbox for the people on a conference's list: an email (with its calendar event) to an
+address or to an account that has one, an SMS to a mobile number or to an account with only a phone.
+
+Each invitee gets their own link; everyone gets the dial-in number(s), the conference code and the entry code. A
+change of the conference sends the event again with the next SEQUENCE (to those already invited); a deletion, or
+taking someone off the list, sends a cancellation to those who were invited. Composed when queued: what goes out
+later is what the conference was at that moment, and a later change queues its own update.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from config import Settings
+from notify import mail, sms
+from notify.ics import Person
+from notify.outbox import Outbox
+from rooms import ConferenceView, InviteeKind, InviteeView, NotFoundError, Rooms
+from rooms.models import Channel, DeliveryState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    channel: Channel
+    address: str  # email address or E.164 number
+    name: str
+    timezone: str
+
+
+class Invitations:
+    def __init__(self, settings: Settings, rooms: Rooms, outbox: Outbox) -> None:
+        self.settings, self.rooms, self.outbox = settings, rooms, outbox
+
+    def recipient(self, conference: ConferenceView, invitee: InviteeView) -> Recipient | None:
+        """How this invitee is reached, or None (an account with neither email nor mobile number)."""
+        if invitee.kind is InviteeKind.EMAIL:
+            return Recipient(Channel.EMAIL, invitee.address, invitee.address, conference.timezone)
+        if invitee.kind is InviteeKind.PHONE:
+            return Recipient(Channel.SMS, invitee.address, "", conference.timezone)
+        try:
+            user = self.rooms.get_user(invitee.address)
+        except NotFoundError:
+            return None
+        if user.email:
+            return Recipient(Channel.EMAIL, user.email, user.display_name, user.timezone)
+        if user.phone_e164:
+            return Recipient(Channel.SMS, user.phone_e164, user.display_name, user.timezone)
+        return None
+
+    def send(
+        self,
+        conference: ConferenceView,
+        invitees: list[InviteeView],
+        *,
+        not_before: datetime | None = None,
+        cancelled: bool = False,
+    ) -> tuple[int, int]:
+        """Queue the invitation (or its cancellation) for each invitee; (queued, unreachable)."""
+        queued = unreachable = 0
+        for invitee in invitees:
+            to = self.recipient(conference, invitee)
+            if to is None:
+                unreachable += 1
+                continue
+            payload = self._email(conference, invitee, to, cancelled) if to.channel is Channel.EMAIL else \
+                self._sms(conference, invitee, to, cancelled)  # fmt: skip
+            # a cancellation is not tied to the invitee: their row may be deleted with the conference
+            self.outbox.enqueue(to.channel, to.address, payload, invitee_id=None if cancelled else invitee.id,
+                                not_before=not_before)  # fmt: skip
+            queued += 1
+        log.info("conference %s: %d %s queued, %d invitees without an address", conference.id, queued,
+                 "cancellations" if cancelled else "invitations", unreachable)  # fmt: skip
+        return queued, unreachable
+
+    def already_invited(self, invitees: list[InviteeView]) -> list[InviteeView]:
+        """Those an update or a cancellation concerns: whose invitation went out, or is on its way."""
+        return [i for i in invitees if i.delivery_state in (DeliveryState.SENT, DeliveryState.QUEUED)]
+
+    def _email(self, conference: ConferenceView, invitee: InviteeView, to: Recipient, cancelled: bool) -> bytes:
+        organizer = Person(conference.owner_name or "Passerelle",
+                           conference.owner_email or _address(self.settings.email.sender))  # fmt: skip
+        numbers = self.settings.dial_in.numbers
+        local = self.settings.locale.phone_region == "FR" and invitee.language.value == "fr"
+        invitation = mail.EmailInvitation(
+            language=invitee.language.value, invitee=Person(to.name, to.address), organizer=organizer,
+            conference=conference.name, starts_at=conference.starts_at, ends_at=conference.ends_at,
+            timezone=to.timezone, link=invitee.join_url,
+            dial_in=tuple(n.national if local else n.international for n in numbers),
+            code=conference.code_display, entry_code=conference.entry_code, message=conference.message,
+            uid=f"{conference.id}@{urlsplit(self.settings.http.public_base_url).hostname}",
+            sequence=conference.sequence, cancelled=cancelled,
+        )  # fmt: skip
+        return bytes(mail.compose(invitation, self.settings.email.sender))
+
+    def _sms(self, conference: ConferenceView, invitee: InviteeView, to: Recipient, cancelled: bool) -> bytes:
+        when = None
+        if conference.starts_at is not None:
+            when = f"{conference.starts_at.astimezone(ZoneInfo(to.timezone)):%d/%m %H:%M}"
+        number = self.settings.dial_in.numbers[0]
+        if cancelled:
+            return sms.compose_cancellation(invitee.language.value, conference.name, when).encode()
+        text = sms.compose(sms.SmsInvitation(
+            language=invitee.language.value, conference=conference.name, when=when, link=invitee.join_url,
+            dial_in=number.national if to.address.startswith("+33") and number.e164.startswith("+33") else
+            number.international, code=conference.code, entry_code=conference.entry_code,
+        ))  # fmt: skip
+        return text.encode()
+
+
+def _address(sender: str) -> str:
+    return sender.rsplit("<", 1)[-1].rstrip(">").strip()

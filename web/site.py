@@ -1,0 +1,364 @@
+"""The professionals' pages: sign-in, the dashboard with the personal room, the planning wizard and each
+conference's page (details, join, participants, invitations and their delivery, delete).
+
+Every page but the sign-in needs a session; every form carries the CSRF token (:mod:`web.auth`). A conference's
+page is its owner's: anyone else gets the same 404 as for a conference that does not exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+from babel.dates import format_datetime, format_time
+
+from config import LobbyMode, Settings
+from notify.invitations import Invitations
+from rooms import (
+    AuditKind,
+    ConferenceKind,
+    ConferenceView,
+    ConflictError,
+    InviteeKind,
+    InviteeView,
+    NotFoundError,
+    Rooms,
+    UserView,
+    ValidationError,
+)
+from rooms.schedule import WindowState
+from web import tickets
+from web.auth import USER, Auth, SignInError, safe_next
+from web.i18n import N_, negotiate
+from web.pages import Pages
+from web.planning import DURATIONS, Plan
+
+log = logging.getLogger(__name__)
+COMMON_ZONES = ("Europe/Paris", "Europe/Brussels", "Europe/Zurich", "Europe/London", "America/Guadeloupe",
+                "America/Martinique", "America/Cayenne", "Indian/Reunion", "Indian/Mayotte", "Pacific/Noumea",
+                "Pacific/Tahiti", "UTC")  # fmt: skip
+
+
+class Site:
+    def __init__(self, settings: Settings, rooms: Rooms, pages: Pages, auth: Auth, invitations: Invitations) -> None:
+        self.settings, self.rooms, self.pages, self.auth, self.invitations = settings, rooms, pages, auth, invitations
+
+    def routes(self, app: web.Application) -> None:
+        r = app.router
+        r.add_get("/", self.dashboard)
+        r.add_get("/login", self.login_page)
+        r.add_post("/login", self.login)
+        r.add_post("/logout", self.logout)
+        r.add_get("/auth/portal", self.portal)
+        r.add_get("/auth/callback", self.callback)
+        r.add_post("/personal-room/regenerate", self.regenerate)
+        r.add_get("/plan", self.plan_page)
+        r.add_post("/plan", self.plan)
+        r.add_get("/conferences/{id}", self.conference_page)
+        r.add_get("/conferences/{id}/edit", self.edit_page)
+        r.add_post("/conferences/{id}/edit", self.edit)
+        r.add_post("/conferences/{id}/invitees", self.add_invitees)
+        r.add_post("/conferences/{id}/invitees/{invitee}/remove", self.remove_invitee)
+        r.add_post("/conferences/{id}/send", self.send)
+        r.add_post("/conferences/{id}/delete", self.delete)
+        r.add_get("/api/users", self.user_search)
+
+    # -- helpers -------------------------------------------------------------------------------------------------
+
+    def user(self, request: web.Request) -> UserView:
+        user: UserView | None = request.get(USER)
+        if user is None:
+            target = request.path_qs if request.method == "GET" else "/"
+            raise web.HTTPSeeOther(f"/login?next={_quote(target)}")
+        return user
+
+    def render(self, request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
+        return self.pages.render(request, template, status=status, **context)
+
+    async def owned(self, request: web.Request, user: UserView) -> ConferenceView:
+        try:
+            conference = await asyncio.to_thread(self.rooms.get_conference, request.match_info["id"])
+        except (NotFoundError, ValidationError):
+            raise self.pages._not_found(request) from None
+        if conference.owner_username != user.username:
+            raise self.pages._not_found(request)
+        return conference
+
+    def when(self, request: web.Request, conference: ConferenceView, zone_name: str) -> str | None:
+        if conference.starts_at is None or conference.ends_at is None:
+            return None
+        language = negotiate(request, self.settings.locale.default_language)[0].value
+        zone = ZoneInfo(zone_name)
+        start, end = conference.starts_at.astimezone(zone), conference.ends_at.astimezone(zone)
+        return (f"{format_datetime(start, 'EEEE d MMMM y, HH:mm', locale=language)} – "
+                f"{format_time(end, 'HH:mm', locale=language)}")  # fmt: skip
+
+    def host_link(self, conference: ConferenceView) -> str:
+        return f"/h/{tickets.host_token(self.pages.key, conference.id)}"
+
+    # -- sign-in -------------------------------------------------------------------------------------------------
+
+    async def login_page(self, request: web.Request, *, error: str | None = None, status: int = 200,
+                         username: str = "") -> web.Response:  # fmt: skip
+        if request.get(USER) is not None and error is None:
+            raise web.HTTPSeeOther(safe_next(request.query.get("next")))
+        t = self.pages._gettext(request)
+        return self.render(request, "login.html", status=status, error=t(error) if error else None,
+                           username=username, next=safe_next(request.query.get("next")),
+                           portal=self.auth.portal_enabled, local=self.settings.oidc.local_login)  # fmt: skip
+
+    async def login(self, request: web.Request) -> web.Response:
+        if not self.settings.oidc.local_login:
+            raise web.HTTPNotFound()
+        form = await request.post()
+        username, password = str(form.get("username", ""))[:200], str(form.get("password", ""))
+        target = safe_next(str(form.get("next", "/")))
+        if not username.strip() or not password:
+            return await self.login_page(request, error=N_("Enter your username and password."), status=400,
+                                         username=username)  # fmt: skip
+        outcome = await self.auth.check_password(request, username, password)
+        if outcome == "blocked":
+            return await self.login_page(request, error=N_("Too many failed sign-ins: wait a few minutes, then try "
+                                                           "again."), status=429, username=username)  # fmt: skip
+        if isinstance(outcome, str):
+            return await self.login_page(request, error=N_("Wrong username or password."), status=403,
+                                         username=username)  # fmt: skip
+        await asyncio.to_thread(self.rooms.record, AuditKind.SIGNED_IN, detail={"method": "password"})
+        raise await self.auth.sign_in(request, outcome, "password", target)
+
+    async def logout(self, request: web.Request) -> web.Response:
+        raise await self.auth.sign_out(request)
+
+    async def portal(self, request: web.Request) -> web.Response:
+        if not self.auth.portal_enabled:
+            raise web.HTTPNotFound()
+        try:
+            raise await self.auth.start(request.query.get("next", "/"))
+        except SignInError as exc:
+            log.warning("portal sign-in could not start: %s", exc)
+            return await self.login_page(request, error=N_("The health portal cannot be reached now: try again in "
+                                                           "a moment."), status=502)  # fmt: skip
+
+    async def callback(self, request: web.Request) -> web.Response:
+        if not self.auth.portal_enabled:
+            raise web.HTTPNotFound()
+        try:
+            claims, target = await self.auth.finish(request)
+            user = await self.auth.portal_user(claims)
+        except SignInError as exc:
+            log.warning("portal sign-in refused: %s", exc)
+            return await self.login_page(request, error=N_("The sign-in through the health portal did not succeed: "
+                                                           "try again."), status=403)  # fmt: skip
+        await asyncio.to_thread(self.rooms.record, AuditKind.SIGNED_IN, detail={"method": "oidc"})
+        response = await self.auth.sign_in(request, user, "oidc", target)
+        response.del_cookie("psl_oidc", path="/")
+        raise response
+
+    # -- dashboard -----------------------------------------------------------------------------------------------
+
+    async def dashboard(self, request: web.Request) -> web.Response:
+        user = self.user(request)
+        room = await asyncio.to_thread(self.rooms.personal_room, user.username)
+        listed = await asyncio.to_thread(self.rooms.list_conferences, involving=user.username)
+        now = self.rooms.now()
+        rows = []
+        for c in listed:
+            if c.kind is ConferenceKind.PERSONAL:
+                continue
+            rows.append({"conference": c, "when": self.when(request, c, user.timezone),
+                         "ongoing": c.window.state(now) is WindowState.OPEN and c.starts_at is not None
+                         and c.starts_at <= now, "mine": c.owner_username == user.username,
+                         "join": self.host_link(c) if c.owner_username == user.username else None})  # fmt: skip
+        return self.render(request, "dashboard.html", user=user, room=room, rows=rows,
+                           room_host=self.host_link(room), dial_in=self.pages._dial_in(),
+                           regenerated=request.query.get("regenerated") == "1")  # fmt: skip
+
+    async def regenerate(self, request: web.Request) -> web.Response:
+        user = self.user(request)
+        form = await request.post()
+        if form.get("confirm") != "yes":
+            raise web.HTTPSeeOther("/#personal-room")
+        await asyncio.to_thread(self.rooms.regenerate_personal_code, user.username)
+        raise web.HTTPSeeOther("/?regenerated=1#personal-room")
+
+    async def user_search(self, request: web.Request) -> web.Response:
+        self.user(request)
+        found = await asyncio.to_thread(self.rooms.search_users, request.query.get("q", ""))
+        return web.json_response([{"username": u.username, "name": u.display_name} for u in found])
+
+    # -- the wizard ----------------------------------------------------------------------------------------------
+
+    def _wizard(self, request: web.Request, user: UserView, plan: Plan, *, action: str, editing: bool = False,
+                status: int = 200) -> web.Response:  # fmt: skip
+        t = self.pages._gettext(request)
+        errors = {name: t(message) % values if values else t(message)
+                  for name, (message, values) in plan.errors.items()}  # fmt: skip
+        zones = list(dict.fromkeys([plan.timezone or user.timezone, user.timezone, *COMMON_ZONES]))
+        step = 1 if errors.keys() & {"users", "emails", "phones", "name", "entry", "entry_code", "lobby"} else \
+            2 if errors.keys() & {"schedule", "day", "duration", "timezone"} else 3 if errors else 1  # fmt: skip
+        return self.render(request, "plan.html", status=status, plan=plan, errors=errors, action=action,
+                           editing=editing, durations=DURATIONS, zones=zones, step=step,
+                           lobby_modes=[m.value for m in LobbyMode],
+                           default_lobby=self.settings.lobby.default_mode.value,
+                           code_digits=(self.settings.codes.entry_code_min_digits,
+                                        self.settings.codes.entry_code_max_digits))  # fmt: skip
+
+    async def plan_page(self, request: web.Request) -> web.Response:
+        user = self.user(request)
+        return self._wizard(request, user, Plan(timezone=user.timezone), action="/plan")
+
+    async def plan(self, request: web.Request) -> web.Response:
+        user = self.user(request)
+        plan = Plan.from_form(await request.post())
+        await asyncio.to_thread(plan.check, self.settings, self.rooms, self.rooms.now())
+        if plan.errors:
+            return self._wizard(request, user, plan, action="/plan", status=400)
+        try:
+            conference = await asyncio.to_thread(self._create, user, plan)
+        except (ValidationError, ConflictError) as exc:  # the domain's last word (e.g. a code space exhausted)
+            plan.errors["name"] = (N_("The conference could not be planned: %(reason)s"), {"reason": str(exc)})
+            return self._wizard(request, user, plan, action="/plan", status=400)
+        raise web.HTTPSeeOther(f"/conferences/{conference.id}?planned=1")
+
+    def _create(self, user: UserView, plan: Plan) -> ConferenceView:
+        conference = self.rooms.create_conference(plan.draft(user.username))
+        self._add(conference, plan, send=plan.send != "later")
+        return conference
+
+    def _add(self, conference: ConferenceView, plan: Plan, *, send: bool) -> list[InviteeView]:
+        added = []
+        wanted = [(InviteeKind.USER, u) for u in plan.users] + [(InviteeKind.EMAIL, e) for e in plan.normal_emails]
+        wanted += [(InviteeKind.PHONE, p) for p in plan.normal_phones]
+        for kind, address in wanted:
+            try:
+                added.append(self.rooms.add_invitee(conference.id, kind, address, send_now=False))
+            except ConflictError:
+                continue  # already on the list: nothing to do
+        if send and added:
+            self.invitations.send(conference, added, not_before=plan.send_time)
+        return added
+
+    async def edit_page(self, request: web.Request) -> web.Response:
+        user = self.user(request)
+        c = await self.owned(request, user)
+        if c.kind is not ConferenceKind.SCHEDULED:
+            raise self.pages._not_found(request)
+        zone = ZoneInfo(c.timezone)
+        plan = Plan(name=c.name, entry="chosen" if c.entry_code else "none", entry_code=c.entry_code or "",
+                    lobby=c.lobby_mode.value, schedule="scheduled" if c.starts_at else "open",
+                    day=f"{c.starts_at.astimezone(zone):%Y-%m-%d}" if c.starts_at else "",
+                    at=f"{c.starts_at.astimezone(zone):%H:%M}" if c.starts_at else "",
+                    duration=str(int((c.ends_at - c.starts_at).total_seconds() // 60)) if c.starts_at and c.ends_at
+                    else "60", timezone=c.timezone, message=c.message)  # fmt: skip
+        return self._wizard(request, user, plan, action=f"/conferences/{c.id}/edit", editing=True)
+
+    async def edit(self, request: web.Request) -> web.Response:
+        user = self.user(request)
+        c = await self.owned(request, user)
+        if c.kind is not ConferenceKind.SCHEDULED:
+            raise self.pages._not_found(request)
+        plan = Plan.from_form(await request.post())
+        await asyncio.to_thread(plan.check, self.settings, self.rooms, self.rooms.now(), editing=True)
+        action = f"/conferences/{c.id}/edit"
+        if plan.errors:
+            return self._wizard(request, user, plan, action=action, editing=True, status=400)
+        try:
+            await asyncio.to_thread(self._update, user, c, plan)
+        except (ValidationError, ConflictError) as exc:
+            plan.errors["day"] = (N_("The conference could not be changed: %(reason)s"), {"reason": str(exc)})
+            return self._wizard(request, user, plan, action=action, editing=True, status=400)
+        raise web.HTTPSeeOther(f"/conferences/{c.id}?updated=1")
+
+    def _update(self, user: UserView, before: ConferenceView, plan: Plan) -> None:
+        after = self.rooms.update_conference(before.id, plan.draft(user.username), actor=user.username)
+        invited = self.invitations.already_invited(self.rooms.list_invitees(after.id))
+        if invited:
+            self.invitations.send(after, invited)  # the event again, with the next sequence
+        self._add(after, plan, send=plan.send != "later")
+
+    # -- a conference's page -------------------------------------------------------------------------------------
+
+    async def conference_page(self, request: web.Request, *, error: str | None = None, status: int = 200,
+                              typed: dict[str, str] | None = None) -> web.Response:  # fmt: skip
+        user = self.user(request)
+        c = await self.owned(request, user)
+        invitees = await asyncio.to_thread(self.rooms.list_invitees, c.id)
+        state = c.window.state(self.rooms.now())
+        notice = next((k for k in ("planned", "updated", "sent", "added", "removed") if k in request.query), None)
+        return self.render(request, "conference.html", status=status, c=c, invitees=invitees,
+                           when=self.when(request, c, user.timezone), dial_in=self.pages._dial_in(),
+                           join=self.host_link(c), state=state.value, error=error, typed=typed or {},
+                           notice=notice, personal=c.kind is ConferenceKind.PERSONAL)  # fmt: skip
+
+    async def add_invitees(self, request: web.Request) -> web.Response:
+        user = self.user(request)
+        c = await self.owned(request, user)
+        form = await request.post()
+        plan = Plan.from_form(form)
+        plan.name, plan.schedule, plan.timezone = c.name, "open", c.timezone
+        await asyncio.to_thread(plan.check, self.settings, self.rooms, self.rooms.now())
+        problems = {k: v for k, v in plan.errors.items() if k in ("users", "emails", "phones")}
+        if problems:
+            t = self.pages._gettext(request)
+            message, values = next(iter(problems.values()))
+            typed = {k: str(form.get(k, ""))[:1000] for k in ("user", "email", "phone")}
+            return await self.conference_page(request, error=t(message) % values, status=400, typed=typed)
+        await asyncio.to_thread(self._add, c, plan, send=form.get("send") == "now")
+        raise web.HTTPSeeOther(f"/conferences/{c.id}?added=1")
+
+    async def remove_invitee(self, request: web.Request) -> web.Response:
+        user = self.user(request)
+        c = await self.owned(request, user)
+        try:
+            invitee_id = uuid.UUID(request.match_info["invitee"])
+            removed = await asyncio.to_thread(self.rooms.remove_invitee, c.id, invitee_id)
+        except (ValueError, NotFoundError):
+            raise self.pages._not_found(request) from None
+        if self.invitations.already_invited([removed]):
+            await asyncio.to_thread(self.invitations.send, c, [removed], cancelled=True)
+        raise web.HTTPSeeOther(f"/conferences/{c.id}?removed=1")
+
+    async def send(self, request: web.Request) -> web.Response:
+        """Send the invitations not sent yet, or again to one invitee (``invitee``) or to everyone (``all``)."""
+        user = self.user(request)
+        c = await self.owned(request, user)
+        form = await request.post()
+        invitees = await asyncio.to_thread(self.rooms.list_invitees, c.id)
+        which = str(form.get("invitee", ""))
+        if which == "all":
+            chosen = invitees
+        elif which:
+            chosen = [i for i in invitees if str(i.id) == which]
+            if not chosen:
+                raise self.pages._not_found(request)
+        else:
+            chosen = [i for i in invitees if i.delivery_state.value in ("not-sent", "failed")]
+        if chosen:
+            await asyncio.to_thread(self.invitations.send, c, chosen)
+        raise web.HTTPSeeOther(f"/conferences/{c.id}?sent=1")
+
+    async def delete(self, request: web.Request) -> web.Response:
+        user = self.user(request)
+        c = await self.owned(request, user)
+        form = await request.post()
+        if c.kind is not ConferenceKind.SCHEDULED or form.get("confirm") != "yes":
+            raise web.HTTPSeeOther(f"/conferences/{c.id}")
+        await asyncio.to_thread(self._delete, user, c)
+        raise web.HTTPSeeOther("/?deleted=1")
+
+    def _delete(self, user: UserView, c: ConferenceView) -> None:
+        invited = self.invitations.already_invited(self.rooms.list_invitees(c.id))
+        ended = c.window.state(self.rooms.now()) is WindowState.ENDED
+        if invited and not ended:
+            self.invitations.send(c, invited, cancelled=True)
+        self.rooms.delete_conference(c.id, actor=user.username)
+
+
+def _quote(path: str) -> str:
+    from urllib.parse import quote
+
+    return quote(path, safe="/")
