@@ -23,6 +23,7 @@ class FailureGuard:
     limit: int
     window_s: float
     alarm_per_min: int
+    label: str = "dial-in"  # what the log lines name: "dial-in", "sign-in"
     _failures: dict[str, deque[float]] = field(default_factory=dict)
     _recent: deque[float] = field(default_factory=deque)
     _last_alarm: float = float("-inf")
@@ -46,14 +47,14 @@ class FailureGuard:
         for key in keys:
             self._failures.setdefault(key, deque()).append(now)
             if self.count(key, now) == self.limit:
-                log.warning("dial-in: %s reached %d failed codes in %.0f s, refused from now", shown or "a caller",
+                log.warning("%s: %s reached %d failures in %.0f s, refused from now", self.label, shown or "a caller",
                             self.limit, self.window_s)  # fmt: skip
         self._recent.append(now)
         while self._recent and self._recent[0] <= now - 60.0:
             self._recent.popleft()
         if len(self._recent) > self.alarm_per_min:
             if now - self._last_alarm >= 60.0:
-                log.error("dial-in alarm: %d failed codes in the last minute, all callers", len(self._recent))
+                log.error("%s alarm: %d failures in the last minute, all sources", self.label, len(self._recent))
                 self._last_alarm = now
             return True
         return False

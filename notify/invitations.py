@@ -78,9 +78,15 @@ class Invitations:
                  "cancellations" if cancelled else "invitations", unreachable)  # fmt: skip
         return queued, unreachable
 
-    def already_invited(self, invitees: list[InviteeView]) -> list[InviteeView]:
-        """Those an update or a cancellation concerns: whose invitation went out, or is on its way."""
+    def to_update(self, invitees: list[InviteeView]) -> list[InviteeView]:
+        """Those a change concerns: whose invitation went out, or is on its way (they get the new version too)."""
         return [i for i in invitees if i.delivery_state in (DeliveryState.SENT, DeliveryState.QUEUED)]
+
+    def to_cancel(self, invitees: list[InviteeView]) -> list[InviteeView]:
+        """Those a cancellation concerns: who were sent an invitation. (One still waiting in the outbox goes with
+        its invitee: the outbox row is deleted with them, so it never leaves.)"""
+        delivered = self.outbox.delivered_to([i.id for i in invitees])
+        return [i for i in invitees if i.delivery_state is DeliveryState.SENT or i.id in delivered]
 
     def _email(self, conference: ConferenceView, invitee: InviteeView, to: Recipient, cancelled: bool) -> bytes:
         organizer = Person(conference.owner_name or "Passerelle",

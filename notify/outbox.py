@@ -105,6 +105,16 @@ class Outbox:
             session.expunge(row)
             return row
 
+    def delivered_to(self, invitee_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        """Those of ``invitee_ids`` who were sent something (an invitation that went out)."""
+        if not invitee_ids:
+            return set()
+        with self._sessions() as session:
+            query = select(OutboxMessage.invitee_id).where(
+                OutboxMessage.invitee_id.in_(invitee_ids), OutboxMessage.state == OutboxState.SENT
+            )
+            return {row for row in session.scalars(query) if row is not None}
+
     def counts(self) -> dict[str, int]:
         with self._sessions() as session:
             rows = session.execute(select(OutboxMessage.state, func.count()).group_by(OutboxMessage.state)).all()

@@ -88,7 +88,7 @@ class Auth:
         self._flow_key = hmac.new(key, b"passerelle oidc flow", hashlib.sha256).digest()
         self.secure = settings.http.public_base_url.startswith("https://")
         self.guard = FailureGuard(settings.http.login_failures, settings.limits.failures_window_s,
-                                  settings.limits.global_failures_alarm_per_min)  # fmt: skip
+                                  settings.limits.global_failures_alarm_per_min, "sign-in")  # fmt: skip
         self._provider: Provider | None = None
         self._provider_lock = asyncio.Lock()
 

@@ -87,14 +87,18 @@ class Plan:
         self.normal_emails, self.normal_phones = [], []
         for address in self.emails:
             try:
-                self.normal_emails.append(normalise_email(address))
+                normal = normalise_email(address)
+                if normal.casefold() not in {a.casefold() for a in self.normal_emails}:  # one person, one invitation
+                    self.normal_emails.append(normal)
             except ValidationError:
                 e["emails"] = (N_("“%(value)s” is not an email address."), {"value": address[:254]})
                 break
         region = settings.locale.phone_region
         for number in self.phones:
             try:
-                self.normal_phones.append(normalise_phone(number, region, field="phone", for_sms=True))
+                normal = normalise_phone(number, region, field="phone", for_sms=True)
+                if normal not in self.normal_phones:  # "06 11 22 33 44" and "+33611223344" are one phone
+                    self.normal_phones.append(normal)
             except ValidationError:
                 e["phones"] = (
                     N_("“%(value)s” is not a mobile number that can receive an SMS."),

@@ -275,7 +275,7 @@ class Site:
 
     def _update(self, user: UserView, before: ConferenceView, plan: Plan) -> None:
         after = self.rooms.update_conference(before.id, plan.draft(user.username), actor=user.username)
-        invited = self.invitations.already_invited(self.rooms.list_invitees(after.id))
+        invited = self.invitations.to_update(self.rooms.list_invitees(after.id))
         if invited:
             self.invitations.send(after, invited)  # the event again, with the next sequence
         self._add(after, plan, send=plan.send != "later")
@@ -314,13 +314,17 @@ class Site:
         user = self.user(request)
         c = await self.owned(request, user)
         try:
-            invitee_id = uuid.UUID(request.match_info["invitee"])
-            removed = await asyncio.to_thread(self.rooms.remove_invitee, c.id, invitee_id)
+            await asyncio.to_thread(self._remove, c, uuid.UUID(request.match_info["invitee"]))
         except (ValueError, NotFoundError):
             raise self.pages._not_found(request) from None
-        if self.invitations.already_invited([removed]):
-            await asyncio.to_thread(self.invitations.send, c, [removed], cancelled=True)
         raise web.HTTPSeeOther(f"/conferences/{c.id}?removed=1")
+
+    def _remove(self, c: ConferenceView, invitee_id: uuid.UUID) -> None:
+        invitee = self.rooms.get_invitee(invitee_id)
+        tell = self.invitations.to_cancel([invitee])  # before the removal takes their outbox rows with it
+        removed = self.rooms.remove_invitee(c.id, invitee_id)
+        if tell:
+            self.invitations.send(c, [removed], cancelled=True)
 
     async def send(self, request: web.Request) -> web.Response:
         """Send the invitations not sent yet, or again to one invitee (``invitee``) or to everyone (``all``)."""
@@ -351,7 +355,7 @@ class Site:
         raise web.HTTPSeeOther("/?deleted=1")
 
     def _delete(self, user: UserView, c: ConferenceView) -> None:
-        invited = self.invitations.already_invited(self.rooms.list_invitees(c.id))
+        invited = self.invitations.to_cancel(self.rooms.list_invitees(c.id))
         ended = c.window.state(self.rooms.now()) is WindowState.ENDED
         if invited and not ended:
             self.invitations.send(c, invited, cancelled=True)
