@@ -6,6 +6,15 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh test postgresql espeak-ng sox baresip-core sip-tester chromium
 source scripts/postgres.sh
 
+# The health portal's stand-in for the sign-in tests: oidc-provider from npm, run by Node (Debian's, unless a
+# node and npm are already there), installed again whenever its lock file changes.
+command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+lock="$(sha256sum tests/oidc/package-lock.json | cut -d' ' -f1)"
+if [ "$(cat tests/oidc/node_modules/.installed 2>/dev/null)" != "$lock" ]; then
+    (cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error) >&2
+    echo "$lock" > tests/oidc/node_modules/.installed
+fi
+
 ruff check .
 ruff format --check .
 mypy

@@ -28,7 +28,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote_plus, urlencode
 
 import aiohttp
 from aiohttp import web
@@ -233,8 +233,9 @@ class Auth:
         oidc = self.settings.oidc
         form = {"grant_type": "authorization_code", "code": code, "redirect_uri": self.redirect_uri,
                 "code_verifier": str(flow["verifier"])}  # fmt: skip
-        auth = aiohttp.BasicAuth(oidc.client_id, oidc.client_secret.reveal())  # client_secret_basic
-        tokens = await _post_json(provider.token_endpoint, form, auth)
+        # client_secret_basic: each part form-urlencoded before base64 (RFC 6749 §2.3.1)
+        pair = f"{quote_plus(oidc.client_id)}:{quote_plus(oidc.client_secret.reveal())}"
+        tokens = await _post_json(provider.token_endpoint, form, f"Basic {base64.b64encode(pair.encode()).decode()}")
         id_token, access_token = tokens.get("id_token"), tokens.get("access_token")
         if not isinstance(id_token, str):
             raise SignInError("the token response has no ID token")
@@ -329,9 +330,11 @@ async def _get_json(url: str, *, bearer: str | None = None) -> dict[str, Any]:
     return value
 
 
-async def _post_json(url: str, form: dict[str, str], auth: aiohttp.BasicAuth) -> dict[str, Any]:
+async def _post_json(url: str, form: dict[str, str], authorization: str) -> dict[str, Any]:
+    headers = {"Authorization": authorization, "Accept": "application/json"}
     try:
-        async with aiohttp.ClientSession(timeout=_TIMEOUT) as http, http.post(url, data=form, auth=auth) as response:
+        async with aiohttp.ClientSession(timeout=_TIMEOUT) as http, \
+                http.post(url, data=form, headers=headers) as response:  # fmt: skip
             value = await response.json(content_type=None)
             if response.status != 200:
                 error = value.get("error", "?") if isinstance(value, dict) else "?"

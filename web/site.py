@@ -32,7 +32,7 @@ from rooms import (
 )
 from rooms.schedule import WindowState
 from web import tickets
-from web.auth import USER, Auth, SignInError, safe_next
+from web.auth import OIDC_COOKIE, USER, Auth, SignInError, safe_next
 from web.i18n import N_, negotiate
 from web.pages import Pages
 from web.planning import DURATIONS, Plan
@@ -151,11 +151,13 @@ class Site:
             user = await self.auth.portal_user(claims)
         except SignInError as exc:
             log.warning("portal sign-in refused: %s", exc)
-            return await self.login_page(request, error=N_("The sign-in through the health portal did not succeed: "
+            page = await self.login_page(request, error=N_("The sign-in through the health portal did not succeed: "
                                                            "try again."), status=403)  # fmt: skip
+            page.del_cookie(OIDC_COOKIE, path="/")  # one answer per sign-in started, right or wrong
+            return page
         await asyncio.to_thread(self.rooms.record, AuditKind.SIGNED_IN, detail={"method": "oidc"})
         response = await self.auth.sign_in(request, user, "oidc", target)
-        response.del_cookie("psl_oidc", path="/")
+        response.del_cookie(OIDC_COOKIE, path="/")
         raise response
 
     # -- dashboard -----------------------------------------------------------------------------------------------
