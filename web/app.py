@@ -19,6 +19,7 @@ from notify.invitations import Invitations
 from notify.outbox import Outbox
 from rooms import Rooms
 from rooms.web_sessions import WebSessions
+from web.api import Api
 from web.auth import Auth
 from web.live import Live
 from web.pages import Pages
@@ -59,7 +60,9 @@ def create_app(
     app[ROOMS] = rooms
     pages = app[PAGES] = Pages(settings, rooms, key)
     invitations = Invitations(settings, rooms, Outbox(rooms.sessions, settings.retry, rooms.now))
-    Site(settings, rooms, pages, auth, invitations).routes(app)
+    site = Site(settings, rooms, pages, auth, invitations)
+    site.routes(app)
+    Api(settings, rooms, site).routes(app)
     app.router.add_get("/healthz", healthz)
     for prefix in ("c", "i", "h"):  # the conference's own link, an invitee's link, the host link
         app.router.add_get(rf"/{prefix}/{{token:[A-Za-z0-9_.-]{{1,100}}}}", pages.join_page)
