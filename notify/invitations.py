@@ -40,7 +40,7 @@ class Invitations:
     def recipient(self, conference: ConferenceView, invitee: InviteeView) -> Recipient | None:
         """How this invitee is reached, or None (an account with neither email nor mobile number)."""
         if invitee.kind is InviteeKind.EMAIL:
-            return Recipient(Channel.EMAIL, invitee.address, invitee.address, conference.timezone)
+            return Recipient(Channel.EMAIL, invitee.address, "", conference.timezone)  # no name known: "Bonjour,"
         if invitee.kind is InviteeKind.PHONE:
             return Recipient(Channel.SMS, invitee.address, "", conference.timezone)
         try:

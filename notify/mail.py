@@ -47,6 +47,7 @@ class EmailInvitation:
 TEXTS = {
     "fr": {
         "subject": "Invitation : {name}", "subject_cancel": "Annulée : {name}", "hello": "Bonjour {name},",
+        "hello_anyone": "Bonjour,",
         "invites": "{organizer} vous invite à la conférence « {name} ».",
         "cancelled": "{organizer} a annulé la conférence « {name} ».",
         "when": "Quand : {date}, de {start} à {end} ({zone})", "open": "Conférence ouverte, sans horaire.",
@@ -57,6 +58,7 @@ TEXTS = {
     },
     "en": {
         "subject": "Invitation: {name}", "subject_cancel": "Cancelled: {name}", "hello": "Hello {name},",
+        "hello_anyone": "Hello,",
         "invites": "{organizer} invites you to the conference “{name}”.",
         "cancelled": "{organizer} cancelled the conference “{name}”.",
         "when": "When: {date}, {start} to {end} ({zone})", "open": "Open conference, with no set time.",
@@ -79,7 +81,8 @@ def compose(invitation: EmailInvitation, sender: str, now: datetime | None = Non
     message["Date"] = format_datetime(now or datetime.now(ZoneInfo("UTC")))
     message["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[-1].rstrip(">"))
     message["Content-Language"] = language
-    lines = [t["hello"].format(name=invitation.invitee.name), ""]
+    hello = t["hello"].format(name=invitation.invitee.name) if invitation.invitee.name.strip() else t["hello_anyone"]
+    lines = [hello, ""]
     lines.append(t["cancelled" if invitation.cancelled else "invites"].format(
         organizer=invitation.organizer.name, name=name))  # fmt: skip
     if invitation.starts_at is not None and invitation.ends_at is not None:

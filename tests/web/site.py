@@ -65,8 +65,8 @@ class Site:
 
 
 @contextmanager
-def serving(folder: Path, **extra: str) -> Iterator[Site]:
-    port = free_port()
+def serving(folder: Path, port: int | None = None, **extra: str) -> Iterator[Site]:
+    port = port or free_port()
     base = f"http://127.0.0.1:{port}"
     sip = f"127.0.0.1:{free_port()}"
     env = env_for(
