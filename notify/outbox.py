@@ -11,7 +11,6 @@ skips rows another worker holds. Error texts are stored with the recipient maske
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import email
 import email.policy
 import logging
@@ -41,11 +40,31 @@ class Pending:
     attempts: int
 
 
+class Wakeup:
+    """Tells the worker that a message was queued, from any thread (enqueue runs in the site's worker threads),
+    so that "send now" leaves now rather than at the worker's next look."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def bind(self) -> None:
+        self._loop = asyncio.get_running_loop()
+
+    def set(self) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.event.set)
+
+
 class Outbox:
     def __init__(
-        self, sessions: sessionmaker[Session], retry: RetrySettings, now: Callable[[], datetime] = utcnow
+        self,
+        sessions: sessionmaker[Session],
+        retry: RetrySettings,
+        now: Callable[[], datetime] = utcnow,
+        wakeup: Wakeup | None = None,
     ) -> None:
-        self._sessions, self._retry, self._now = sessions, retry, now
+        self._sessions, self._retry, self._now, self._wakeup = sessions, retry, now, wakeup
 
     def enqueue(self, channel: Channel, recipient: str, payload: bytes, *, invitee_id: uuid.UUID | None = None,
                 not_before: datetime | None = None) -> int:  # fmt: skip
@@ -59,7 +78,10 @@ class Outbox:
             if invitee_id is not None:
                 self._set_invitee(session, invitee_id, DeliveryState.QUEUED)
             session.flush()
-            return message.id
+            queued = message.id
+        if self._wakeup is not None and not not_before:
+            self._wakeup.set()
+        return queued
 
     def due(self, limit: int = 20) -> list[Pending]:
         """The messages whose time has come, leased to the caller."""
@@ -155,12 +177,20 @@ async def deliver_due(outbox: Outbox, settings: Settings) -> int:
     return done
 
 
-async def run(outbox: Outbox, settings: Settings, stop: asyncio.Event, interval_s: float = 5.0) -> None:
-    """The worker of ``passerelle serve``: looks at the outbox every ``interval_s`` until ``stop``."""
+async def run(outbox: Outbox, settings: Settings, stop: asyncio.Event, interval_s: float = 5.0,
+              wakeup: Wakeup | None = None) -> None:  # fmt: skip
+    """The worker of ``passerelle serve``: looks at the outbox every ``interval_s``, and at once when ``wakeup``
+    says something was queued, until ``stop``."""
+    wakeup = wakeup or Wakeup()
+    wakeup.bind()
     while not stop.is_set():
+        wakeup.event.clear()
         try:
             await deliver_due(outbox, settings)
         except Exception:  # the database away for a moment: the next round tries again
             log.exception("outbox round failed")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval_s)
+        stopping = asyncio.ensure_future(stop.wait())
+        woken = asyncio.ensure_future(wakeup.event.wait())
+        await asyncio.wait({stopping, woken}, timeout=interval_s, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in (stopping, woken):
+            waiter.cancel()

@@ -26,7 +26,7 @@ from passerelle import control
 from rooms.db import session_factory
 from rooms.store import open_rooms
 from web import create_app
-from web.app import LIVE
+from web.app import LIVE, OUTBOX_WAKEUP
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
     await runner.setup()
     media = asyncio.create_task(engine.run(stop), name="media clock")
     outbox = asyncio.create_task(
-        deliver(Outbox(session_factory(db), settings.retry), settings, stop), name="outbox"
+        deliver(Outbox(session_factory(db), settings.retry), settings, stop, wakeup=app[OUTBOX_WAKEUP]), name="outbox"
     )  # invitations waiting to go out by email or SMS
     local: web.AppRunner | None = None
     try:

@@ -16,7 +16,7 @@ from bridge.engine import Engine
 from bridge.webrtc import install_audio_jitter_fix, install_fast_audio_level, pin_host_addresses
 from config import Settings
 from notify.invitations import Invitations
-from notify.outbox import Outbox
+from notify.outbox import Outbox, Wakeup
 from rooms import Rooms
 from rooms.web_sessions import WebSessions
 from web.api import Api
@@ -29,6 +29,7 @@ SETTINGS = web.AppKey("settings", Settings)
 ROOMS = web.AppKey("rooms", Rooms)
 PAGES = web.AppKey("pages", Pages)
 LIVE = web.AppKey("live", Live)
+OUTBOX_WAKEUP = web.AppKey("outbox wakeup", Wakeup)
 STATIC = Path(__file__).with_name("static")
 
 
@@ -59,7 +60,8 @@ def create_app(
     app[SETTINGS] = settings
     app[ROOMS] = rooms
     pages = app[PAGES] = Pages(settings, rooms, key)
-    invitations = Invitations(settings, rooms, Outbox(rooms.sessions, settings.retry, rooms.now))
+    wakeup = app[OUTBOX_WAKEUP] = Wakeup()  # `passerelle serve` hands it to the outbox worker
+    invitations = Invitations(settings, rooms, Outbox(rooms.sessions, settings.retry, rooms.now, wakeup))
     site = Site(settings, rooms, pages, auth, invitations)
     site.routes(app)
     Api(settings, rooms, site).routes(app)

@@ -12,10 +12,10 @@ from sqlalchemy import Engine
 from config import Settings, load_settings
 from config.settings import RetrySettings
 from notify.mail import compose
-from notify.outbox import LEASE, Outbox, deliver_due
+from notify.outbox import LEASE, Outbox, Wakeup, deliver_due, run
 from rooms import ConferenceDraft, Rooms
 from rooms.db import make_engine, session_factory
-from rooms.models import Channel, DeliveryState, OutboxState
+from rooms.models import Channel, DeliveryState, OutboxState, utcnow
 from tests.conftest import FakeClock
 from tests.notify.test_mail import SENDER, invitation, received, smtp_server
 from tests.notify.test_sms import gateway, sms_settings
@@ -89,3 +89,31 @@ def test_worker_delivers_email_and_sms_and_retries_a_server_that_was_down(
     assert got["Subject"] == "Invitation : Consultation de suivi"
     assert outbox.get(mail).state is OutboxState.SENT
     assert outbox.counts()["sent"] == 2
+
+
+def test_the_worker_sends_what_is_queued_at_once_not_at_its_next_look(engine: Engine, tmp_path: Path) -> None:
+    """With the wakeup the site gives it, a message queued from another thread goes out long before the worker's
+    next round (an hour here); one queued for later does not wake it."""
+    wakeup = Wakeup()
+    outbox = Outbox(session_factory(engine), RETRY, wakeup=wakeup)
+
+    async def main(settings: Settings) -> tuple[bool, bool]:
+        stop = asyncio.Event()
+        worker = asyncio.create_task(run(outbox, settings, stop, interval_s=3600, wakeup=wakeup))
+        await asyncio.sleep(0.5)  # the first round has found nothing
+        later = await asyncio.to_thread(outbox.enqueue, Channel.SMS, "+33612345678", b"plus tard",
+                                        not_before=utcnow() + timedelta(hours=1))  # fmt: skip
+        now = await asyncio.to_thread(outbox.enqueue, Channel.SMS, "+33612345678", b"tout de suite")
+        for _ in range(100):
+            if outbox.get(now).state is OutboxState.SENT:
+                break
+            await asyncio.sleep(0.1)
+        stop.set()
+        await asyncio.wait_for(worker, 10)
+        return outbox.get(now).state is OutboxState.SENT, outbox.get(later).state is OutboxState.PENDING
+
+    with gateway(tmp_path) as (sms_port, sms_out):
+        sent_now, later_waits = asyncio.run(main(sms_settings(sms_port)))
+        assert "tout de suite" in sms_out.read_text(encoding="utf-8")
+    assert sent_now, "the queued message waited for the worker's next round"
+    assert later_waits
