@@ -109,10 +109,21 @@ class Auth:
             log.info("refused a %s to %s without a valid CSRF token", request.method, request.path.split("/")[1])
             raise web.HTTPForbidden(text="This form has expired or did not come from this site: reload the page "
                                          "and try again.")  # fmt: skip
-        response = await handler(request)
-        if fresh and not response.prepared and CSRF_COOKIE not in response.cookies:
-            self.set_cookie(response, CSRF_COOKIE, seed)
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:  # redirects and errors are answers too: same cookies, same caching
+            self._finish(request, exc, seed, fresh)
+            raise
+        self._finish(request, response, seed, fresh)
         return response
+
+    def _finish(self, request: web.Request, response: web.StreamResponse, seed: str, fresh: bool) -> None:
+        if response.prepared:
+            return
+        if fresh and CSRF_COOKIE not in response.cookies:
+            self.set_cookie(response, CSRF_COOKIE, seed)
+        if request.get(USER) is not None and "Cache-Control" not in response.headers:
+            response.headers["Cache-Control"] = "no-store"  # a professional's pages and data stay off disk caches
 
     def csrf_token(self, seed: str) -> str:
         return hmac.new(self._csrf_key, seed.encode(), hashlib.sha256).hexdigest()

@@ -171,10 +171,16 @@ class Site:
         for c in listed:
             if c.kind is ConferenceKind.PERSONAL:
                 continue
-            rows.append({"conference": c, "when": self.when(request, c, user.timezone),
-                         "ongoing": c.window.state(now) is WindowState.OPEN and c.starts_at is not None
-                         and c.starts_at <= now, "mine": c.owner_username == user.username,
-                         "join": self.host_link(c) if c.owner_username == user.username else None})  # fmt: skip
+            mine = c.owner_username == user.username
+            if mine:
+                page, join = f"/conferences/{c.id}", self.host_link(c)
+            else:  # invited by username: their own link, no entry code to type
+                invited = await asyncio.to_thread(self.rooms.list_invitees, c.id)
+                page = join = next((i.join_url for i in invited if i.kind is InviteeKind.USER
+                                    and i.address == user.username), c.join_url)  # fmt: skip
+            ongoing = c.starts_at is not None and c.starts_at <= now and c.window.state(now) is WindowState.OPEN
+            rows.append({"conference": c, "when": self.when(request, c, user.timezone), "ongoing": ongoing,
+                         "page": page, "join": join})  # fmt: skip
         return self.render(request, "dashboard.html", user=user, room=room, rows=rows,
                            room_host=self.host_link(room), dial_in=self.pages._dial_in(),
                            regenerated=request.query.get("regenerated") == "1")  # fmt: skip

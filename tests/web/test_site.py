@@ -436,3 +436,75 @@ def test_user_autocomplete(settings: Settings, rooms: Rooms, doctor: str) -> Non
     assert short == []
     assert wildcard == []
     assert underscore == []
+
+
+def test_dashboard_lists_what_is_coming_and_ongoing_with_the_right_links(
+    settings: Settings, rooms: Rooms, doctor: str, clock: FakeClock
+) -> None:
+    now, hour = clock.now, timedelta(hours=1)
+
+    def planned(name: str, owner: str, start: timedelta, end: timedelta) -> Any:
+        return rooms.create_conference(ConferenceDraft(name=name, owner=owner, start=now + start, end=now + end))
+
+    ongoing = planned("RCP en cours", "dr.martin", -timedelta(minutes=10), 3 * hour)
+    coming = planned("Formation à venir", "dr.petit", 24 * hour, 25 * hour)
+    mine_later = planned("Staff", "dr.martin", 48 * hour, 49 * hour)
+    ended = planned("Passée", "dr.martin", timedelta(minutes=5), timedelta(minutes=30))
+    invited = rooms.add_invitee(coming.id, "user", "dr.martin")
+    rooms.create_conference(ConferenceDraft(name="Pas pour moi", owner="dr.petit"))
+
+    async def scenario(client: TestClient[Any, Any]) -> tuple[str, str]:
+        await sign_in(client)
+        clock.advance(timedelta(hours=2))  # "Passée" is over, "RCP en cours" within its grace
+        response = await client.get("/")
+        return await response.text(), response.headers.get("Cache-Control", "")
+
+    page, caching = run(settings, rooms, scenario)
+    names = re.findall(r'<li class="conference[^"]*">\s*<a href="([^"]+)">([^<]+)</a>', page)
+    assert [n for _, n in names] == ["RCP en cours", "Formation à venir", "Staff"]
+    assert ended.name not in page
+    links = dict((n, href) for href, n in names)
+    assert links["RCP en cours"] == f"/conferences/{ongoing.id}"
+    assert links["Staff"] == f"/conferences/{mine_later.id}"
+    assert links["Formation à venir"] == invited.join_url, "invited by username: their own link"
+    assert page.count("En cours") == 1
+    assert caching == "no-store", "a signed-in page stays out of caches"
+
+
+def test_session_cookie_is_secure_on_an_https_site_and_local_login_can_be_off(database_url: str, engine: Any,
+                                                                               doctor: str) -> None:  # fmt: skip
+    from config import load_settings
+    from rooms.db import session_factory
+
+    https = load_settings(environ={"PASSERELLE_DATABASE__URL": database_url,
+                                   "PASSERELLE_HTTP__PUBLIC_BASE_URL": "https://visio.example.org"})  # fmt: skip
+    off = load_settings(environ={"PASSERELLE_DATABASE__URL": database_url, "PASSERELLE_OIDC__LOCAL_LOGIN": "false"})
+
+    async def secure(client: TestClient[Any, Any]) -> list[str]:
+        page = await client.get("/login")
+        seed = page.cookies["psl_csrf"]
+        assert seed["secure"], "even the CSRF cookie stays on https"
+        token = re.search(r'name="csrf" value="([0-9a-f]{64})"', await page.text()).group(1)  # type: ignore[union-attr]
+        response = await client.post("/login", data={"username": "dr.martin", "password": PASSWORD, "csrf": token},
+                                     cookies={"psl_csrf": seed.value}, allow_redirects=False)  # fmt: skip
+        assert response.status == 303
+        return list(response.headers.getall("Set-Cookie"))
+
+    cookies = run(https, Rooms(https, session_factory(engine)), secure)
+    assert any(c.startswith("psl_session=") for c in cookies)
+    assert all("Secure" in c and "HttpOnly" in c and "SameSite=Lax" in c for c in cookies), cookies
+
+    join = (
+        "/c/" + Rooms(off, session_factory(engine)).create_conference(ConferenceDraft(name="x")).join_url.split("/")[-1]
+    )
+
+    async def refused(client: TestClient[Any, Any]) -> tuple[str, int]:
+        page = await (await client.get("/login")).text()
+        token = await csrf(client, join)  # a page with a form
+        response = await client.post("/login", data={"username": "dr.martin", "password": PASSWORD, "csrf": token},
+                                     allow_redirects=False)  # fmt: skip
+        return page, response.status
+
+    page, status = run(off, Rooms(off, session_factory(engine)), refused)
+    assert 'id="login"' not in page
+    assert status == 404
