@@ -190,7 +190,7 @@ def _emit(as_json: bool, data: Any, human: Callable[[], object]) -> None:
 
 
 BENCHMARKS = {
-    name: f"bench.{name}" for name in ("dtmf", "latency", "mixer", "rooms", "sip", "talkoff", "web", "webrtc")
+    name: f"bench.{name}" for name in ("dtmf", "latency", "mixer", "rooms", "sip", "site", "talkoff", "web", "webrtc")
 }
 
 

@@ -212,8 +212,12 @@ class Rooms:
 
     # -- conferences ---------------------------------------------------------------------------------------------
 
-    def create_conference(self, draft: ConferenceDraft) -> ConferenceView:
+    def create_conference(
+        self, draft: ConferenceDraft, invitees: list[tuple[InviteeKind | str, str]] | None = None
+    ) -> ConferenceView:
+        """A scheduled conference, and its ``invitees`` (not sent yet) in the same transaction: all or nothing."""
         now = self._clock()
+        wanted = [(self._invitee_kind(kind), address) for kind, address in invitees or []]
         tz = self._timezone(draft.timezone)
         name = _text(draft.name, "name", 200)
         message = _text(draft.message, "message", 2000, required=False, multiline=True)
@@ -245,6 +249,8 @@ class Rooms:
             )
             self._attach_code(s, conference, self._rest_until(window.closes_at), now)
             self._audit(s, AuditKind.CONFERENCE_CREATED, conference_id=conference.id, actor_id=conference.owner_id)
+            for kind, address in wanted:
+                self._new_invitee(s, conference, kind, address, None, send_now=False)
         log.info("conference %s created (%s, lobby %s)", conference.id, conference.kind, lobby)
         return self._conference_view(conference)
 
@@ -411,41 +417,63 @@ class Rooms:
         language: Language | str | None = None,
         send_now: bool = True,
     ) -> InviteeView:
-        try:
-            kind = InviteeKind(kind)
-        except ValueError:
-            raise ValidationError("kind", "expected user, email or phone") from None
-        now = self._clock()
+        kind = self._invitee_kind(kind)
         with self._tx() as s:
             conference = self._conference(s, conference_id)
-            invitee = Invitee(
-                conference_id=conference.id,
-                kind=kind,
-                join_token=_token(),
-                delivery_state=DeliveryState.QUEUED if send_now else DeliveryState.NOT_SENT,
-                created_at=now,
-                updated_at=now,
-            )
-            if kind is InviteeKind.USER:
-                user = self._user(s, address)
-                invitee.user_id, invitee.language = user.id, user.language
-                same: Any = Invitee.user_id == user.id
-            elif kind is InviteeKind.EMAIL:
-                invitee.email = normalise_email(address)
-                same = Invitee.email == invitee.email
-            else:
-                region = self._settings.locale.phone_region
-                invitee.phone_e164 = normalise_phone(address, region, field="phone", for_sms=True)
-                same = Invitee.phone_e164 == invitee.phone_e164
-            if language is not None or kind is not InviteeKind.USER:
-                invitee.language = self._language(language)
-            if s.scalar(select(Invitee.id).where(Invitee.conference_id == conference.id, same)) is not None:
+            invitee = self._new_invitee(s, conference, kind, address, language, send_now)
+            if invitee is None:
                 raise ConflictError(f"{kind}: already invited to this conference")
-            s.add(invitee)
-            s.flush()
-            s.refresh(invitee)
-            self._audit(s, AuditKind.INVITEE_ADDED, conference_id=conference.id, detail={"kind": str(kind)})
             return self._invitee_view(invitee)
+
+    def add_invitees(
+        self, conference_id: uuid.UUID | str, wanted: list[tuple[InviteeKind | str, str]], *, send_now: bool = True
+    ) -> list[InviteeView]:
+        """Several at once, all or none (one transaction); those already on the list are left as they are."""
+        kinds = [(self._invitee_kind(kind), address) for kind, address in wanted]
+        with self._tx() as s:
+            conference = self._conference(s, conference_id)
+            added = [self._new_invitee(s, conference, kind, address, None, send_now) for kind, address in kinds]
+            return [self._invitee_view(i) for i in added if i is not None]
+
+    @staticmethod
+    def _invitee_kind(kind: InviteeKind | str) -> InviteeKind:
+        try:
+            return InviteeKind(kind)
+        except ValueError:
+            raise ValidationError("kind", "expected user, email or phone") from None
+
+    def _new_invitee(self, s: Session, conference: Conference, kind: InviteeKind, address: str,
+                     language: Language | str | None, send_now: bool) -> Invitee | None:  # fmt: skip
+        """The invitee added in ``s``, or None when that person is already invited."""
+        now = self._clock()
+        invitee = Invitee(
+            conference_id=conference.id,
+            kind=kind,
+            join_token=_token(),
+            delivery_state=DeliveryState.QUEUED if send_now else DeliveryState.NOT_SENT,
+            created_at=now,
+            updated_at=now,
+        )
+        if kind is InviteeKind.USER:
+            user = self._user(s, address)
+            invitee.user_id, invitee.language = user.id, user.language
+            same: Any = Invitee.user_id == user.id
+        elif kind is InviteeKind.EMAIL:
+            invitee.email = normalise_email(address)
+            same = Invitee.email == invitee.email
+        else:
+            region = self._settings.locale.phone_region
+            invitee.phone_e164 = normalise_phone(address, region, field="phone", for_sms=True)
+            same = Invitee.phone_e164 == invitee.phone_e164
+        if language is not None or kind is not InviteeKind.USER:
+            invitee.language = self._language(language)
+        if s.scalar(select(Invitee.id).where(Invitee.conference_id == conference.id, same)) is not None:
+            return None
+        s.add(invitee)
+        s.flush()
+        s.refresh(invitee)
+        self._audit(s, AuditKind.INVITEE_ADDED, conference_id=conference.id, detail={"kind": str(kind)})
+        return invitee
 
     def get_invitee(self, invitee_id: uuid.UUID) -> InviteeView:
         with self._tx() as s:
@@ -477,6 +505,13 @@ class Rooms:
                                         | func.lower(User.display_name).like(pattern, escape="\\"))
                      .order_by(User.username).limit(limit))  # fmt: skip
             return [self._user_view(u) for u in s.scalars(query)]
+
+    def invited_by_username(self, username: str) -> dict[uuid.UUID, InviteeView]:
+        """The user's own invitations (by account), by conference: their links, in one query."""
+        with self._tx() as s:
+            user = self._user(s, username)
+            rows = s.scalars(select(Invitee).where(Invitee.user_id == user.id))
+            return {i.conference_id: self._invitee_view(i) for i in rows}
 
     def list_invitees(self, conference_id: uuid.UUID | str) -> list[InviteeView]:
         with self._tx() as s:

@@ -19,8 +19,7 @@ from aiohttp import web
 from multidict import MultiDict
 
 from config import LobbyMode, Settings
-from rooms import ConferenceKind, ConferenceView, ConflictError, InviteeKind, InviteeView, NotFoundError, Rooms
-from rooms import ValidationError as RoomsValidationError
+from rooms import ConferenceKind, ConferenceView, InviteeKind, InviteeView, NotFoundError, Rooms, RoomsError
 from rooms.models import DeliveryState
 from web.auth import USER, Handler
 from web.planning import DURATIONS, Plan
@@ -201,7 +200,7 @@ class Api:
         user = await asyncio.to_thread(self.rooms.get_user, username)
         try:
             conference = await asyncio.to_thread(self.site._create, user, plan)
-        except (RoomsValidationError, ConflictError) as exc:
+        except RoomsError as exc:
             raise _problem(409, str(exc)) from None
         return web.json_response(self._conference(conference), status=201)
 
@@ -231,7 +230,7 @@ class Api:
         user = await asyncio.to_thread(self.rooms.get_user, c.owner_username or "")
         try:
             await asyncio.to_thread(self.site._update, user, c, plan)
-        except (RoomsValidationError, ConflictError) as exc:
+        except RoomsError as exc:
             raise _problem(409, str(exc)) from None
         return web.json_response(self._conference(await asyncio.to_thread(self.rooms.get_conference, c.id)))
 
@@ -268,7 +267,10 @@ class Api:
         await self._checked(plan)
         if not plan.users + plan.normal_emails + plan.normal_phones:
             raise _problem(400, "some fields are not valid", {"address": "must not be empty"})
-        added = await asyncio.to_thread(self.site._add, c, plan, send=bool(send))
+        try:
+            added = await asyncio.to_thread(self.site._add, c, plan, send=bool(send))
+        except RoomsError as exc:
+            raise _problem(409, str(exc)) from None
         if not added:
             raise _problem(409, "already invited to this conference")
         return web.json_response(self._invitation(added[0]), status=201)

@@ -22,11 +22,11 @@ from rooms import (
     AuditKind,
     ConferenceKind,
     ConferenceView,
-    ConflictError,
     InviteeKind,
     InviteeView,
     NotFoundError,
     Rooms,
+    RoomsError,
     UserView,
     ValidationError,
 )
@@ -167,6 +167,7 @@ class Site:
         room = await asyncio.to_thread(self.rooms.personal_room, user.username)
         listed = await asyncio.to_thread(self.rooms.list_conferences, involving=user.username)
         now = self.rooms.now()
+        mine_invited = await asyncio.to_thread(self.rooms.invited_by_username, user.username)
         rows = []
         for c in listed:
             if c.kind is ConferenceKind.PERSONAL:
@@ -175,9 +176,7 @@ class Site:
             if mine:
                 page, join = f"/conferences/{c.id}", self.host_link(c)
             else:  # invited by username: their own link, no entry code to type
-                invited = await asyncio.to_thread(self.rooms.list_invitees, c.id)
-                page = join = next((i.join_url for i in invited if i.kind is InviteeKind.USER
-                                    and i.address == user.username), c.join_url)  # fmt: skip
+                page = join = mine_invited[c.id].join_url if c.id in mine_invited else c.join_url
             ongoing = c.starts_at is not None and c.starts_at <= now and c.window.state(now) is WindowState.OPEN
             rows.append({"conference": c, "when": self.when(request, c, user.timezone), "ongoing": ongoing,
                          "page": page, "join": join})  # fmt: skip
@@ -227,25 +226,22 @@ class Site:
             return self._wizard(request, user, plan, action="/plan", status=400)
         try:
             conference = await asyncio.to_thread(self._create, user, plan)
-        except (ValidationError, ConflictError) as exc:  # the domain's last word (e.g. a code space exhausted)
+        except RoomsError as exc:  # the domain's last word (e.g. a code space exhausted, an account just deleted)
             plan.errors["name"] = (N_("The conference could not be planned: %(reason)s"), {"reason": str(exc)})
             return self._wizard(request, user, plan, action="/plan", status=400)
         raise web.HTTPSeeOther(f"/conferences/{conference.id}?planned=1")
 
     def _create(self, user: UserView, plan: Plan) -> ConferenceView:
-        conference = self.rooms.create_conference(plan.draft(user.username))
-        self._add(conference, plan, send=plan.send != "later")
+        """The conference and its participants in one transaction; then their invitations, unless not now."""
+        conference = self.rooms.create_conference(plan.draft(user.username), _wanted(plan))
+        added = self.rooms.list_invitees(conference.id)
+        if plan.send != "later" and added:
+            self.invitations.send(conference, added, not_before=plan.send_time)
         return conference
 
     def _add(self, conference: ConferenceView, plan: Plan, *, send: bool) -> list[InviteeView]:
-        added = []
-        wanted = [(InviteeKind.USER, u) for u in plan.users] + [(InviteeKind.EMAIL, e) for e in plan.normal_emails]
-        wanted += [(InviteeKind.PHONE, p) for p in plan.normal_phones]
-        for kind, address in wanted:
-            try:
-                added.append(self.rooms.add_invitee(conference.id, kind, address, send_now=False))
-            except ConflictError:
-                continue  # already on the list: nothing to do
+        wanted = _wanted(plan)
+        added = self.rooms.add_invitees(conference.id, wanted, send_now=False) if wanted else []  # already there: left
         if send and added:
             self.invitations.send(conference, added, not_before=plan.send_time)
         return added
@@ -276,7 +272,7 @@ class Site:
             return self._wizard(request, user, plan, action=action, editing=True, status=400)
         try:
             await asyncio.to_thread(self._update, user, c, plan)
-        except (ValidationError, ConflictError) as exc:
+        except RoomsError as exc:
             plan.errors["day"] = (N_("The conference could not be changed: %(reason)s"), {"reason": str(exc)})
             return self._wizard(request, user, plan, action=action, editing=True, status=400)
         raise web.HTTPSeeOther(f"/conferences/{c.id}?updated=1")
@@ -315,7 +311,10 @@ class Site:
             message, values = next(iter(problems.values()))
             typed = {k: str(form.get(k, ""))[:1000] for k in ("user", "email", "phone")}
             return await self.conference_page(request, error=t(message) % values, status=400, typed=typed)
-        await asyncio.to_thread(self._add, c, plan, send=form.get("send") == "now")
+        try:
+            await asyncio.to_thread(self._add, c, plan, send=form.get("send") == "now")
+        except RoomsError as exc:  # e.g. an account deleted since the check: nobody was added
+            return await self.conference_page(request, error=str(exc), status=409)
         raise web.HTTPSeeOther(f"/conferences/{c.id}?added=1")
 
     async def remove_invitee(self, request: web.Request) -> web.Response:
@@ -368,6 +367,13 @@ class Site:
         if invited and not ended:
             self.invitations.send(c, invited, cancelled=True)
         self.rooms.delete_conference(c.id, actor=user.username)
+
+
+def _wanted(plan: Plan) -> list[tuple[InviteeKind | str, str]]:
+    wanted: list[tuple[InviteeKind | str, str]] = [(InviteeKind.USER, u) for u in plan.users]
+    wanted += [(InviteeKind.EMAIL, e) for e in plan.normal_emails]
+    wanted += [(InviteeKind.PHONE, p) for p in plan.normal_phones]
+    return wanted
 
 
 def _quote(path: str) -> str:

@@ -308,6 +308,22 @@ def test_service_invitee_twice_refused(rooms: Rooms) -> None:
         rooms.add_invitee(uuid.uuid4(), "phone", "06 12 34 56 78")
 
 
+def test_service_conference_and_invitees_are_made_together_or_not_at_all(rooms: Rooms, engine: Engine,
+                                                                         alice: str) -> None:  # fmt: skip
+    before = table_counts(engine)
+    with pytest.raises(NotFoundError):
+        rooms.create_conference(draft(), [("email", "anne@example.org"), ("user", "nobody")])
+    assert table_counts(engine) == before, "no conference without its participants"
+    c = rooms.create_conference(draft(), [("email", "anne@example.org"), ("user", alice), ("phone", "06 12 34 56 78")])
+    assert sorted(i.kind.value for i in rooms.list_invitees(c.id)) == ["email", "phone", "user"]
+    added = rooms.add_invitees(c.id, [("email", "ANNE@example.org".lower()), ("email", "b@example.org")])
+    assert [i.address for i in added] == ["b@example.org"], "those already invited are left as they are"
+    before = table_counts(engine)
+    with pytest.raises(ValidationError):
+        rooms.add_invitees(c.id, [("email", "c@example.org"), ("phone", "04 91 00 00 00")])
+    assert table_counts(engine) == before, "all or none"
+
+
 def test_service_audit_trail_holds_nothing_personal(rooms: Rooms, alice: str) -> None:
     c = rooms.create_conference(draft(owner=alice, entry_code="98765"))
     rooms.add_invitee(c.id, "phone", "06 12 34 56 78")
