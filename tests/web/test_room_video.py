@@ -22,6 +22,25 @@ PLAYING = """async (mid) => {
   await new Promise((resolve) => setTimeout(resolve, 3000));
   return { width: video.videoWidth, frames: video.getVideoPlaybackQuality().totalVideoFrames - before };
 }"""
+# Keeps the page's peer connection where RECEIVED finds it (an init script: the page's own code is unchanged).
+RECORD_PEER = """(() => {
+  const Original = window.RTCPeerConnection;
+  window.RTCPeerConnection = function (...args) { const pc = new Original(...args); window.__passerellePeer = pc;
+                                                  return pc; };
+  window.RTCPeerConnection.prototype = Original.prototype;
+})();"""
+# What the page's receiver saw of that stream, to tell a failure's cause (nothing arriving, losses waiting for a
+# keyframe, frames decoded but not shown) from the test's output alone.
+RECEIVED = """async (mid) => {
+  const pc = window.__passerellePeer;
+  if (!pc) return "no peer connection exposed";
+  const stats = [];
+  (await pc.getStats()).forEach((r) => { if (r.type === "inbound-rtp" && r.kind === "video" && r.mid === mid)
+    stats.push({ packets: r.packetsReceived, lost: r.packetsLost, frames: r.framesReceived, decoded: r.framesDecoded,
+                 dropped: r.framesDropped, keyframes: r.keyFramesDecoded, pli: r.pliCount, nack: r.nackCount,
+                 freezes: r.freezeCount, jitter: r.jitter }); });
+  return stats;
+}"""
 
 
 def join(page: Page, url: str, name: str, media: str) -> None:
@@ -50,6 +69,8 @@ def test_cameras_are_shown_to_the_others_and_leave_with_their_tab(tmp_path: Path
         browser = p.chromium.launch(executable_path=require("chromium"), args=args)
         try:
             martin, durand, listener = (browser.new_context().new_page() for _ in range(3))
+            for page in (martin, durand, listener):
+                page.add_init_script(RECORD_PEER)
             join(martin, url, "Dr Martin", "video")
             join(durand, url, "Dr Durand", "video")
             join(listener, url, "Mme Petit", "audio")
@@ -64,7 +85,14 @@ def test_cameras_are_shown_to_the_others_and_leave_with_their_tab(tmp_path: Path
                     )
                     playing = page.evaluate(PLAYING, mid)
                     assert playing["width"] > 0, f"{name}'s picture is empty"
-                    assert playing["frames"] >= 3, f"{name}'s picture does not move: {playing}"
+                    if playing["frames"] < 3:
+                        received = [page.evaluate(RECEIVED, mid)]
+                        time.sleep(3)
+                        received.append(page.evaluate(RECEIVED, mid))
+                        raise AssertionError(
+                            f"{name}'s picture does not move: {playing}; received then and 3 s "
+                            f"later: {received}; bridge log: {site.folder / 'serve.log'}"
+                        )
             expect(martin.locator("#video-panel")).to_be_visible()
             durand.close()  # Dr Durand's tab closes: the others stop showing that camera
             expect(martin.locator("#videos figure")).to_have_count(0, timeout=10_000)
