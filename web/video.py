@@ -28,14 +28,21 @@ SLOTS = 4  # cameras a page shows at once
 
 
 VIDEO_CLOCK = 90000
-STEP = VIDEO_CLOCK // 15  # the pts step given to the first frame of a new camera on a slot
+STEP = VIDEO_CLOCK // 15  # the gap put between a slot's last picture and the first of another camera
 
 
 def slot_track() -> Any:
     """The track a slot's sender always has: the frames of whichever camera the slot shows now, or none.
 
     aiortc's sender stops for good when its track ends, and a camera's track ends with its tab: so the sender never
-    sees a camera's track, only this one, whose pictures keep rising timestamps across cameras."""
+    sees a camera's track, only this one. Its timestamps must keep rising across cameras (libvpx refuses a picture
+    older than the last, and aiortc's sender then stops for good too): the first camera a slot shows keeps its own
+    timestamps; a later one is shifted to follow on.
+
+    Each picture handed out is the slot's own copy (~30 µs at 640×480): ``MediaRelay`` gives every page showing a
+    camera the same frame, and both this track and PyAV's encoder (which rebases a frame's time to the codec's in
+    place, from aiortc's worker thread) change the frame they get. Shared, one page's encoder saw timestamps
+    written for another go backwards, libvpx refused the picture and that page's picture froze for good."""
     from aiortc import MediaStreamTrack
     from aiortc.mediastreams import MediaStreamError
 
@@ -46,12 +53,12 @@ def slot_track() -> Any:
             super().__init__()
             self._source: Any = None
             self._changed = asyncio.Event()
-            self._pts = 0
-            self._last_in: int | None = None
+            self._offset: int | None = None  # added to the current camera's timestamps; None until its first picture
+            self._last_out: int | None = None
 
         def show(self, source: Any) -> None:
             old, self._source = self._source, source
-            self._last_in = None
+            self._offset = None
             if old is not None:
                 old.stop()  # a recv waiting on it ends: the next one reads the new camera
             self._changed.set()
@@ -69,13 +76,28 @@ def slot_track() -> Any:
                     if self._source is source:
                         self._source = None
                     continue
-                step = STEP if self._last_in is None else max(1, frame.pts - self._last_in)
-                self._last_in = frame.pts
-                self._pts += step
-                frame.pts = self._pts
-                return frame
+                if self._offset is None:
+                    self._offset = 0 if self._last_out is None else self._last_out + STEP - frame.pts
+                pts = frame.pts + self._offset
+                if self._last_out is not None and pts <= self._last_out:  # the camera's own clock stepped back
+                    self._offset += self._last_out + 1 - pts
+                    pts = self._last_out + 1
+                self._last_out = pts
+                own = _copy(frame)
+                own.pts = pts
+                return own
 
     return SlotTrack()
+
+
+def _copy(frame: Any) -> Any:
+    """A picture of one's own (the shared one stays as it is), in the encoder's format."""
+    from av import VideoFrame
+
+    source = frame.reformat(format="yuv420p")  # itself when it already is
+    copy = VideoFrame.from_numpy_buffer(source.to_ndarray(), format="yuv420p")  # one copy of the pixels, not two
+    copy.time_base = frame.time_base
+    return copy
 
 
 @dataclass
