@@ -89,6 +89,17 @@ class ConferenceDraft:
     message: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class _Fields:
+    name: str
+    message: str
+    timezone: str
+    lobby: LobbyMode
+    starts_at: datetime | None
+    ends_at: datetime | None
+    entry_code: str | None
+
+
 def _text(value: str, field: str, max_len: int, *, required: bool = True, multiline: bool = False) -> str:
     cleaned = value.strip()
     if required and not cleaned:
@@ -218,32 +229,23 @@ class Rooms:
         """A scheduled conference, and its ``invitees`` (not sent yet) in the same transaction: all or nothing."""
         now = self._clock()
         wanted = [(self._invitee_kind(kind), address) for kind, address in invitees or []]
-        tz = self._timezone(draft.timezone)
-        name = _text(draft.name, "name", 200)
-        message = _text(draft.message, "message", 2000, required=False, multiline=True)
-        lobby = self._lobby(draft.lobby_mode)
-        if (draft.start is None) != (draft.end is None):
-            raise ValidationError("start", "give both a start and an end, or neither for an open conference")
-        starts_at = ends_at = None
-        if draft.start is not None and draft.end is not None:
-            starts_at = self._instant(draft.start, tz, "start")
-            ends_at = self._instant(draft.end, tz, "end")
-            check_schedule(starts_at, ends_at, now)
-        entry_code = self._entry_code(draft.entry_code, required=self._settings.codes.entry_code_required)
-        window = self._window(starts_at, ends_at)
+        f = self._fields(draft)
+        if f.starts_at is not None and f.ends_at is not None:
+            check_schedule(f.starts_at, f.ends_at, now)
+        window = self._window(f.starts_at, f.ends_at)
         with self._tx() as s:
             owner = self._user(s, draft.owner) if draft.owner else None
             conference = Conference(
                 kind=ConferenceKind.SCHEDULED,
-                name=name,
+                name=f.name,
                 owner=owner,
-                entry_code=entry_code,
+                entry_code=f.entry_code,
                 link_token=_token(),
-                starts_at=starts_at,
-                ends_at=ends_at,
-                timezone=tz,
-                lobby_mode=lobby,
-                message=message,
+                starts_at=f.starts_at,
+                ends_at=f.ends_at,
+                timezone=f.timezone,
+                lobby_mode=f.lobby,
+                message=f.message,
                 created_at=now,
                 updated_at=now,
             )
@@ -251,7 +253,7 @@ class Rooms:
             self._audit(s, AuditKind.CONFERENCE_CREATED, conference_id=conference.id, actor_id=conference.owner_id)
             for kind, address in wanted:
                 self._new_invitee(s, conference, kind, address, None, send_now=False)
-        log.info("conference %s created (%s, lobby %s)", conference.id, conference.kind, lobby)
+        log.info("conference %s created (%s, lobby %s)", conference.id, conference.kind, f.lobby)
         return self._conference_view(conference)
 
     def update_conference(
@@ -260,6 +262,33 @@ class Rooms:
         """New name, schedule, entry code, lobby mode and message for a scheduled conference (its codes and links
         stay); the calendar sequence goes up by one. ``draft.entry_code`` None removes the entry code."""
         now = self._clock()
+        f = self._fields(draft)
+        with self._tx() as s:
+            conference = self._conference(s, conference_id)
+            if conference.kind is not ConferenceKind.SCHEDULED:
+                raise ValidationError("conference", "a personal room has no schedule to change")
+            schedule = (f.starts_at, f.ends_at)
+            if (
+                f.starts_at is not None
+                and f.ends_at is not None
+                and schedule != (conference.starts_at, conference.ends_at)
+            ):
+                check_schedule(f.starts_at, f.ends_at, now)  # an unchanged past start stays allowed
+            conference.name, conference.timezone, conference.lobby_mode = f.name, f.timezone, f.lobby
+            conference.message, conference.entry_code = f.message, f.entry_code
+            conference.starts_at, conference.ends_at = schedule
+            conference.sequence = (conference.sequence or 0) + 1
+            conference.updated_at = now
+            row = s.scalar(select(DialCode).where(DialCode.conference_id == conference.id))
+            if row is not None:
+                row.reserved_until = self._rest_until(self._window(*schedule).closes_at)
+            actor_id = self._user(s, actor).id if actor else None
+            self._audit(s, AuditKind.CONFERENCE_UPDATED, conference_id=conference.id, actor_id=actor_id)
+            s.flush()
+            return self._conference_view(conference)
+
+    def _fields(self, draft: ConferenceDraft) -> _Fields:
+        """A draft's fields checked (all but the schedule against the clock, which depends on the operation)."""
         tz = self._timezone(draft.timezone)
         name = _text(draft.name, "name", 200)
         message = _text(draft.message, "message", 2000, required=False, multiline=True)
@@ -271,28 +300,7 @@ class Rooms:
             starts_at = self._instant(draft.start, tz, "start")
             ends_at = self._instant(draft.end, tz, "end")
         entry_code = self._entry_code(draft.entry_code, required=self._settings.codes.entry_code_required)
-        with self._tx() as s:
-            conference = self._conference(s, conference_id)
-            if conference.kind is not ConferenceKind.SCHEDULED:
-                raise ValidationError("conference", "a personal room has no schedule to change")
-            if (
-                starts_at is not None
-                and ends_at is not None
-                and (starts_at, ends_at) != (conference.starts_at, conference.ends_at)
-            ):
-                check_schedule(starts_at, ends_at, now)  # an unchanged past start stays allowed
-            conference.name, conference.timezone, conference.lobby_mode = name, tz, lobby
-            conference.message, conference.entry_code = message, entry_code
-            conference.starts_at, conference.ends_at = starts_at, ends_at
-            conference.sequence = (conference.sequence or 0) + 1
-            conference.updated_at = now
-            row = s.scalar(select(DialCode).where(DialCode.conference_id == conference.id))
-            if row is not None:
-                row.reserved_until = self._rest_until(self._window(starts_at, ends_at).closes_at)
-            actor_id = self._user(s, actor).id if actor else None
-            self._audit(s, AuditKind.CONFERENCE_UPDATED, conference_id=conference.id, actor_id=actor_id)
-            s.flush()
-            return self._conference_view(conference)
+        return _Fields(name, message, tz, lobby, starts_at, ends_at, entry_code)
 
     def get_conference(self, conference_id: uuid.UUID | str) -> ConferenceView:
         with self._tx() as s:

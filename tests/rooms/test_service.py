@@ -13,6 +13,7 @@ from rooms import (
     ConferenceKind,
     ConflictError,
     DeliveryState,
+    DialInOutcome,
     InviteeKind,
     NotFoundError,
     Rooms,
@@ -306,6 +307,31 @@ def test_service_invitee_twice_refused(rooms: Rooms) -> None:
         rooms.add_invitee(c.id, "phone", "06 12 34 56 78")
     with pytest.raises(NotFoundError):
         rooms.add_invitee(uuid.uuid4(), "phone", "06 12 34 56 78")
+
+
+def test_service_update_keeps_codes_and_links_and_counts_the_sequence(rooms: Rooms, engine: Engine, alice: str,
+                                                                      clock: FakeClock) -> None:  # fmt: skip
+    c = rooms.create_conference(draft(owner=alice, entry_code="4821"))
+    later = draft(name="Consultation décalée", start="2026-12-01T10:00", end="2026-12-01T11:00", lobby_mode="always")
+    changed = rooms.update_conference(c.id, later, actor=alice)
+    assert (changed.code, changed.join_url, changed.sequence) == (c.code, c.join_url, 1)
+    assert changed.entry_code is None, "a draft without an entry code removes it"
+    assert changed.ends_at - changed.starts_at == timedelta(hours=1)  # type: ignore[operator]
+    assert rooms.resolve_dial_in(c.code, now=changed.starts_at).outcome is DialInOutcome.ADMITTED
+    clock.advance(timedelta(days=3))  # the conference is over: its unchanged past schedule may stay
+    again = rooms.update_conference(c.id, draft(name="Compte rendu", start="2026-12-01T10:00",
+                                                end="2026-12-01T11:00"))  # fmt: skip
+    assert again.sequence == 2
+    before = table_counts(engine)
+    with pytest.raises(ValidationError, match=r"already past"):  # a new schedule in the past is refused
+        rooms.update_conference(c.id, draft(start="2026-11-30T10:00", end="2026-11-30T11:00"))
+    with pytest.raises(ValidationError, match="personal room"):
+        rooms.update_conference(rooms.personal_room(alice).id, draft())
+    counts = table_counts(engine)
+    assert {k: v for k, v in counts.items() if k not in ("conferences", "dial_codes", "audit_events")} == {
+        k: v for k, v in before.items() if k not in ("conferences", "dial_codes", "audit_events")
+    }
+    assert rooms.get_conference(c.id).name == "Compte rendu"
 
 
 def test_service_conference_and_invitees_are_made_together_or_not_at_all(rooms: Rooms, engine: Engine,
