@@ -70,6 +70,7 @@ def create_app(
         app.router.add_get(rf"/{prefix}/{{token:[A-Za-z0-9_.-]{{1,100}}}}", pages.join_page)
         app.router.add_post(rf"/{prefix}/{{token:[A-Za-z0-9_.-]{{1,100}}}}", pages.join)
     app.router.add_get(r"/room/{ticket:[A-Za-z0-9_.-]{1,2000}}", pages.room)
+    app.router.add_get("/left", pages.left)
     if engine is not None:
         pin_host_addresses(settings.webrtc.host_addresses)
         install_fast_audio_level()

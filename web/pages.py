@@ -223,8 +223,12 @@ class Pages:
                                 if url.startswith("turn") else {})} for url in webrtc.ice_servers]  # fmt: skip
         config = {"socket": f"/ws/room/{request.match_info['ticket']}", "iceServers": ice, "media": ticket.media,
                   "host": ticket.host}  # fmt: skip
-        return self.render(request, "room.html", conference=conference, ticket=ticket, leave="/", config=config,
+        return self.render(request, "room.html", conference=conference, ticket=ticket, leave="/left", config=config,
                            dial_in=self._dial_in())  # fmt: skip
+
+    async def left(self, request: web.Request) -> web.Response:
+        """Where "Leave" leads: said plainly, for a patient as for a professional (whose dashboard is a click away)."""
+        return self.render(request, "left.html")
 
     # -- network test --------------------------------------------------------------------------------------------
 

@@ -508,3 +508,18 @@ def test_session_cookie_is_secure_on_an_https_site_and_local_login_can_be_off(da
     page, status = run(off, Rooms(off, session_factory(engine)), refused)
     assert 'id="login"' not in page
     assert status == 404
+
+
+def test_leaving_a_room_says_so_to_anyone_and_offers_the_dashboard_to_professionals(settings: Settings, rooms: Rooms,
+                                                                                    doctor: str) -> None:  # fmt: skip
+    async def scenario(client: TestClient[Any, Any]) -> tuple[str, str]:
+        patient = await (await client.get("/left")).text()
+        await sign_in(client)
+        return patient, await (await client.get("/left")).text()
+
+    patient, professional = run(settings, rooms, scenario)
+    for page in (patient, professional):
+        assert "Vous avez quitté la conférence" in page
+        assert "Connexion" not in page.split("<main")[1], "a patient is not sent to the professionals' sign-in"
+    assert 'href="/">Vos conférences' in professional
+    assert 'href="/">Vos conférences' not in patient
