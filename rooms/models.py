@@ -270,5 +270,6 @@ class WebSession(Base):
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     method: Mapped[str] = mapped_column(String(16))  # "password" or "oidc"
+    id_token: Mapped[str | None] = mapped_column(Text)  # the portal's, kept to end its session too at logout
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -32,14 +32,15 @@ class WebSessions:
     ) -> None:
         self._sessions, self._lifetime, self._now = sessions, lifetime, now
 
-    def open(self, user_id: uuid.UUID, method: str) -> str:
-        """A new session for the user; the token to put in the cookie. Expired sessions are swept on the way."""
+    def open(self, user_id: uuid.UUID, method: str, id_token: str | None = None) -> str:
+        """A new session for the user; the token to put in the cookie. Expired sessions are swept on the way.
+        ``id_token``: the portal's, for ending its session too at logout."""
         token = secrets.token_urlsafe(32)
         now = self._now()
         with self._sessions.begin() as s:
             s.execute(delete(WebSession).where(WebSession.expires_at <= now))
             s.add(WebSession(token_hash=_hash(token), user_id=user_id, method=method, created_at=now,
-                             expires_at=now + self._lifetime))  # fmt: skip
+                             expires_at=now + self._lifetime, id_token=id_token))  # fmt: skip
         return token
 
     def user(self, token: str) -> UserView | None:
@@ -55,9 +56,15 @@ class WebSessions:
                 return None
             return UserView(u.id, u.username, u.display_name, u.email, u.phone_e164, u.language, u.timezone)
 
-    def close(self, token: str) -> None:
+    def close(self, token: str) -> str | None:
+        """End the session; the portal's ID token it was opened with, if any (to end the portal's session too)."""
         with self._sessions.begin() as s:
-            s.execute(delete(WebSession).where(WebSession.token_hash == _hash(token)))
+            row = s.get(WebSession, _hash(token))
+            if row is None:
+                return None
+            id_token = row.id_token
+            s.delete(row)
+            return id_token
 
     def close_all(self, user_id: uuid.UUID) -> int:
         """Sign the user out everywhere (e.g. after a password change); how many sessions were open."""

@@ -78,6 +78,7 @@ class Provider:
     token_endpoint: str
     jwks_uri: str
     userinfo_endpoint: str | None
+    end_session_endpoint: str | None = None  # OpenID Connect RP-Initiated Logout 1.0
     keys: KeySet | None = None
 
 
@@ -145,9 +146,10 @@ class Auth:
 
     # -- sessions ------------------------------------------------------------------------------------------------
 
-    async def sign_in(self, request: web.Request, user: UserView, method: str, to: str) -> web.HTTPSeeOther:
+    async def sign_in(self, request: web.Request, user: UserView, method: str, to: str,
+                      id_token: str | None = None) -> web.HTTPSeeOther:  # fmt: skip
         """Open a session and go to ``to``; the CSRF cookie is renewed with it."""
-        token = await asyncio.to_thread(self.sessions.open, user.id, method)
+        token = await asyncio.to_thread(self.sessions.open, user.id, method, id_token)
         response = web.HTTPSeeOther(safe_next(to))
         self.set_cookie(response, SESSION_COOKIE, token, max_age=self.settings.http.session_hours * 3600)
         self.set_cookie(response, CSRF_COOKIE, secrets.token_urlsafe(32))
@@ -155,10 +157,23 @@ class Auth:
         return response
 
     async def sign_out(self, request: web.Request) -> web.HTTPSeeOther:
+        """End the session here and, for one opened through the portal, the portal's too (a shared computer in a
+        clinic must not stay signed in at the portal): the browser goes to the portal's end-session endpoint with
+        the ID token as a hint, and comes back to the sign-in page."""
         token = request.cookies.get(SESSION_COOKIE)
-        if token:
-            await asyncio.to_thread(self.sessions.close, token)
-        response = web.HTTPSeeOther("/login")
+        id_token = await asyncio.to_thread(self.sessions.close, token) if token else None
+        target = "/login"
+        if id_token and self.portal_enabled:
+            try:
+                end = (await self.provider()).end_session_endpoint
+            except SignInError as exc:
+                log.warning("portal logout skipped: %s", exc)
+                end = None
+            if end:
+                params = {"id_token_hint": id_token, "client_id": self.settings.oidc.client_id,
+                          "post_logout_redirect_uri": f"{self.settings.http.public_base_url}/login"}  # fmt: skip
+                target = f"{end}?{urlencode(params)}"
+        response = web.HTTPSeeOther(target)
         response.del_cookie(SESSION_COOKIE, path="/")
         self.set_cookie(response, CSRF_COOKIE, secrets.token_urlsafe(32))
         return response
@@ -196,7 +211,8 @@ class Auth:
                     raise SignInError("the discovery document names another issuer")
                 try:
                     self._provider = Provider(issuer, str(doc["authorization_endpoint"]), str(doc["token_endpoint"]),
-                                              str(doc["jwks_uri"]), doc.get("userinfo_endpoint"))  # fmt: skip
+                                              str(doc["jwks_uri"]), doc.get("userinfo_endpoint"),
+                                              doc.get("end_session_endpoint"))  # fmt: skip
                 except KeyError as exc:
                     raise SignInError(f"the discovery document lacks {exc}") from None
             provider = self._provider
@@ -228,8 +244,9 @@ class Auth:
         self.set_cookie(response, OIDC_COOKIE, self._sign(flow), max_age=OIDC_FLOW_S)
         return response
 
-    async def finish(self, request: web.Request) -> tuple[dict[str, Any], str]:
-        """The portal's answer checked through to the ID token: the claims, and where the person was going."""
+    async def finish(self, request: web.Request) -> tuple[dict[str, Any], str, str]:
+        """The portal's answer checked through to the ID token: the claims, where the person was going, and the ID
+        token itself (kept with the session, to end the portal's session at logout)."""
         flow = self._unsign(request.cookies.get(OIDC_COOKIE, ""))
         if flow is None:
             raise SignInError("no sign-in in progress in this browser (or it took more than 10 minutes)")
@@ -256,7 +273,7 @@ class Auth:
             if info.get("sub") != claims["sub"]:  # OpenID Connect Core §5.3.2
                 raise SignInError("the userinfo answer is about someone else")
             claims = {**info, **claims}
-        return claims, str(flow["next"])
+        return claims, str(flow["next"]), id_token
 
     async def _verify(self, provider: Provider, id_token: str, nonce: str, access_token: Any) -> dict[str, Any]:
         oidc = self.settings.oidc

@@ -147,7 +147,7 @@ class Site:
         if not self.auth.portal_enabled:
             raise web.HTTPNotFound()
         try:
-            claims, target = await self.auth.finish(request)
+            claims, target, id_token = await self.auth.finish(request)
             user = await self.auth.portal_user(claims)
         except SignInError as exc:
             log.warning("portal sign-in refused: %s", exc)
@@ -156,7 +156,7 @@ class Site:
             page.del_cookie(OIDC_COOKIE, path="/")  # one answer per sign-in started, right or wrong
             return page
         await asyncio.to_thread(self.rooms.record, AuditKind.SIGNED_IN, detail={"method": "oidc"})
-        response = await self.auth.sign_in(request, user, "oidc", target)
+        response = await self.auth.sign_in(request, user, "oidc", target, id_token)
         response.del_cookie(OIDC_COOKIE, path="/")
         raise response
 

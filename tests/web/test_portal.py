@@ -107,6 +107,46 @@ def test_first_sign_in_makes_the_account_then_finds_it(tmp_path: Path, database_
     assert len(rooms.list_users()) == 1, "the second sign-in found the same account"
 
 
+def test_signing_out_ends_the_portals_session_too(tmp_path: Path, database_url: str, engine: Any) -> None:
+    """A shared computer: after "Sign out" the next person who clicks the portal button meets the portal's login
+    page, not the previous professional's session."""
+    port = free_tcp_port()
+    base = f"http://127.0.0.1:{port}"
+    with portal(tmp_path, base) as provider:
+        settings = portal_settings(database_url, base, provider.settings())
+        rooms = Rooms(settings, session_factory(engine))
+
+        async def scenario(http: aiohttp.ClientSession, site: str) -> tuple[str, str, str]:
+            async with http.get(f"{site}/auth/portal", allow_redirects=False) as response:
+                to_portal = response.headers["Location"]
+            async with http.get(await provider_login(http, to_portal, "dr.bernard"), allow_redirects=False):
+                pass
+            async with http.get(f"{site}/") as response:
+                token = re.search(r'name="csrf" value="([0-9a-f]+)"', await response.text()).group(1)  # type: ignore[union-attr]
+            async with http.post(f"{site}/logout", data={"csrf": token}, allow_redirects=False) as response:
+                to_end = response.headers["Location"]
+            # the portal asks to confirm (its own page), then sends the browser back to the site's sign-in page
+            async with http.get(to_end) as response:
+                page = await response.text()
+            action = urljoin(str(response.url), re.search(r'<form[^>]*action="([^"]+)"', page).group(1))  # type: ignore[union-attr]
+            fields = dict(re.findall(r'<input[^>]*type="hidden"[^>]*name="([^"]+)"[^>]*value="([^"]*)"', page))
+            async with http.post(action, data={**fields, "logout": "yes"}, allow_redirects=False) as response:
+                back = response.headers["Location"]
+            async with http.get(f"{site}/auth/portal", allow_redirects=False) as response:
+                again = response.headers["Location"]
+            async with http.get(again) as response:
+                return to_end, back, await response.text()
+
+        to_end, back, portal_page = run_site(settings, rooms, port, scenario)
+    end = urlsplit(to_end)
+    assert f"{end.scheme}://{end.netloc}" == provider.issuer
+    query = parse_qs(end.query)
+    assert query["post_logout_redirect_uri"] == [f"{base}/login"]
+    assert query["id_token_hint"][0].count(".") == 2, "the ID token goes as the hint"
+    assert back.startswith(f"{base}/login")
+    assert 'name="login"' in portal_page, "the portal asks who is there: its session ended with ours"
+
+
 def test_forged_stale_or_refused_answers_open_no_session(tmp_path: Path, database_url: str, engine: Any) -> None:
     port = free_tcp_port()
     base = f"http://127.0.0.1:{port}"
@@ -173,7 +213,7 @@ def test_id_tokens_are_checked_claim_by_claim() -> None:
     settings = load_settings(environ={"PASSERELLE_OIDC__ISSUER": "https://portail.example.org",
                                       "PASSERELLE_OIDC__CLIENT_ID": "passerelle"})  # fmt: skip
     auth = Auth(settings, None, None, b"k" * 32)  # type: ignore[arg-type]
-    provider = Provider("https://portail.example.org", "", "", "", None, KeySet([key]))
+    provider = Provider("https://portail.example.org", "", "", "", None, keys=KeySet([key]))
     now = int(time.time())
     good = {"iss": "https://portail.example.org", "sub": "42", "aud": "passerelle", "exp": now + 300, "iat": now,
             "nonce": "n-123"}  # fmt: skip

@@ -181,7 +181,10 @@ def test_sign_in_through_the_portal_plan_and_the_invitations_arrive(tmp_path: Pa
                 assert path_of(link).startswith("/i/")
 
                 page.goto(f"{base}/")
-                page.click("#logout")
+                page.click("#logout")  # out of the site, and out of the portal: its page asks to confirm
+                page.click("button[name=logout][value=yes]")
                 expect(page).to_have_url(f"{base}/login")
+                page.click("#portal")
+                expect(page.locator("input[name=login]")).to_be_visible()  # nobody is signed in at the portal
             finally:
                 browser.close()
