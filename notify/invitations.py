@@ -78,6 +78,11 @@ class Invitations:
                  "cancellations" if cancelled else "invitations", unreachable)  # fmt: skip
         return queued, unreachable
 
+    @staticmethod
+    def pending(invitees: list[InviteeView]) -> list[InviteeView]:
+        """Those whose invitation is still to send: never sent, or given up on (sending again tries anew)."""
+        return [i for i in invitees if i.delivery_state in (DeliveryState.NOT_SENT, DeliveryState.FAILED)]
+
     def to_update(self, invitees: list[InviteeView]) -> list[InviteeView]:
         """Those a change concerns: whose invitation went out, or is on its way (they get the new version too)."""
         return [i for i in invitees if i.delivery_state in (DeliveryState.SENT, DeliveryState.QUEUED)]

@@ -19,10 +19,19 @@ from aiohttp import web
 from multidict import MultiDict
 
 from config import LobbyMode, Settings
-from rooms import ConferenceKind, ConferenceView, InviteeKind, InviteeView, NotFoundError, Rooms, RoomsError
+from rooms import (
+    ConferenceKind,
+    ConferenceView,
+    InviteeKind,
+    InviteeView,
+    NotFoundError,
+    Rooms,
+    RoomsError,
+    UserView,
+)
 from rooms.models import DeliveryState
 from web.auth import USER, Handler
-from web.planning import DURATIONS, Plan
+from web.planning import DURATIONS, Plan, local_schedule
 from web.site import Site
 
 PREFIX = "/api/v1"
@@ -67,22 +76,23 @@ class Api:
 
     # -- helpers -------------------------------------------------------------------------------------------------
 
-    def _user(self, request: web.Request) -> str:
-        user = request.get(USER)
+    @staticmethod
+    def _user(request: web.Request) -> UserView:
+        user: UserView | None = request.get(USER)
         if user is None:
             raise _problem(401, "sign in first (the session cookie of the site)")
-        username: str = user.username
-        return username
+        return user
 
-    async def _owned(self, request: web.Request) -> ConferenceView:
-        username = self._user(request)
+    async def _owned(self, request: web.Request) -> tuple[UserView, ConferenceView]:
+        """The signed-in user and their conference named in the path (another's is as missing as none)."""
+        user = self._user(request)
         try:
             conference = await asyncio.to_thread(self.rooms.get_conference, uuid.UUID(request.match_info["id"]))
         except (ValueError, NotFoundError):
             raise _problem(404, "no such conference") from None
-        if conference.owner_username != username:
+        if conference.owner_username != user.username:
             raise _problem(404, "no such conference")
-        return conference
+        return user, conference
 
     @staticmethod
     async def _body(request: web.Request) -> dict[str, Any]:
@@ -189,15 +199,13 @@ class Api:
         return web.json_response(openapi_document(self.settings))
 
     async def list(self, request: web.Request) -> web.Response:
-        username = self._user(request)
-        found = await asyncio.to_thread(self.rooms.list_conferences, owner=username)
+        found = await asyncio.to_thread(self.rooms.list_conferences, owner=self._user(request).username)
         return web.json_response([self._conference(c) for c in found if c.kind is ConferenceKind.SCHEDULED])
 
     async def create(self, request: web.Request) -> web.Response:
-        username = self._user(request)
+        user = self._user(request)
         plan = self._plan(await self._body(request))
         await self._checked(plan)
-        user = await asyncio.to_thread(self.rooms.get_user, username)
         try:
             conference = await asyncio.to_thread(self.site._create, user, plan)
         except RoomsError as exc:
@@ -205,20 +213,20 @@ class Api:
         return web.json_response(self._conference(conference), status=201)
 
     async def get(self, request: web.Request) -> web.Response:
-        return web.json_response(self._conference(await self._owned(request)))
+        _, conference = await self._owned(request)
+        return web.json_response(self._conference(conference))
 
     async def update(self, request: web.Request) -> web.Response:
-        c = await self._owned(request)
+        user, c = await self._owned(request)
         body = await self._body(request)
         if c.kind is not ConferenceKind.SCHEDULED:
             raise _problem(409, "a personal room has no schedule to change")
         base: dict[str, Any] = {"name": c.name, "entry_code": c.entry_code, "lobby": c.lobby_mode.value,
                                 "timezone": c.timezone, "message": c.message, "send": "later"}  # fmt: skip
-        if c.starts_at is not None and c.ends_at is not None:
-            from zoneinfo import ZoneInfo
-
-            base["start"] = f"{c.starts_at.astimezone(ZoneInfo(c.timezone)):%Y-%m-%dT%H:%M}"
-            base["duration_min"] = int((c.ends_at - c.starts_at).total_seconds() // 60)
+        schedule = local_schedule(c)
+        if schedule is not None:
+            day, at, base["duration_min"] = schedule
+            base["start"] = f"{day}T{at}"
         if "participants" in body:
             raise _problem(
                 400,
@@ -227,7 +235,6 @@ class Api:
             )
         plan = self._plan(body, base)
         await self._checked(plan, editing=True)
-        user = await asyncio.to_thread(self.rooms.get_user, c.owner_username or "")
         try:
             await asyncio.to_thread(self.site._update, user, c, plan)
         except RoomsError as exc:
@@ -235,22 +242,21 @@ class Api:
         return web.json_response(self._conference(await asyncio.to_thread(self.rooms.get_conference, c.id)))
 
     async def delete(self, request: web.Request) -> web.Response:
-        c = await self._owned(request)
+        user, c = await self._owned(request)
         if c.kind is not ConferenceKind.SCHEDULED:
             raise _problem(409, "a personal room cannot be deleted")
-        user = await asyncio.to_thread(self.rooms.get_user, c.owner_username or "")
         await asyncio.to_thread(self.site._delete, user, c)
         return web.Response(status=204)
 
     # -- invitations ---------------------------------------------------------------------------------------------
 
     async def invitations(self, request: web.Request) -> web.Response:
-        c = await self._owned(request)
+        _, c = await self._owned(request)
         return web.json_response([self._invitation(i) for i in await asyncio.to_thread(self.rooms.list_invitees,
                                                                                         c.id)])  # fmt: skip
 
     async def invite(self, request: web.Request) -> web.Response:
-        c = await self._owned(request)
+        _, c = await self._owned(request)
         body = await self._body(request)
         kind, address, send = body.get("kind"), body.get("address"), body.get("send", True)
         errors = {}
@@ -276,7 +282,7 @@ class Api:
         return web.json_response(self._invitation(added[0]), status=201)
 
     async def uninvite(self, request: web.Request) -> web.Response:
-        c = await self._owned(request)
+        _, c = await self._owned(request)
         try:
             await asyncio.to_thread(self.site._remove, c, uuid.UUID(request.match_info["invitation"]))
         except (ValueError, NotFoundError):
@@ -284,12 +290,12 @@ class Api:
         return web.Response(status=204)
 
     async def send(self, request: web.Request) -> web.Response:
-        c = await self._owned(request)
+        _, c = await self._owned(request)
         body = await self._body(request)
         which = body.get("invitations", "pending")
         invitees = await asyncio.to_thread(self.rooms.list_invitees, c.id)
         if which == "pending":
-            chosen = [i for i in invitees if i.delivery_state in (DeliveryState.NOT_SENT, DeliveryState.FAILED)]
+            chosen = self.site.invitations.pending(invitees)
         elif which == "all":
             chosen = invitees
         elif isinstance(which, list) and all(isinstance(v, str) for v in which):

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from config import LobbyMode, Settings
 from config.parsers import known_timezones
-from rooms import ConferenceDraft, NotFoundError, Rooms, ValidationError
+from rooms import ConferenceDraft, ConferenceView, NotFoundError, Rooms, ValidationError
 from rooms.codes import validate_entry_code
 from rooms.contacts import normalise_email, normalise_phone
 from web.i18n import N_
@@ -164,6 +164,16 @@ class Plan:
         entry = {"none": None, "random": "random"}.get(self.entry, self.entry_code)
         return ConferenceDraft(name=self.name, owner=owner, entry_code=entry, start=self.start, end=self.end,
                                timezone=self.timezone, lobby_mode=self.lobby or None, message=self.message)  # fmt: skip
+
+
+def local_schedule(conference: ConferenceView) -> tuple[str, str, int] | None:
+    """A scheduled conference's start as a form shows it (``YYYY-MM-DD``, ``HH:MM``, in its own zone) and its length
+    in minutes; None for an open one. What a change starts from, in the wizard and in the API."""
+    if conference.starts_at is None or conference.ends_at is None:
+        return None
+    start = conference.starts_at.astimezone(ZoneInfo(conference.timezone))
+    minutes = int((conference.ends_at - conference.starts_at).total_seconds() // 60)
+    return f"{start:%Y-%m-%d}", f"{start:%H:%M}", minutes
 
 
 def _moment(day: str, at: str, zone: ZoneInfo) -> datetime | None:

@@ -35,7 +35,7 @@ from web import tickets
 from web.auth import OIDC_COOKIE, USER, Auth, SignInError, safe_next
 from web.i18n import N_, negotiate
 from web.pages import Pages
-from web.planning import DURATIONS, Plan
+from web.planning import DURATIONS, Plan, local_schedule
 
 log = logging.getLogger(__name__)
 COMMON_ZONES = ("Europe/Paris", "Europe/Brussels", "Europe/Zurich", "Europe/London", "America/Guadeloupe",
@@ -210,9 +210,7 @@ class Site:
         return self.render(request, "plan.html", status=status, plan=plan, errors=errors, action=action,
                            editing=editing, durations=DURATIONS, zones=zones, step=step,
                            lobby_modes=[m.value for m in LobbyMode],
-                           default_lobby=self.settings.lobby.default_mode.value,
-                           code_digits=(self.settings.codes.entry_code_min_digits,
-                                        self.settings.codes.entry_code_max_digits))  # fmt: skip
+                           default_lobby=self.settings.lobby.default_mode.value)  # fmt: skip
 
     async def plan_page(self, request: web.Request) -> web.Response:
         user = self.user(request)
@@ -251,13 +249,11 @@ class Site:
         c = await self.owned(request, user)
         if c.kind is not ConferenceKind.SCHEDULED:
             raise self.pages._not_found(request)
-        zone = ZoneInfo(c.timezone)
+        schedule = local_schedule(c)
+        day, at, minutes = schedule or ("", "", 60)
         plan = Plan(name=c.name, entry="chosen" if c.entry_code else "none", entry_code=c.entry_code or "",
-                    lobby=c.lobby_mode.value, schedule="scheduled" if c.starts_at else "open",
-                    day=f"{c.starts_at.astimezone(zone):%Y-%m-%d}" if c.starts_at else "",
-                    at=f"{c.starts_at.astimezone(zone):%H:%M}" if c.starts_at else "",
-                    duration=str(int((c.ends_at - c.starts_at).total_seconds() // 60)) if c.starts_at and c.ends_at
-                    else "60", timezone=c.timezone, message=c.message)  # fmt: skip
+                    lobby=c.lobby_mode.value, schedule="scheduled" if schedule else "open", day=day, at=at,
+                    duration=str(minutes), timezone=c.timezone, message=c.message)  # fmt: skip
         return self._wizard(request, user, plan, action=f"/conferences/{c.id}/edit", editing=True)
 
     async def edit(self, request: web.Request) -> web.Response:
@@ -347,7 +343,7 @@ class Site:
             if not chosen:
                 raise self.pages._not_found(request)
         else:
-            chosen = [i for i in invitees if i.delivery_state.value in ("not-sent", "failed")]
+            chosen = self.invitations.pending(invitees)
         if chosen:
             await asyncio.to_thread(self.invitations.send, c, chosen)
         raise web.HTTPSeeOther(f"/conferences/{c.id}?sent=1")
