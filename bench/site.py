@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import re
 import statistics
@@ -166,8 +167,7 @@ def run(users: int, requests: int, concurrency: int, database_url: str | None) -
     return {
         "benchmark": "site",
         "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores, Python "
-                   f"{platform.python_version()}",
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
         "database": "postgresql" if database_url and database_url.startswith("postgresql") else "sqlite",
         "users": users, "concurrency": concurrency,
         **figures,

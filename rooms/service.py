@@ -183,7 +183,7 @@ class Rooms:
         except IntegrityError:
             raise ConflictError(f"username: {name!r} is already taken") from None
         log.info("user %s created", user.id)
-        return self._user_view(user)
+        return UserView.of(user)
 
     def set_password(self, username: str, password: str) -> None:
         """A local account's password (argon2id); what signs in without the portal."""
@@ -211,15 +211,15 @@ class Rooms:
                 return None
             if hasher.check_needs_rehash(digest):  # the parameters were raised since: stronger from now on
                 user.password_hash = hasher.hash(password)
-            return self._user_view(user)
+            return UserView.of(user)
 
     def get_user(self, username: str) -> UserView:
         with self._tx() as s:
-            return self._user_view(self._user(s, username))
+            return UserView.of(self._user(s, username))
 
     def list_users(self) -> list[UserView]:
         with self._tx() as s:
-            return [self._user_view(u) for u in s.scalars(select(User).order_by(User.username))]
+            return [UserView.of(u) for u in s.scalars(select(User).order_by(User.username))]
 
     # -- conferences ---------------------------------------------------------------------------------------------
 
@@ -512,7 +512,7 @@ class Rooms:
             query = (select(User).where(User.username.like(pattern, escape="\\")
                                         | func.lower(User.display_name).like(pattern, escape="\\"))
                      .order_by(User.username).limit(limit))  # fmt: skip
-            return [self._user_view(u) for u in s.scalars(query)]
+            return [UserView.of(u) for u in s.scalars(query)]
 
     def invited_by_username(self, username: str) -> dict[uuid.UUID, InviteeView]:
         """The user's own invitations (by account), by conference: their links, in one query."""
@@ -706,9 +706,6 @@ class Rooms:
 
     def join_url(self, token: str, *, invitee: bool = False) -> str:
         return f"{self._settings.http.public_base_url}/{'i' if invitee else 'c'}/{token}"
-
-    def _user_view(self, u: User) -> UserView:
-        return UserView(u.id, u.username, u.display_name, u.email, u.phone_e164, u.language, u.timezone)
 
     def _conference_view(self, c: Conference) -> ConferenceView:
         return ConferenceView(

@@ -12,7 +12,7 @@ from datetime import datetime
 from config import Language, LobbyMode
 from rooms.codes import format_code
 from rooms.contacts import mask_email, mask_phone
-from rooms.models import ConferenceKind, DeliveryState, InviteeKind
+from rooms.models import ConferenceKind, DeliveryState, InviteeKind, User
 from rooms.schedule import Window
 
 
@@ -25,6 +25,10 @@ class UserView:
     phone_e164: str | None = field(repr=False)
     language: Language
     timezone: str
+
+    @classmethod
+    def of(cls, u: User) -> UserView:
+        return cls(u.id, u.username, u.display_name, u.email, u.phone_e164, u.language, u.timezone)
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,7 +54,7 @@ class WebSessions:
             u = s.get(User, row.user_id)
             if u is None:  # pragma: no cover - the foreign key cascades
                 return None
-            return UserView(u.id, u.username, u.display_name, u.email, u.phone_e164, u.language, u.timezone)
+            return UserView.of(u)
 
     def close(self, token: str) -> str | None:
         """End the session; the portal's ID token it was opened with, if any (to end the portal's session too)."""
