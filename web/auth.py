@@ -345,30 +345,31 @@ _TIMEOUT = aiohttp.ClientTimeout(total=15)
 
 
 async def _get_json(url: str, *, bearer: str | None = None) -> dict[str, Any]:
-    headers = {"Accept": "application/json", **({"Authorization": f"Bearer {bearer}"} if bearer else {})}
-    try:
-        async with aiohttp.ClientSession(timeout=_TIMEOUT) as http, http.get(url, headers=headers) as response:
-            if response.status != 200:
-                raise SignInError(f"the portal answered HTTP {response.status} at {url.split('?')[0]}")
-            value = await response.json(content_type=None)
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        raise SignInError(f"the portal could not be read at {url.split('?')[0]} ({type(exc).__name__})") from None
-    if not isinstance(value, dict):
-        raise SignInError(f"the portal's answer at {url.split('?')[0]} is not a JSON object")
-    return value
+    return await _portal_json(url, headers={"Authorization": f"Bearer {bearer}"} if bearer else {})
 
 
 async def _post_json(url: str, form: dict[str, str], authorization: str) -> dict[str, Any]:
-    headers = {"Authorization": authorization, "Accept": "application/json"}
+    return await _portal_json(url, form=form, headers={"Authorization": authorization})
+
+
+async def _portal_json(url: str, *, form: dict[str, str] | None = None, headers: dict[str, str]) -> dict[str, Any]:
+    """One exchange with the portal (a GET, or a POST of ``form``): its JSON object, or a :class:`SignInError`
+    saying where and why (an OAuth ``error`` code included when the portal gave one)."""
+    where = url.split("?")[0]
     try:
         async with aiohttp.ClientSession(timeout=_TIMEOUT) as http, \
-                http.post(url, data=form, headers=headers) as response:  # fmt: skip
-            value = await response.json(content_type=None)
-            if response.status != 200:
-                error = value.get("error", "?") if isinstance(value, dict) else "?"
-                raise SignInError(f"the token endpoint answered HTTP {response.status} ({str(error)[:60]})")
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        raise SignInError(f"the token endpoint could not be read ({type(exc).__name__})") from None
+                http.request("GET" if form is None else "POST", url, data=form,
+                             headers={"Accept": "application/json", **headers}) as response:  # fmt: skip
+            status, text = response.status, await response.text()
+    except (aiohttp.ClientError, TimeoutError, UnicodeDecodeError) as exc:
+        raise SignInError(f"the portal could not be read at {where} ({type(exc).__name__})") from None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if status != 200:
+        error = value.get("error", "?") if isinstance(value, dict) else "?"
+        raise SignInError(f"the portal answered HTTP {status} at {where} ({str(error)[:60]})")
     if not isinstance(value, dict):
-        raise SignInError("the token endpoint's answer is not a JSON object")
+        raise SignInError(f"the portal's answer at {where} is not a JSON object")
     return value
