@@ -5,6 +5,7 @@ refused. The same flow in Chromium is in test_site_browser.py."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import aiohttp
+import pytest
 from aiohttp.test_utils import TestServer
 from joserfc import jwt
 from joserfc.jwk import KeySet, OctKey, RSAKey
@@ -147,7 +149,10 @@ def test_signing_out_ends_the_portals_session_too(tmp_path: Path, database_url: 
     assert 'name="login"' in portal_page, "the portal asks who is there: its session ended with ours"
 
 
-def test_forged_stale_or_refused_answers_open_no_session(tmp_path: Path, database_url: str, engine: Any) -> None:
+def test_forged_stale_or_refused_answers_open_no_session(tmp_path: Path, database_url: str, engine: Any,
+                                                         caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    """Each bad answer is refused for its own reason (each starts a sign-in of its own: a refused answer ends the
+    one it came back to), with no session."""
     port = free_tcp_port()
     base = f"http://127.0.0.1:{port}"
     with portal(tmp_path, base) as provider:
@@ -155,37 +160,55 @@ def test_forged_stale_or_refused_answers_open_no_session(tmp_path: Path, databas
         rooms = Rooms(settings, session_factory(engine))
         rooms.create_user("nurse.lee", "Ana Lee")
 
-        async def scenario(http: aiohttp.ClientSession, site: str) -> dict[str, tuple[int, str]]:
+        async def scenario(http: aiohttp.ClientSession, site: str) -> dict[str, tuple[int, str, str]]:
             out = {}
 
             async def callback(name: str, url: str) -> None:
+                caplog.clear()
                 async with http.get(url, allow_redirects=False) as response:
-                    out[name] = (response.status, await response.text())
+                    why = [r.getMessage() for r in caplog.records if "portal sign-in refused" in r.getMessage()]
+                    out[name] = (response.status, await response.text(), " ".join(why))
+
+            async def start() -> tuple[str, str]:
+                async with http.get(f"{site}/auth/portal", allow_redirects=False) as response:
+                    to_portal = response.headers["Location"]
+                return to_portal, parse_qs(urlsplit(to_portal).query)["state"][0]
 
             await callback("no flow", f"{site}/auth/callback?code=abc&state=xyz")
-            async with http.get(f"{site}/auth/portal", allow_redirects=False) as response:
-                to_portal = response.headers["Location"]
-            state = parse_qs(urlsplit(to_portal).query)["state"][0]
+            _, state = await start()
             await callback("wrong state", f"{site}/auth/callback?code=abc&state={state[:-1]}x")
+            _, state = await start()
             await callback("made-up code", f"{site}/auth/callback?code=abc&state={state}")
+            _, state = await start()
             await callback("portal error", f"{site}/auth/callback?error=access_denied&state={state}")
             # a real answer, for an account this site may not create (create_users = false)
+            to_portal, _ = await start()
             back = await provider_login(http, to_portal, "dr.unknown")
             await callback("no account", back)
             # the same answer again: this browser's sign-in is over (and the provider would refuse the code twice)
             await callback("answer replayed", back)
             # a known account signs in (out of the portal first: its session still names dr.unknown)
             http.cookie_jar.clear(lambda cookie: not cookie.key.startswith("psl_"))
-            async with http.get(f"{site}/auth/portal", allow_redirects=False) as response:
-                to_portal = response.headers["Location"]
+            to_portal, _ = await start()
             await callback("known", await provider_login(http, to_portal, "nurse.lee"))
             return out
 
-        out = run_site(settings, rooms, port, scenario)
-    for name in ("no flow", "wrong state", "made-up code", "portal error", "no account", "answer replayed"):
-        status, page = out[name]
+        with caplog.at_level(logging.WARNING, logger="web.site"):
+            out = run_site(settings, rooms, port, scenario)
+    reasons = {
+        "no flow": "no sign-in in progress",
+        "wrong state": "the state does not match",
+        "made-up code": "HTTP 400 at http://127.0.0.1",  # the provider's token endpoint refused it
+        "portal error": "the portal answered 'access_denied'",
+        "no account": "oidc.create_users is false",
+        "answer replayed": "no sign-in in progress",
+    }
+    for name, reason in reasons.items():
+        status, page, why = out[name]
         assert status == 403, name
         assert FAILED in page, name
+        assert reason in why, (name, why)
+    assert "invalid_grant" in out["made-up code"][2]
     assert out["known"][0] == 303
     assert [u.username for u in rooms.list_users()] == ["nurse.lee"]
 
