@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -38,9 +39,11 @@ def _conferences(cli: Run) -> list[dict[str, object]]:
 
 
 def test_cli_conference_create_json_is_stable(cli: Run) -> None:
+    # The CLI judges a schedule against the real clock: a day in next year's winter (CET, +01:00) is always ahead.
+    day = f"{datetime.now(UTC).year + 1}-12-01"
     status, out, err = cli(
         "conference", "create", "--name", "Consultation", "--entry-code", "0042",
-        "--start", "2026-12-01T09:00", "--end", "2026-12-01T09:30", "--json",
+        "--start", f"{day}T09:00", "--end", f"{day}T09:30", "--json",
     )  # fmt: skip
     assert (status, err) == (0, "")
     data = json.loads(out)
@@ -49,8 +52,8 @@ def test_cli_conference_create_json_is_stable(cli: Run) -> None:
     assert data["entry_code"] == "0042"
     assert re.fullmatch(r"http://localhost:8080/c/[A-Za-z0-9_-]{32}", data["join_url"])
     assert data["dial_in"] == [{"number_e164": "+33491000000", "display": "+33 4 91 00 00 00"}]
-    assert data["opens_at"] == "2026-12-01T08:50:00+01:00"
-    assert data["closes_at"] == "2026-12-01T09:45:00+01:00"
+    assert data["opens_at"] == f"{day}T08:50:00+01:00"
+    assert data["closes_at"] == f"{day}T09:45:00+01:00"
 
 
 def test_cli_open_conference_json(cli: Run) -> None:
