@@ -2,13 +2,17 @@
 
 Paced by the media clock (one step per engine tick), so a prompt, a key and a timeout are all seen at 20 ms
 resolution and the flow runs the same on real and on virtual time. Wrong codes of every kind get the same words;
-the reasons go to the audit trail. Three tries per call; past the failure limit of the caller's number or source
-address the call hears goodbye before any code is asked.
+the reasons go to the audit trail. Three tries per call. Guessing is slowed, never locked out
+(:mod:`rooms.throttle`): each try is counted against the caller's number (and source address, when known) and,
+for an entry code, its conference; past their free allowance the caller hears "please wait" until their turn.
+Callers waiting for the same conference take turns on this node best first: the one whose number failed least,
+then the latest come (an attacker's queue of calls does not hold back a caller who just dialled).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections import deque
 from collections.abc import Callable, Coroutine, Hashable
@@ -20,14 +24,14 @@ import numpy as np
 import numpy.typing as npt
 
 from bridge.engine import Engine
-from bridge.guard import FailureGuard
 from bridge.leg import Leg
 from bridge.prompts import PromptLibrary
 from bridge.prompts.tones import join_tone, leave_tone
 from config import Language, LobbyMode, Settings
 from dtmf.entry import CodeEntry, EntryOutcome, EntryResult, InCallKey, InCallKeys
-from rooms import AuditKind, DialInOutcome, Rooms
+from rooms import DialInOutcome, Rooms
 from rooms.contacts import mask_phone
+from rooms.throttle import Claim, Key
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +41,6 @@ class _Gone(Exception):
 
 
 class CallOutcome(StrEnum):
-    BLOCKED = "blocked"  # over the failure limit: goodbye before any code
     REFUSED = "refused"  # no valid code in the tries allowed
     DENIED = "denied"  # the host refused the caller in the lobby
     ENDED = "ended"  # joined, then left (hung up or room closed)
@@ -49,7 +52,7 @@ class Call:
 
     leg: Leg
     caller_e164: str | None
-    source: str
+    source: str | None  # the address the call's packets come from, when the SIP stack tells it (not the From host)
     hangup: Callable[[], None]
     digits: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     language: Language = Language.FR
@@ -95,13 +98,16 @@ class CallFlow:
         engine: Engine,
         rooms: Rooms,
         prompts: PromptLibrary,
-        guard: FailureGuard,
         settings: Settings,
         lobby: Lobby,
         now: Callable[[], float],
         host_present: Callable[[Hashable], bool] = lambda room: False,
     ) -> None:
-        self.engine, self.rooms, self.prompts, self.guard = engine, rooms, prompts, guard
+        self.engine, self.rooms, self.prompts = engine, rooms, prompts
+        self.limits = rooms.code_limits
+        self._arrivals = itertools.count()
+        # conference → waiting leg → (its rank, lowest first; when its own keys let it try)
+        self._turns: dict[str, dict[str, tuple[tuple[int, int], float]]] = {}
         self.settings, self.lobby, self._now = settings, lobby, now
         self.host_present = host_present  # the web site sets it: is a host of this room connected?
         # Seconds from the caller's final key (the # of a code, or of the entry code) to hearing the room, for
@@ -130,15 +136,8 @@ class CallFlow:
             call.hangup()
 
     async def _dial_in(self, call: Call) -> CallOutcome:
-        keys = [f"source:{call.source}"] + ([f"caller:{call.caller_e164}"] if call.caller_e164 else [])
+        keys = self.limits.caller_keys(call.caller_e164, call.source)
         shown = mask_phone(call.caller_e164) if call.caller_e164 else "anonymous"
-        if self.guard.blocked(keys, self._now()):
-            log.warning("call %s from %s refused: too many failed codes", call.leg.id, shown)
-            await asyncio.to_thread(
-                self.rooms.record, AuditKind.DIAL_IN_REFUSED, detail={"reason": "rate-limited", "source": shown}
-            )
-            await self._say(call, ["goodbye_attempts"])
-            return CallOutcome.BLOCKED
         return await self._codes(call, keys, shown)
 
     async def _direct(self, call: Call, conference_id: Hashable) -> CallOutcome:
@@ -147,29 +146,83 @@ class CallFlow:
 
     # -- codes ---------------------------------------------------------------------------------------------------
 
-    async def _codes(self, call: Call, keys: list[str], shown: str) -> CallOutcome:
-        limits = self.settings.limits
+    async def _codes(self, call: Call, keys: list[Key], shown: str) -> CallOutcome:
+        limits, throttle = self.settings.limits, self.limits.throttle
         prompt = "welcome"
         for attempt in range(limits.code_attempts_per_call):
+            claim = await self._turn(call, keys)
+            tried, conference_id = keys, None
             code = await self._ask(call, prompt, self._entry(9, submit_at_max=True), language_key=attempt == 0)
             decision = None
             if code.result is EntryResult.CODE:
                 decision = await asyncio.to_thread(self.rooms.resolve_dial_in, code.digits, None, source=shown)
-                if decision.outcome is DialInOutcome.ENTRY_CODE_NEEDED:
+                if decision.outcome is DialInOutcome.ENTRY_CODE_NEEDED and decision.conference is not None:
+                    await asyncio.to_thread(throttle.succeeded, claim)  # the conference code was right
+                    conference_id = decision.conference.id
+                    tried = [*keys, self.limits.conference_key(conference_id)]
+                    claim = await self._turn(call, tried, conference=str(conference_id))
                     maximum = self.settings.codes.entry_code_max_digits
                     entry = await self._ask(call, "enter_entry_code", self._entry(maximum))
                     typed = entry.digits if entry.result is EntryResult.CODE else ""
                     decision = await asyncio.to_thread(self.rooms.resolve_dial_in, code.digits, typed, source=shown)
             if decision is not None and decision.admitted and decision.conference is not None:
+                await asyncio.to_thread(throttle.succeeded, claim)
                 return await self._enter(call, decision.conference.id, decision.conference.lobby_mode)
-            if code.result is not EntryResult.TIMEOUT or decision is not None:
-                self.guard.record(keys, self._now(), shown=shown)
+            if code.result is EntryResult.TIMEOUT and decision is None:
+                await asyncio.to_thread(throttle.succeeded, claim)  # nothing was typed: no guess
+            else:
+                await asyncio.to_thread(self.limits.failed, tried, conference_id=conference_id)
             if attempt + 1 < limits.code_attempts_per_call:
                 await self._say(call, ["wrong_code"])
                 prompt = "enter_code"
         log.info("call %s: no valid code after %d tries", call.leg.id, limits.code_attempts_per_call)
         await self._say(call, ["goodbye_attempts"])
         return CallOutcome.REFUSED
+
+    async def _turn(self, call: Call, keys: list[Key], *, conference: str | None = None) -> Claim:
+        """Wait until a try against ``keys`` may start ("please wait" while it may not), then claim it. For an entry
+        code, callers waiting for the same conference on this node go best first (fewest failures of their own
+        number, then the latest come)."""
+        throttle, leg_id = self.limits.throttle, call.leg.id
+        rank: tuple[int, int] | None = None
+        if conference is not None:
+            own = [k for k in keys if not k.text.startswith("conference:")]
+            failures = max([await asyncio.to_thread(throttle.failures, k) for k in own], default=0)
+            rank = (failures, -next(self._arrivals))
+            self._turns.setdefault(conference, {})[leg_id] = (rank, float("inf"))
+        told_at: float | None = None
+        said_at = float("-inf")
+        try:
+            while True:
+                wait = await asyncio.to_thread(throttle.wait_s, keys)
+                first = True
+                if rank is not None and conference is not None:
+                    now = self._now()
+                    turns = self._turns[conference]
+                    turns[leg_id] = (rank, now + wait)
+                    first = rank == min(r for r, ready_at in turns.values() if ready_at <= now + max(wait, 0.0))
+                if wait <= 0 and first:
+                    claim = await asyncio.to_thread(throttle.claim, keys)
+                    if claim is not None:
+                        if told_at is not None:
+                            self.engine.stop_playback(leg_id)
+                            log.info("call %s: its turn after %.0f s", leg_id, self._now() - told_at)
+                        return claim
+                if told_at is None:
+                    told_at = self._now()
+                    log.info("call %s waits its turn to try a code (%.0f s or more)", leg_id, wait)
+                until = self._now() + min(max(wait, 0.5), 5.0)  # looked at again: another may have taken the turn
+                while self._now() < until:
+                    if not self.engine.playing(leg_id) and self._now() >= said_at + 15.0:  # again after a pause
+                        self._play(call, ["please_wait"])
+                        said_at = self._now()
+                    await self._tick(call)
+        finally:
+            if conference is not None:
+                waiting = self._turns.get(conference, {})
+                waiting.pop(leg_id, None)
+                if not waiting:
+                    self._turns.pop(conference, None)
 
     def _entry(self, max_digits: int, *, submit_at_max: bool = False) -> CodeEntry:
         limits = self.settings.limits

@@ -108,6 +108,7 @@ class LocaleSettings:
 class CodeSettings:
     entry_code_min_digits: int = _setting(p.integer(4, 8))
     entry_code_max_digits: int = _setting(p.integer(4, 8))
+    random_entry_code_digits: int = _setting(p.integer(6, 8))
     entry_code_required: bool = _setting(p.boolean)
     reuse_after_days: int = _setting(p.integer(0, 3650))
 
@@ -129,6 +130,9 @@ class LimitSettings:
     failures_per_caller: int = _setting(p.integer(1, 10_000))
     failures_window_s: int = _setting(p.integer(1, 7 * 86_400))
     global_failures_alarm_per_min: int = _setting(p.integer(1, 1_000_000))
+    conference_free_failures: int = _setting(p.integer(1, 1000))
+    delay_initial_s: int = _setting(p.integer(1, 3600))
+    delay_max_s: int = _setting(p.integer(1, 3600))
     first_digit_timeout_s: int = _setting(p.integer(1, 120))
     inter_digit_timeout_s: int = _setting(p.integer(1, 60))
 
@@ -136,6 +140,7 @@ class LimitSettings:
 @dataclass(frozen=True, slots=True)
 class PromptSettings:
     folder: Path | None = _setting(p.optional_path)
+    built_in: bool = _setting(p.boolean)
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +305,10 @@ def _check_consistency(s: Settings) -> None:
             "codes.entry_code_min_digits: expected at most codes.entry_code_max_digits "
             f"({s.codes.entry_code_min_digits} > {s.codes.entry_code_max_digits})"
         )
+    if s.codes.random_entry_code_digits > s.codes.entry_code_max_digits:
+        raise ConfigError("codes.random_entry_code_digits: expected at most codes.entry_code_max_digits")
+    if s.limits.delay_initial_s > s.limits.delay_max_s:
+        raise ConfigError("limits.delay_initial_s: expected at most limits.delay_max_s")
     if SipTransport.TLS in s.sip.transports and s.sip.tls_certificate is None:
         raise ConfigError('sip.tls_certificate: expected a PEM file path when sip.transports holds "tls"')
     if s.retry.backoff_initial_s > s.retry.backoff_max_s:

@@ -15,7 +15,6 @@ from aiohttp import web
 from bridge import Engine
 from bridge.asterisk import AsteriskDialler
 from bridge.callflow import CallFlow, Lobby
-from bridge.guard import FailureGuard
 from bridge.prompts import PromptLibrary
 from bridge.sip.gateway import SipGateway
 from config import Settings
@@ -32,15 +31,14 @@ log = logging.getLogger(__name__)
 
 
 async def _serve(settings: Settings, stop: asyncio.Event) -> None:
+    prompts = PromptLibrary(settings.prompts.folder, built_in=settings.prompts.built_in)
     rooms, db = await asyncio.to_thread(open_rooms, settings)
     mixer = settings.mixer
     engine = Engine(MixerConfig(sample_rate_hz=mixer.sample_rate_hz, frame_ms=mixer.frame_ms, top_n=mixer.top_n))
-    limits = settings.limits
     loop = asyncio.get_running_loop()
     lobby = Lobby()
     flow = CallFlow(
-        engine=engine, rooms=rooms, prompts=PromptLibrary(settings.prompts.folder), settings=settings, lobby=lobby,
-        guard=FailureGuard(limits.failures_per_caller, limits.failures_window_s, limits.global_failures_alarm_per_min),
+        engine=engine, rooms=rooms, prompts=prompts, settings=settings, lobby=lobby,
         now=loop.time,
     )  # fmt: skip
     gateway = SipGateway(settings, flow)
@@ -86,6 +84,9 @@ def _favour_media_clock() -> None:
 
 
 def serve(settings: Settings) -> int:
+    os.umask(0o077)  # var/, the database, the control socket: for the service's own user only
+    PromptLibrary(settings.prompts.folder, built_in=settings.prompts.built_in).check()  # one line, exit 2
+
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

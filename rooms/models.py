@@ -2,7 +2,7 @@
 
 Tables: ``users`` (professionals), ``conferences`` (scheduled or personal), ``dial_codes`` (which code belongs to
 which conference, and how long a released code stays out of circulation), ``invitees``, ``audit_events``,
-``outbox`` and ``web_sessions``.
+``outbox``, ``web_sessions``, and the failure counters ``failed_attempts`` and ``throttle_gates``.
 The schema is created and changed only by the Alembic migrations in ``rooms/migrations``.
 """
 
@@ -212,6 +212,8 @@ class AuditKind(StrEnum):
     CONFERENCE_UPDATED = "conference.updated"
     INVITEE_REMOVED = "invitee.removed"
     SIGNED_IN = "user.signed-in"
+    # Wrong codes for one conference past its free allowance: someone may be guessing; its host is told.
+    CODE_GUESSING = "code.guessing"
 
 
 class AuditEvent(Base):
@@ -273,3 +275,26 @@ class WebSession(Base):
     id_token: Mapped[str | None] = mapped_column(Text)  # the portal's, kept to end its session too at logout
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class FailedAttempt(Base):
+    """One failed try (a wrong code, a wrong password) against one key: a caller's number, a source address, a
+    conference, an account. Keys are stored as keyed hashes (HMAC-SHA-256), never as the number or address."""
+
+    __tablename__ = "failed_attempts"
+    __table_args__ = (Index("ix_failed_attempts_scope_key_at", "scope", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(index=True)
+
+
+class ThrottleGate(Base):
+    """When the next try against a slowed key may start: claimed by one try at a time, on every node."""
+
+    __tablename__ = "throttle_gates"
+
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_try_at: Mapped[datetime] = mapped_column(index=True)

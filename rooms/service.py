@@ -38,6 +38,7 @@ from rooms.models import (
     utcnow,
 )
 from rooms.schedule import Window, WindowState, check_schedule, parse_instant, zone
+from rooms.throttle import CodeLimits
 from rooms.views import ConferenceView, InviteeView, UserView
 
 log = logging.getLogger(__name__)
@@ -129,11 +130,26 @@ class Rooms:
         self._sessions = sessions
         self._clock = clock
         self._draw_code = draw_code
+        self._code_limits: CodeLimits | None = None
 
     @contextmanager
     def _tx(self) -> Iterator[Session]:
         with self._sessions.begin() as session:
             yield session
+
+    @property
+    def code_limits(self) -> CodeLimits:
+        """The failure counters of codes (phone and web share them), made once."""
+        if self._code_limits is None:
+            self._code_limits = CodeLimits.from_settings(self._sessions, self._settings, self._clock, self._guessing)
+        return self._code_limits
+
+    def _guessing(self, conference_id: str) -> None:
+        """A conference's wrong entry codes passed its free allowance: in the audit trail, for its host."""
+        limits = self._settings.limits
+        self.record(AuditKind.CODE_GUESSING, conference_id=uuid.UUID(conference_id),
+                    detail={"failures": limits.conference_free_failures, "window_s": limits.failures_window_s,
+                            "one_try_per_s": limits.delay_max_s})  # fmt: skip
 
     @property
     def sessions(self) -> sessionmaker[Session]:
@@ -504,10 +520,10 @@ class Rooms:
 
     def search_users(self, prefix: str, limit: int = 8) -> list[UserView]:
         """Accounts whose username or name starts with ``prefix`` (the wizard's autocomplete)."""
-        text = prefix.strip().lower()[:64]
-        if len(text) < 2:
+        text = prefix.strip().lower()[:64].replace("\\", "").replace("%", "")
+        if len(text) < 2:  # counted once wildcards are gone: "%%" must not list every account
             return []
-        pattern = text.replace("\\", "").replace("%", "").replace("_", "\\_") + "%"
+        pattern = text.replace("_", "\\_") + "%"
         with self._tx() as s:
             query = (select(User).where(User.username.like(pattern, escape="\\")
                                         | func.lower(User.display_name).like(pattern, escape="\\"))
@@ -701,7 +717,7 @@ class Rooms:
                 raise ValidationError("entry_code", "this installation requires an entry code")
             return None
         if value.strip().lower() == RANDOM:
-            return codes.random_entry_code(max(policy.entry_code_min_digits, min(6, policy.entry_code_max_digits)))
+            return codes.random_entry_code(policy.random_entry_code_digits)
         return codes.validate_entry_code(value, policy.entry_code_min_digits, policy.entry_code_max_digits)
 
     def join_url(self, token: str, *, invitee: bool = False) -> str:

@@ -15,6 +15,7 @@ from bridge.callflow import Lobby
 from bridge.engine import Engine
 from bridge.webrtc import install_audio_jitter_fix, install_fast_audio_level, pin_host_addresses
 from config import Settings
+from notify.alerts import guessing_notice
 from notify.invitations import Invitations
 from notify.outbox import Outbox, Wakeup
 from rooms import Rooms
@@ -61,7 +62,9 @@ def create_app(
     app[ROOMS] = rooms
     pages = app[PAGES] = Pages(settings, rooms, key)
     wakeup = app[OUTBOX_WAKEUP] = Wakeup()  # `passerelle serve` hands it to the outbox worker
-    invitations = Invitations(settings, rooms, Outbox(rooms.sessions, settings.retry, rooms.now, wakeup))
+    outbox = Outbox(rooms.sessions, settings.retry, rooms.now, wakeup)
+    invitations = Invitations(settings, rooms, outbox)
+    rooms.code_limits.notify_host = guessing_notice(settings, rooms, outbox)  # by phone or on the join page
     site = Site(settings, rooms, pages, auth, invitations)
     site.routes(app)
     Api(settings, rooms, site).routes(app)

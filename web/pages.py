@@ -2,13 +2,15 @@
 own link) with its pre-call check, and the small network-test endpoints that check uses.
 
 A join that passes gives a signed, expiring participant ticket (:mod:`web.tickets`) and goes on to the room.
-Wrong entry codes are counted per link and per client address like the phone's (the same limit), so the web is no
-easier to guess through than the keypad.
+Wrong entry codes are counted like the phone's (:mod:`rooms.throttle`), per client address and per conference,
+with the phone's tries of that conference: the web is no easier to guess through than the keypad, and guessing is
+slowed ("try again in 40 seconds"), never answered with a lockout of every web participant.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import time
 import unicodedata
@@ -19,7 +21,6 @@ import jinja2
 from aiohttp import web
 from babel.support import Translations
 
-from bridge.guard import FailureGuard
 from config import Settings
 from rooms import AuditKind, Rooms
 from rooms.codes import entry_code_matches, normalise_code
@@ -42,9 +43,7 @@ class Pages:
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
         )
-        limits = settings.limits
-        self.guard = FailureGuard(limits.failures_per_caller, limits.failures_window_s,
-                                  limits.global_failures_alarm_per_min)  # fmt: skip
+        self.limits = rooms.code_limits
         self._blob = os.urandom(MAX_DOWNLOAD)  # incompressible: a proxy cannot shrink the throughput test
 
     # -- rendering -----------------------------------------------------------------------------------------------
@@ -180,8 +179,9 @@ class Pages:
         media = str(form.get("media", "audio"))
         context = self._join_context(request, conference, invitee, name=name)
 
-        def again(message: str, status: int = 400) -> web.Response:
-            return self.render(request, "join.html", status=status, **{**context, "error": t(message)})
+        def again(message: str, status: int = 400, **values: object) -> web.Response:
+            text = t(message) % values if values else t(message)
+            return self.render(request, "join.html", status=status, **{**context, "error": text})
 
         if not name:
             return again(N_("Enter your name."))
@@ -193,17 +193,23 @@ class Pages:
         if state is WindowState.ENDED:
             return again(N_("This conference has ended."), 403)
         if invitee is None and conference.entry_code is not None and not self._is_host(request):
-            client = request.remote or "unknown"
-            keys = [f"link:{request.match_info['token']}", f"web:{client}"]
-            now = time.monotonic()
-            if self.guard.blocked(keys, now):
-                return again(N_("Too many wrong entry codes: try again later, or join by phone."), 429)
+            limits = self.limits
+            keys = [*limits.web_keys(request.remote), limits.conference_key(conference.id)]
+            wait = await asyncio.to_thread(limits.throttle.wait_s, keys)
+            claim = await asyncio.to_thread(limits.throttle.claim, keys) if wait <= 0 else None
+            if claim is None:
+                seconds = max(1, math.ceil(wait or 1))
+                response = again(N_("Too many wrong entry codes were tried: try again in %(seconds)s seconds, or "
+                                    "join by phone."), 429, seconds=seconds)  # fmt: skip
+                response.headers["Retry-After"] = str(seconds)
+                return response
             typed = normalise_code(str(form.get("entry_code", "")))
             if not entry_code_matches(conference.entry_code, typed):
-                self.guard.record(keys, now, shown="a web visitor")
+                await asyncio.to_thread(limits.failed, keys, conference_id=conference.id)
                 await asyncio.to_thread(self.rooms.record, AuditKind.DIAL_IN_REFUSED, conference_id=conference.id,
                                         detail={"reason": "wrong-entry-code", "source": "web"})  # fmt: skip
                 return again(N_("Wrong entry code."), 403)
+            await asyncio.to_thread(limits.throttle.succeeded, claim)
         ticket = tickets.issue(self.key, conference.id, name, media, invitee.id if invitee else None,
                                host=self._is_host(request))  # fmt: skip
         raise web.HTTPSeeOther(f"/room/{ticket}")

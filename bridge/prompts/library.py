@@ -21,19 +21,37 @@ class MissingPrompt(ConfigError):
 
 
 class PromptLibrary:
-    def __init__(self, custom_folder: Path | None = None) -> None:
+    def __init__(self, custom_folder: Path | None = None, *, built_in: bool = True) -> None:
         self._custom = custom_folder
+        self._roots = [r for r in (custom_folder, BUILT_IN if built_in else None) if r is not None]
         if custom_folder is not None and not custom_folder.is_dir():
             raise MissingPrompt(f"prompts.folder: expected a folder of recordings; {custom_folder} is not one")
         self._cache: dict[tuple[Language, str, int], npt.NDArray[np.int16]] = {}
 
     def path(self, language: Language, name: str) -> Path:
-        for root in (self._custom, BUILT_IN):
-            if root is not None:
-                candidate = root / language.value / f"{name}.wav"
-                if candidate.is_file():
-                    return candidate
+        for root in self._roots:
+            candidate = root / language.value / f"{name}.wav"
+            if candidate.is_file():
+                return candidate
         raise MissingPrompt(f"prompt {language.value}/{name}.wav not found (run scripts/make_prompts.py)")
+
+    def check(self) -> None:
+        """Every prompt of every language is there, or MissingPrompt in one line that says how to make them: a
+        bridge without its prompts would answer calls with silence (installed with pip alone, they are not made)."""
+        wanted = [(language, name) for language in Language
+                  for name in [*sorted(NAMES), *(f"number_{n}" for n in range(100))]]  # fmt: skip
+        missing = []
+        for language, name in wanted:
+            try:
+                self.path(language, name)
+            except MissingPrompt:
+                missing.append(f"{language.value}/{name}.wav")
+        if missing:
+            others = f" and {len(missing) - 1} others" if len(missing) > 1 else ""
+            raise MissingPrompt(
+                f"voice prompts missing ({missing[0]}{others}): make them with `python scripts/make_prompts.py` "
+                "(espeak-ng and sox; scripts/run.sh does it), or set prompts.folder to a clinic's recordings"
+            )
 
     def get(self, language: Language, name: str, rate_hz: int) -> npt.NDArray[np.int16]:
         """The prompt as int16 samples at ``rate_hz`` (8, 16 or 48 kHz), loaded and converted once."""

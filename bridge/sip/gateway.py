@@ -255,10 +255,10 @@ class SipGateway:
     ) -> Call:
         rate = sip_call.audio.info().rx_sample_rate or 8000
         leg = SipLeg(leg_id, sip_call, rate)
-        peer = str(sip_call.peer or "")
-        source = peer.split("@", 1)[-1].split(";", 1)[0].split(">", 1)[0]  # the host that sent it (a gateway, often)
+        # baresip-python 0.5.2a3 tells no packet's source address (its events carry the peer URI and the headers
+        # the caller wrote, Via and From included): no source key until the SIP stack of bridge/sip/ tells one.
         return Call(
-            leg=leg, caller_e164=number, source=source, hangup=leg.close, digits=digits,
+            leg=leg, caller_e164=number, source=None, hangup=leg.close, digits=digits,
             inband_dtmf=stream.inband_wanted,
         )  # fmt: skip
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from bridge import Engine, MediaClock
 from bridge.callflow import CallFlow, Lobby
-from bridge.guard import FailureGuard
 from bridge.prompts import PromptLibrary
 from bridge.sip.gateway import SipGateway
 from config import Settings, load_settings
@@ -35,7 +34,6 @@ class Stack:
     lobby: Lobby
     port: int
     clock: MediaClock
-    guard: FailureGuard
     outcomes: dict[str, object]
     gateway: SipGateway
 
@@ -87,12 +85,11 @@ def make_rooms(tmp_path: Path, **environ: str) -> tuple[Settings, Rooms]:
 
 
 @asynccontextmanager
-async def running(settings: Settings, rooms: Rooms, failure_limit: int = 10) -> AsyncIterator[Stack]:
+async def running(settings: Settings, rooms: Rooms) -> AsyncIterator[Stack]:
     loop = asyncio.get_running_loop()
     engine, lobby = Engine(), Lobby()
-    guard = FailureGuard(limit=failure_limit, window_s=3600, alarm_per_min=30)
     flow = CallFlow(
-        engine=engine, rooms=rooms, prompts=PromptLibrary(), settings=settings, lobby=lobby, guard=guard, now=loop.time,
+        engine=engine, rooms=rooms, prompts=PromptLibrary(), settings=settings, lobby=lobby, now=loop.time,
     )  # fmt: skip
     gateway = SipGateway(settings, flow)
     outcomes: dict[str, object] = {}
@@ -102,7 +99,7 @@ async def running(settings: Settings, rooms: Rooms, failure_limit: int = 10) -> 
     ticking = asyncio.create_task(engine.run(stop, clock))
     await gateway.start()
     try:
-        yield Stack(settings, rooms, engine, lobby, settings.sip.listen.port, clock, guard, outcomes, gateway)
+        yield Stack(settings, rooms, engine, lobby, settings.sip.listen.port, clock, outcomes, gateway)
     finally:
         stop.set()
         await ticking

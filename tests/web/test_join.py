@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import email
+import email.policy
 import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import select
 
 from config import Settings
 from config.secret import Secret
 from rooms import AuditKind, ConferenceDraft, Rooms
+from rooms.models import OutboxMessage
 from tests.conftest import FakeClock
 from web import create_app
 
@@ -135,23 +139,42 @@ def test_invitee_link_needs_no_entry_code_and_shows_it_for_the_phone(settings: S
     assert status == 303
 
 
-def test_guessing_entry_codes_is_stopped(settings: Settings, rooms: Rooms) -> None:
-    conference = rooms.create_conference(ConferenceDraft(name="Consultation", entry_code="4821"))
+def test_guessing_entry_codes_is_slowed_and_the_right_code_still_gets_in(
+    settings: Settings, rooms: Rooms, clock: FakeClock
+) -> None:
+    rooms.create_user("dr.martin", "Dr Claire Martin", email="claire.martin@example.org")
+    conference = rooms.create_conference(ConferenceDraft(name="Consultation", entry_code="482193", owner="dr.martin"))
     link = path_of(conference.join_url)
-    limit = settings.limits.failures_per_caller
+    free = settings.limits.failures_per_caller
 
-    async def scenario(client: TestClient[Any, Any]) -> list[int]:
+    async def scenario(client: TestClient[Any, Any]) -> tuple[list[int], str, str, int, int]:
         statuses = []
-        for guess in range(limit + 2):
-            response = await post(client, link, {"name": "x", "entry_code": f"{1000 + guess}"})
+        for guess in range(free + 1):
+            response = await post(client, link, {"name": "x", "entry_code": f"{100000 + guess}"})
             statuses.append(response.status)
-        right = await post(client, link, {"name": "x", "entry_code": "4821"}, allow_redirects=False)
-        statuses.append(right.status)
-        return statuses
+        refused = await post(client, link, {"name": "x", "entry_code": "482193"}, allow_redirects=False)
+        text, retry = await refused.text(), refused.headers.get("Retry-After", "")
+        clock.advance(timedelta(seconds=int(retry or 0)))
+        right = await post(client, link, {"name": "x", "entry_code": "482193"}, allow_redirects=False)
+        clock.advance(timedelta(seconds=settings.limits.delay_max_s))
+        again = await post(client, link, {"name": "x", "entry_code": "111111"})
+        return statuses, text, retry, right.status, again.status
 
-    statuses = with_client(settings, rooms, scenario)
-    assert statuses[:limit] == [403] * limit
-    assert statuses[limit:] == [429, 429, 429], "past the limit even the right code is refused for a while"
+    statuses, text, retry, right, again = with_client(settings, rooms, scenario)
+    assert statuses[:free] == [403] * free
+    assert statuses[free] == 429, "past the allowance a try must wait its turn"
+    assert 0 < int(retry) <= settings.limits.delay_max_s
+    assert f"réessayez dans {retry} secondes" in text
+    assert right == 303, "once its turn came, the right code got in: no lockout"
+    assert again == 403, "a try after the wait is judged"
+    guessing = [e for e in rooms.audit_events() if e.kind is AuditKind.CODE_GUESSING]
+    assert [e.conference_id for e in guessing] == [conference.id], "the guessing is in the audit trail"
+    with rooms.sessions() as s:
+        told = s.scalars(select(OutboxMessage).where(OutboxMessage.recipient == "claire.martin@example.org")).all()
+    assert len(told) == 1, "the host is told once"
+    notice = email.message_from_bytes(told[0].payload, policy=email.policy.default)
+    assert "codes d'accès erronés" in str(notice["Subject"])
+    assert "482193" not in told[0].payload.decode(), "the notice never carries the code"
 
 
 def test_conference_window_is_enforced(settings: Settings, rooms: Rooms, clock: FakeClock) -> None:

@@ -428,9 +428,12 @@ def test_a_conference_is_its_owners_only(settings: Settings, rooms: Rooms, docto
 def test_user_autocomplete(settings: Settings, rooms: Rooms, doctor: str) -> None:
     async def scenario(client: TestClient[Any, Any]) -> list[Any]:
         await sign_in(client)
-        return [await (await client.get(f"/api/users?q={q}")).json() for q in ("dr", "soph", "x", "%", "d_")]
+        queries = ("dr", "soph", "x", "%", "d_", "%25%25", "%5C%5C%25")  # the last two: "%%" and "\\%"
+        return [await (await client.get(f"/api/users?q={q}")).json() for q in queries]
 
-    dr, soph, short, wildcard, underscore = run(settings, rooms, scenario)
+    dr, soph, short, wildcard, underscore, two_wildcards, escaped = run(settings, rooms, scenario)
+    assert two_wildcards == [], "two wildcards listed every account"
+    assert escaped == []
     assert [u["username"] for u in dr] == ["dr.martin", "dr.petit"]
     assert soph == [{"username": "inf.durand", "name": "Sophie Durand"}]
     assert short == []
