@@ -14,7 +14,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from config import PasserelleError, Settings, load_settings
+from passerelle import logs
 from rooms import ConferenceDraft, ConferenceView, Rooms, UserView
 from rooms.schedule import local_iso
 
@@ -313,9 +316,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.command != "serve":
         logging.getLogger().setLevel(max(logging.WARNING, logging.getLevelName(args.log_level)))
+    logs.install()  # database errors reach the log without the values they may quote
+    if logging.getLevelName(args.log_level) > logging.DEBUG:  # its context lines at every start: not for operators
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         settings = load_settings(args.config)
         return _run(args, settings)
     except PasserelleError as exc:
         print(f"passerelle: error: {exc}", file=sys.stderr)
         return 2
+    except SQLAlchemyError:  # the database refused or failed: said without the values it may quote
+        logging.getLogger("passerelle").exception("the database failed")
+        print("passerelle: error: the database failed (see the log line above)", file=sys.stderr)
+        return 1

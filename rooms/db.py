@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,11 +22,13 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; an SQLite file gets its folder, foreign keys, WAL and a busy timeout."""
     parsed = make_url(url)
+    # A failed statement's parameters (a conference named after a patient, its codes, a join token, a message)
+    # would be in the exception's text, hence in a log: never.
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(url, pool_pre_ping=True, hide_parameters=True)
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url)
+        _private_file(Path(parsed.database))
+    engine = create_engine(url, hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -48,6 +51,15 @@ def make_engine(url: str) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _private_file(path: Path) -> None:
+    """The database file readable by its owner only (0600), in a folder made 0700 when it is made here; SQLite
+    gives its -wal and -shm files the database file's mode."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # an empty file is an empty database
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -81,7 +93,7 @@ def current_revision(engine: Engine) -> str | None:
 def scratch_schema(url: str, prefix: str) -> Iterator[str]:
     """A PostgreSQL URL whose connections live in a new, empty schema, dropped on exit (tests, benchmarks)."""
     schema = f"{prefix}_{secrets.token_hex(6)}"
-    admin = create_engine(url)
+    admin = create_engine(url, hide_parameters=True)
     with admin.begin() as conn:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
     try:

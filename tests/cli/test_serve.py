@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import time
 import urllib.request
@@ -65,10 +66,16 @@ def test_serve_upgrades_embedded_database_answers_health_and_stops(tmp_path: Pat
         assert proc.returncode == 0, err
         assert "web site listening on 127.0.0.1" in err
         assert "SIP gateway listening on 127.0.0.1" in err
+        assert "alembic" not in err, "the migration tool's own lines are not the operator's business"
+        assert err.count("database schema") == 1
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+    assert stat.S_IMODE((tmp_path / "var").stat().st_mode) == 0o700
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "var").iterdir()}
+    assert modes["db.sqlite3"] == 0o600
+    assert set(modes.values()) == {0o600}, modes
     engine = create_engine(f"sqlite:///{tmp_path / 'var' / 'db.sqlite3'}")
     assert {"users", "conferences", "dial_codes", "invitees", "audit_events"} <= set(inspect(engine).get_table_names())
     engine.dispose()
@@ -86,6 +93,21 @@ def test_serve_port_taken_fails_clearly(tmp_path: Path, passerelle: str) -> None
         proc = subprocess.run([passerelle, "serve"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr
+
+
+@pytest.mark.e2e
+def test_serve_without_voice_prompts_refuses_to_start_in_one_line(tmp_path: Path, passerelle: str) -> None:
+    """Installed with pip alone, no prompt was made: say how to make them rather than answer calls with silence."""
+    (tmp_path / "prompts").mkdir()  # a clinic's folder without recordings, the built-in voice refused
+    env = env_for(tmp_path, PASSERELLE_PROMPTS__FOLDER=str(tmp_path / "prompts"),
+                  PASSERELLE_PROMPTS__BUILT_IN="false", PASSERELLE_HTTP__LISTEN=f"127.0.0.1:{free_port()}",
+                  PASSERELLE_SIP__LISTEN=f"127.0.0.1:{free_port()}")  # fmt: skip
+    proc = subprocess.run([passerelle, "serve"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith("passerelle: error: voice prompts missing"), proc.stderr
+    assert "scripts/make_prompts.py" in lines[-1]
+    assert "Traceback" not in proc.stderr
 
 
 def test_console_script_bad_arguments_write_nothing(tmp_path: Path, passerelle: str) -> None:
