@@ -108,6 +108,9 @@ class CallFlow:
         self._arrivals = itertools.count()
         # conference → waiting leg → (its rank, lowest first; when its own keys let it try)
         self._turns: dict[str, dict[str, tuple[tuple[int, int], float]]] = {}
+        self._calls: dict[str, Call] = {}  # leg → the call, while the flow runs it
+        self._ending: set[str] = set()  # legs told the conference ended, being taken out
+        self._tasks: set[asyncio.Task[None]] = set()
         self.settings, self.lobby, self._now = settings, lobby, now
         self.host_present = host_present  # the web site sets it: is a host of this room connected?
         # Seconds from the caller's final key (the # of a code, or of the entry code) to hearing the room, for
@@ -126,14 +129,44 @@ class CallFlow:
     async def _guarded(self, call: Call, flow: Coroutine[Any, Any, CallOutcome]) -> CallOutcome:
         leg = call.leg
         self.engine.join(f"ivr:{leg.id}", leg, inband_dtmf=call.inband_dtmf)
+        self._calls[leg.id] = call
         try:
             return await flow
         except _Gone:
             log.info("call %s: the caller left during the flow", leg.id)
             return CallOutcome.ENDED
         finally:
+            self._calls.pop(leg.id, None)
+            self._ending.discard(leg.id)
             self.engine.leave(leg.id)
             call.hangup()
+
+    def end_room(self, room: Hashable) -> None:
+        """The conference ended (deleted, or its host ended it): each caller in its room or lobby hears "the
+        conference has ended", then the bridge hangs up (BYE). Browsers are told by the site."""
+        room_id = str(room)
+        for leg_id in [*self.engine.legs_in(room_id), *self.lobby.in_room(room_id)]:
+            call = self._calls.get(leg_id)
+            if call is None or leg_id in self._ending:
+                continue  # a browser's leg, or one already being taken out
+            self._ending.add(leg_id)
+            if leg_id in self.lobby.waiting:
+                self.lobby.deny(leg_id)  # its flow says the ending (below, in _enter)
+                continue
+            task = asyncio.get_running_loop().create_task(self._take_out(call, room_id), name=f"end {leg_id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        log.info("conference %s ended: its callers are taken out", room_id)
+
+    async def _take_out(self, call: Call, room: str) -> None:
+        leg_id = call.leg.id
+        try:
+            self.engine.move(leg_id, f"ended:{room}", listen_only=True)  # out of the mix at once
+            await self._say(call, ["conference_ended"])
+        except _Gone:
+            return
+        finally:
+            self.engine.leave(leg_id)  # its flow sees it leave and hangs up
 
     async def _dial_in(self, call: Call) -> CallOutcome:
         keys = self.limits.caller_keys(call.caller_e164, call.source)
@@ -289,7 +322,7 @@ class CallFlow:
                     raise
             self.engine.stop_playback(leg_id)
             if not decision.result():
-                await self._say(call, ["denied"])
+                await self._say(call, ["conference_ended" if leg_id in self._ending else "denied"])
                 return CallOutcome.DENIED
         others = self.engine.legs_in(room)
         self.engine.move(leg_id, room)

@@ -44,6 +44,7 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
     gateway = SipGateway(settings, flow)
     app = create_app(settings, rooms, engine, lobby)
     flow.host_present = app[LIVE].host_in  # until-host lobbies open when a host's browser is in the room
+    app[LIVE].on_room_end = flow.end_room  # a deleted or ended conference: its callers hear it and are hung up
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     media = asyncio.create_task(engine.run(stop), name="media clock")

@@ -214,6 +214,7 @@ class AuditKind(StrEnum):
     SIGNED_IN = "user.signed-in"
     # Wrong codes for one conference past its free allowance: someone may be guessing; its host is told.
     CODE_GUESSING = "code.guessing"
+    CONFERENCE_ENDED = "conference.ended"  # by its host, for everyone in it
 
 
 class AuditEvent(Base):

@@ -25,6 +25,7 @@ from rooms import codes
 from rooms.contacts import normalise_email, normalise_phone
 from rooms.dial_in import DialInDecision, DialInOutcome, Refusal
 from rooms.errors import ConflictError, NotFoundError, ValidationError
+from rooms.events import ChangeKind, RoomChange
 from rooms.models import (
     AuditEvent,
     AuditKind,
@@ -131,6 +132,18 @@ class Rooms:
         self._clock = clock
         self._draw_code = draw_code
         self._code_limits: CodeLimits | None = None
+        self._listeners: list[Callable[[RoomChange], None]] = []
+
+    def on_change(self, listener: Callable[[RoomChange], None]) -> None:
+        """``listener`` is told of each deletion, ending and invitee removal once committed (from any thread)."""
+        self._listeners.append(listener)
+
+    def changed(self, change: RoomChange) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(change)
+            except Exception:  # a listener's failure is its own, never the change's
+                log.exception("conference %s: a listener failed on %s", change.conference_id, change.kind)
 
     @contextmanager
     def _tx(self) -> Iterator[Session]:
@@ -375,6 +388,15 @@ class Rooms:
             s.delete(conference)
             self._audit(s, AuditKind.CONFERENCE_DELETED, conference_id=conference.id, actor_id=actor_id)
         log.info("conference %s deleted", conference.id)
+        self.changed(RoomChange(conference.id, ChangeKind.DELETED))
+
+    def end_conference(self, conference_id: uuid.UUID | str, *, by_host: bool = True) -> None:
+        """Everyone out of the room now (its host's "end for everyone"); the conference itself stays."""
+        with self._tx() as s:
+            conference = self._conference(s, conference_id)
+            self._audit(s, AuditKind.CONFERENCE_ENDED, conference_id=conference.id, detail={"by_host": by_host})
+        log.info("conference %s ended for everyone", conference.id)
+        self.changed(RoomChange(conference.id, ChangeKind.ENDED))
 
     # -- personal rooms ------------------------------------------------------------------------------------------
 
@@ -516,7 +538,8 @@ class Rooms:
             view = self._invitee_view(invitee)
             s.delete(invitee)
             self._audit(s, AuditKind.INVITEE_REMOVED, conference_id=conference.id, detail={"kind": str(view.kind)})
-            return view
+        self.changed(RoomChange(view.conference_id, ChangeKind.INVITEE_REMOVED, view.id))
+        return view
 
     def search_users(self, prefix: str, limit: int = 8) -> list[UserView]:
         """Accounts whose username or name starts with ``prefix`` (the wizard's autocomplete)."""

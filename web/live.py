@@ -7,15 +7,25 @@ Messages (JSON): the browser sends ``{"type": "offer", "sdp"}`` then its ICE can
 ``{"type": "error", "message"}``; then ``{"type": "participants", "list"}`` whenever the room changes (who, phone
 or web, talking, muted). The browser mutes itself with ``{"type": "mute", "muted": true|false}``. Closing the
 socket (a closed tab) takes the leg out of the room at once.
+
+The offer carries the page's state, so a page that reconnects by itself (a blip, a restart) comes back as it was:
+``"muted"``, and ``"pass"`` — what the bridge sent as ``{"type": "pass", "pass"}`` once the browser was in the room —
+which takes it straight back in, past the lobby and past the end of the window. The socket checks when it opens,
+and every few seconds, that the conference still exists, is in its window (or the browser has its pass) and, for
+an invitee's ticket, that the invitee is still invited; otherwise, and when the conference is deleted, ended by
+its host (``{"type": "end"}`` from a host), or the invitee removed, it sends ``{"type": "ended", "reason":
+"cancelled" | "ended" | "removed" | "not-open"}`` and closes. Phone callers of an ended conference hear it and
+are hung up (``on_room_end``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -27,11 +37,15 @@ from bridge.webrtc import WebRtcLeg
 from config import LobbyMode, Settings
 from rooms import Rooms
 from rooms.errors import NotFoundError
+from rooms.events import ChangeKind, RoomChange
+from rooms.schedule import WindowState
+from rooms.views import ConferenceView
 from web import tickets
 from web.video import VideoRooms
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE = 64 * 1024  # an SDP offer is a few kB
+WATCH_S = 5.0  # how often an open socket looks at its conference again (changes made by another process or node)
 
 
 class Live:
@@ -45,6 +59,76 @@ class Live:
         webrtc = settings.webrtc
         self.video = VideoRooms()
         self.opus = SharedOpus(webrtc.opus_bitrate, webrtc.opus_complexity, webrtc.opus_application.value)
+        self._sockets: dict[str, dict[str, tuple[web.WebSocketResponse, tickets.Ticket]]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.on_room_end: Callable[[str], None] | None = None  # `passerelle serve`: the call flow's end_room
+        rooms.on_change(self._changed)
+
+    # -- the room follows its conference -------------------------------------------------------------------------
+
+    def _changed(self, change: RoomChange) -> None:
+        """From the thread that made the change: handed over to the loop."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.apply, change)
+
+    def apply(self, change: RoomChange) -> None:
+        """Take out of the room those the change concerns: every browser (told why) and, unless only an invitee
+        was removed, every phone caller."""
+        room = str(change.conference_id)
+        for socket, ticket in list(self._sockets.get(room, {}).values()):
+            if change.kind is ChangeKind.INVITEE_REMOVED and ticket.invitee_id != change.invitee_id:
+                continue
+            self._spawn(self._tell_and_close(socket, change.kind.value))
+        if change.kind is not ChangeKind.INVITEE_REMOVED and self.on_room_end is not None:
+            self.on_room_end(room)
+        if self.lobby is not None and change.kind is not ChangeKind.INVITEE_REMOVED:
+            for leg in self.lobby.in_room(room):
+                if leg.startswith("web-"):
+                    self.lobby.deny(leg)
+
+    def _spawn(self, work: Any) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _tell_and_close(socket: web.WebSocketResponse, reason: str) -> None:
+        if socket.closed:
+            return
+        with contextlib.suppress(ConnectionError, RuntimeError):  # gone meanwhile
+            await socket.send_json({"type": "ended", "reason": reason})
+        await socket.close()
+
+    async def _refusal(self, ticket: tickets.Ticket, *, passed: bool) -> str | None:
+        """Why this ticket may not be in the room now, or None: the conference deleted, outside its window (unless
+        the browser was in: ``passed``), or the invitee no longer invited."""
+        try:
+            conference = await asyncio.to_thread(self.rooms.get_conference, ticket.conference_id)
+        except NotFoundError:
+            return ChangeKind.DELETED.value
+        if ticket.invitee_id is not None:
+            try:
+                await asyncio.to_thread(self.rooms.get_invitee, ticket.invitee_id)
+            except NotFoundError:
+                return ChangeKind.INVITEE_REMOVED.value
+        return None if passed else self._outside_window(conference)
+
+    def _outside_window(self, conference: ConferenceView) -> str | None:
+        state = conference.window.state(self.rooms.now())
+        if state is WindowState.ENDED:
+            return ChangeKind.ENDED.value
+        return "not-open" if state is WindowState.NOT_YET_OPEN else None
+
+    async def _watch(self, socket: web.WebSocketResponse, ticket: tickets.Ticket) -> None:
+        """Every few seconds: a deletion or removal made elsewhere (the command line, another node) ends it too."""
+        while not socket.closed:
+            await asyncio.sleep(WATCH_S)
+            reason = await self._refusal(ticket, passed=True)  # those in may run over the window
+            if reason is not None:
+                kind = ChangeKind(reason)
+                self.apply(RoomChange(ticket.conference_id, kind, ticket.invitee_id))
+                return
 
     def host_in(self, room: Hashable) -> bool:
         """Is a host of this conference in its room (for the lobby's until-host mode)?"""
@@ -93,7 +177,7 @@ class Live:
             return False
         return mode is LobbyMode.ALWAYS or (mode is LobbyMode.UNTIL_HOST and not self.host_in(room))
 
-    async def _wait_for_host(self, socket: web.WebSocketResponse, leg_id: str, room: str, lobby: Lobby,
+    async def _wait_for_host(self, socket: web.WebSocketResponse, leg_id: str, room: str, lobby: Lobby, room_pass: str,
                              slots: list[tuple[str, Any]] | None = None, camera: Any = None) -> None:  # fmt: skip
         """A browser in the lobby: hears nothing, is not heard, until a host admits it (or one comes, in until-host
         mode: hosts see it in their panel either way)."""
@@ -106,19 +190,26 @@ class Live:
         if decision.result() and leg_id in self.engine:
             self.engine.move(leg_id, room)
             await socket.send_json({"type": "admitted"})
+            await socket.send_json({"type": "pass", "pass": room_pass})
             await self._presence(socket, room, leg_id, False, slots, camera)
         else:
             await socket.send_json({"type": "denied"})
             await socket.close()
 
     async def room_socket(self, request: web.Request) -> web.StreamResponse:
+        self._loop = asyncio.get_running_loop()
+        text = request.match_info["ticket"]
         try:
-            ticket = tickets.read(self.key, request.match_info["ticket"])
-            conference = await asyncio.to_thread(self.rooms.get_conference, ticket.conference_id)
-        except (tickets.BadTicket, NotFoundError):
+            ticket = tickets.read(self.key, text)
+        except tickets.BadTicket:
             raise web.HTTPForbidden(text="this room link is not valid any more: open your invitation again") from None
         socket = web.WebSocketResponse(heartbeat=2.0, max_msg_size=MAX_MESSAGE)  # a dead tab is noticed in ≤ 4 s
         await socket.prepare(request)
+        refused = await self._refusal(ticket, passed=True)  # the window is judged with the offer (and its pass)
+        if refused is not None:
+            await self._tell_and_close(socket, refused)
+            return socket
+        conference = await asyncio.to_thread(self.rooms.get_conference, ticket.conference_id)
         from aiortc import RTCPeerConnection, RTCSessionDescription
         from aiortc.sdp import candidate_from_sdp
 
@@ -146,6 +237,9 @@ class Live:
                 log.info("leg %s: connection %s", leg_id, pc.connectionState)
                 leg.close()
 
+        members = self._sockets.setdefault(room, {})
+        members[leg_id] = (socket, ticket)
+        watch = loop.create_task(self._watch(socket, ticket), name=f"watch {leg_id}")
         try:
             async for message in socket:
                 if message.type is not WSMsgType.TEXT:
@@ -157,6 +251,11 @@ class Live:
                     await socket.send_json({"type": "error", "message": "expected a JSON object with a type"})
                     continue
                 if kind == "offer" and pc.remoteDescription is None:
+                    passed = tickets.has_pass(self.key, text, data.get("pass"))
+                    outside = None if passed else self._outside_window(conference)
+                    if outside is not None:
+                        await self._tell_and_close(socket, outside)
+                        break
                     await pc.setRemoteDescription(RTCSessionDescription(sdp=str(data.get("sdp", "")), type="offer"))
                     pc.addTrack(leg.track)
                     slots = self.video.open_slots(pc)
@@ -164,12 +263,23 @@ class Live:
                     await socket.send_json({"type": "answer", "sdp": pc.localDescription.sdp})
                     if ticket.host:
                         self._hosts.setdefault(room, set()).add(leg_id)
-                    waits = self._must_wait(conference.lobby_mode, room, ticket.host)
+                    waits = not passed and self._must_wait(conference.lobby_mode, room, ticket.host)
                     self.engine.join(f"lobby:{room}" if waits else room, leg, listen_only=waits)
+                    self.engine.set_muted(leg_id, data.get("muted") is True)  # as the page was before it reconnected
                     self.engine.labels[leg_id] = ticket.name
+                    if not waits:
+                        await socket.send_json({"type": "pass", "pass": tickets.room_pass(self.key, text)})
                     if waits and self.lobby is not None:
                         admission = loop.create_task(
-                            self._wait_for_host(socket, leg_id, room, self.lobby, slots, camera[0] if camera else None)
+                            self._wait_for_host(
+                                socket,
+                                leg_id,
+                                room,
+                                self.lobby,
+                                tickets.room_pass(self.key, text),
+                                slots,
+                                camera[0] if camera else None,
+                            )
                         )
                     else:
                         presence = loop.create_task(
@@ -178,6 +288,9 @@ class Live:
                     log.info("leg %s (web) %s conference %s", leg_id, "waits to enter" if waits else "joined", room)
                 elif kind == "mute" and leg_id in self.engine:
                     self.engine.set_muted(leg_id, bool(data.get("muted")))
+                elif kind == "end" and ticket.host:
+                    log.info("host %s ends conference %s for everyone", leg_id, room)
+                    await asyncio.to_thread(self.rooms.end_conference, room)
                 elif kind in ("admit", "deny") and ticket.host and self.lobby is not None:
                     waiting = str(data.get("leg", ""))
                     if waiting in self.lobby.in_room(room):  # only this conference's lobby
@@ -194,6 +307,10 @@ class Live:
             log.info("leg %s: bad offer (%s)", leg_id, exc)
             await socket.send_json({"type": "error", "message": "the browser's offer could not be used"})
         finally:
+            watch.cancel()
+            members.pop(leg_id, None)
+            if not members:
+                self._sockets.pop(room, None)
             self._hosts.get(room, set()).discard(leg_id)
             for task in (presence, admission):
                 if task is not None:

@@ -114,6 +114,11 @@ class Pages:
             "nobody_waiting": _("Nobody is waiting."),
             "reconnecting": _("Connection lost: reconnecting…"),
             "connection_failed": _("The audio could not be connected. Reload the page, or join by phone."),
+            "ended_cancelled": _("This conference was cancelled by its organiser."),
+            "ended_ended": _("This conference has ended."),
+            "ended_removed": _("You are no longer invited to this conference."),
+            "ended_not-open": _("This conference is not open yet: come back a few minutes before it starts."),
+            "end_confirm": _("End the conference for everyone? Everyone, phones included, will be taken out."),
         }  # fmt: skip
 
     # -- the join page -------------------------------------------------------------------------------------------
@@ -223,7 +228,20 @@ class Pages:
         try:
             conference = await asyncio.to_thread(self.rooms.get_conference, ticket.conference_id)
         except NotFoundError:
-            raise self._not_found(request) from None
+            return self.error(request, 410, N_("Conference cancelled"),
+                              N_("This conference was cancelled by its organiser."))  # fmt: skip
+        if ticket.invitee_id is not None:
+            try:
+                await asyncio.to_thread(self.rooms.get_invitee, ticket.invitee_id)
+            except NotFoundError:
+                return self.error(request, 403, N_("No longer invited"),
+                                  N_("You are no longer invited to this conference."))  # fmt: skip
+        state = conference.window.state(self.rooms.now())
+        if state is WindowState.ENDED:
+            return self.error(request, 403, N_("Conference ended"), N_("This conference has ended."))
+        if state is WindowState.NOT_YET_OPEN:
+            not_yet = N_("This conference is not open yet: come back a few minutes before it starts.")
+            return self.error(request, 403, N_("Not open yet"), not_yet)
         webrtc = self.settings.webrtc
         ice = [{"urls": url, **({"username": webrtc.turn_username, "credential": webrtc.turn_password.reveal()}
                                 if url.startswith("turn") else {})} for url in webrtc.ice_servers]  # fmt: skip

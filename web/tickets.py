@@ -81,3 +81,14 @@ def read(key: bytes, ticket: str, now: float | None = None) -> Ticket:
     invitee = data["i"]
     return Ticket(uuid.UUID(data["c"]), data["n"], data["m"], uuid.UUID(invitee) if invitee else None, data["e"],
                   bool(data.get("h")))  # fmt: skip
+
+
+def room_pass(key: bytes, ticket: str) -> str:
+    """Given to a browser once it is in the room (not the lobby): shown again when the page reconnects by itself
+    (a network blip, a restart of the service), it goes straight back in — past the lobby, and past the end of
+    the conference's window, which those already in may run over."""
+    return _b64(hmac.new(key, b"pass\0" + ticket.encode(), hashlib.sha256).digest()[:16])
+
+
+def has_pass(key: bytes, ticket: str, shown: object) -> bool:
+    return isinstance(shown, str) and hmac.compare_digest(shown.encode(), room_pass(key, ticket).encode())

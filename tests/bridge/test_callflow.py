@@ -399,3 +399,30 @@ def test_callflow_during_a_guessing_attack_the_right_codes_get_in_within_a_minut
     assert failures >= rooms.code_limits.conference.free
     guessing = [e for e in rooms.audit_events(limit=1000) if e.kind is AuditKind.CODE_GUESSING]
     assert len(guessing) == 1, "one alarm per window, not one per wrong code"
+
+
+def test_callflow_an_ended_conference_takes_its_callers_out_with_a_word(harness: Harness, rooms: Rooms) -> None:
+    room, code = open_conference(rooms)
+    doctor = BufferLeg("doctor", 8000, tone(1900, 8000 * 30, 6000, rate=8000))
+    harness.engine.join(room, doctor)
+    patient = BufferLeg("patient", 8000)
+    call = harness.call(patient, code + "#")
+
+    async def scenario() -> tuple[object, bool]:
+        flow = asyncio.create_task(harness.flow.run(call))
+        while "patient" not in harness.engine.legs_in(room):
+            await harness.engine.next_tick()
+        harness.played.clear()
+        harness.flow.end_room(room)
+        heard_room_after = False
+        while not flow.done():
+            await harness.engine.next_tick()
+            heard_room_after |= "patient" in harness.engine.legs_in(room)
+        return await flow, heard_room_after
+
+    outcome, heard_room_after = harness.run(scenario)
+    assert outcome is CallOutcome.ENDED
+    assert harness.played == ["conference_ended"]
+    assert not heard_room_after, "out of the mix at once, before the words"
+    assert "patient" not in harness.engine
+    assert call.leg.closed

@@ -10,6 +10,8 @@ let attempt = 0;
 let current = null;
 let muted = false;
 let refused = false;
+// Given by the bridge once in the room: shown again on reconnecting, it goes straight back in (not the lobby).
+const passKey = `passerelle-pass:${config.socket}`;
 const VIDEO_SLOTS = 4;  // cameras shown at once (the bridge's web/video.py SLOTS)
 let videoByMid = {};
 
@@ -138,7 +140,9 @@ async function connect() {
   };
   socket.onopen = async () => {
     await pc.setLocalDescription(await pc.createOffer());
-    socket.send(JSON.stringify({ type: "offer", sdp: pc.localDescription.sdp }));
+    // The page's state goes with the offer, so a page that reconnects by itself comes back as it was: muted, in.
+    socket.send(JSON.stringify({ type: "offer", sdp: pc.localDescription.sdp, muted,
+                                 pass: sessionStorage.getItem(passKey) }));
   };
   socket.onmessage = async (event) => {
     const message = JSON.parse(event.data);
@@ -150,6 +154,14 @@ async function connect() {
     else if (message.type === "admitted") { say(texts.connected, "good"); document.body.dataset.lobby = "admitted"; }
     else if (message.type === "denied") { refused = true; say(texts.denied, "bad"); document.body.dataset.lobby = "denied"; }
     else if (message.type === "error") say(message.message, "bad");
+    else if (message.type === "pass") sessionStorage.setItem(passKey, message.pass);
+    else if (message.type === "ended") {
+      refused = true;
+      sessionStorage.removeItem(passKey);
+      say(texts[`ended_${message.reason}`] || texts.ended_ended, "bad");
+      document.body.dataset.ended = message.reason;
+      document.body.dataset.lobby = "";
+    }
   };
   current = socket;
   socket.onclose = () => {
@@ -167,5 +179,15 @@ async function connect() {
   };
 }
 
-document.getElementById("leave").addEventListener("click", () => { document.body.dataset.leaving = "yes"; });
+document.getElementById("leave").addEventListener("click", () => {
+  document.body.dataset.leaving = "yes";
+  sessionStorage.removeItem(passKey);
+});
+const end = document.getElementById("end");
+if (end) {
+  end.addEventListener("click", () => {
+    if (!window.confirm(texts.end_confirm)) return;
+    if (current && current.readyState === WebSocket.OPEN) current.send(JSON.stringify({ type: "end" }));
+  });
+}
 connect().catch(() => say(texts.connection_failed, "bad"));

@@ -1,4 +1,5 @@
-"""failure counters in the database (codes, sign-in), shared by every node and kept across restarts
+"""failure counters in the database (codes, sign-in), shared by every node and kept across restarts; a host
+ending a conference in the audit trail
 
 Revision ID: 0007
 Revises: 0006
@@ -20,7 +21,7 @@ BEFORE = (
     "invitee.added", "dial-in.admitted", "dial-in.refused", "dial-out", "conference.updated", "invitee.removed",
     "user.signed-in",
 )  # fmt: skip
-NEW = ("code.guessing",)
+NEW = ("code.guessing", "conference.ended")
 
 
 def _kinds(kinds: tuple[str, ...]) -> None:
@@ -58,5 +59,5 @@ def downgrade() -> None:
     op.drop_index("ix_failed_attempts_scope_key_at", table_name="failed_attempts")
     op.drop_table("failed_attempts")
     with op.batch_alter_table("audit_events") as batch:
-        batch.execute("DELETE FROM audit_events WHERE kind = 'code.guessing'")
+        batch.execute("DELETE FROM audit_events WHERE kind IN ('code.guessing', 'conference.ended')")
     _kinds(BEFORE)
