@@ -42,8 +42,9 @@ class Event:
 
 
 def escape(text: str) -> str:
-    """RFC 5545 §3.3.11 TEXT."""
-    return text.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\r\n", "\n").replace("\n", "\\n")
+    """RFC 5545 §3.3.11 TEXT; every line break (CRLF, LF or a bare CR, which no content line may hold) as ``\\n``."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\n", "\\n")
 
 
 def param(value: str) -> str:

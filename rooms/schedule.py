@@ -36,6 +36,12 @@ def parse_instant(text: str, tz_name: str, field: str) -> datetime:
         raise ValidationError(field, f"expected {ISO_HINT}; got {text!r}") from None
     if wall.tzinfo is not None:
         return wall.astimezone(UTC)
+    return wall_instant(wall, tz_name, field)
+
+
+def wall_instant(wall: datetime, tz_name: str, field: str) -> datetime:
+    """A wall time (naive) in ``tz_name`` as a UTC instant; ValidationError for one the clocks skip (spring) or
+    show twice (autumn), rather than a guess."""
     tz = zone(tz_name)
     first, second = wall.replace(tzinfo=tz, fold=0), wall.replace(tzinfo=tz, fold=1)
     if first.utcoffset() != second.utcoffset():

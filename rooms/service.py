@@ -111,6 +111,8 @@ def _text(value: str, field: str, max_len: int, *, required: bool = True, multil
     probe = cleaned.replace("\n", "").replace("\r", "").replace("\t", "") if multiline else cleaned
     if _CONTROL.search(probe):
         raise ValidationError(field, "contains control characters")
+    if not cleaned.isprintable() and any(0xD800 <= ord(c) <= 0xDFFF for c in cleaned):
+        raise ValidationError(field, "contains characters that are not text")  # a lone surrogate: cannot be stored
     return cleaned
 
 

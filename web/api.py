@@ -45,6 +45,25 @@ def _problem(status: int, message: str, errors: dict[str, str] | None = None) ->
     return kind(text=json.dumps(body), content_type="application/json")
 
 
+def _not_text(body: object) -> str | None:
+    """The field (dotted path) of the first string holding a lone surrogate, or None. Iterative: a body nested
+    as deep as the JSON parser allows must not overflow the stack here."""
+    stack: list[tuple[object, str]] = [(body, "")]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return path or "body"
+        elif isinstance(value, dict):
+            stack.extend((key, path) for key in value)
+            stack.extend((item, f"{path}.{key}" if path else str(key)) for key, item in value.items())
+        elif isinstance(value, list):
+            stack.extend((item, path) for item in value)
+    return None
+
+
 class Api:
     def __init__(self, settings: Settings, rooms: Rooms, site: Site) -> None:
         self.settings, self.rooms, self.site = settings, rooms, site
@@ -102,8 +121,13 @@ class Api:
             body = await request.json()
         except (ValueError, UnicodeDecodeError):
             raise _problem(400, "the body is not valid JSON") from None
+        except RecursionError:  # nested past what Python's parser follows
+            raise _problem(400, "the body is nested too deeply") from None
         if not isinstance(body, dict):
             raise _problem(400, "the body must be a JSON object")
+        broken = _not_text(body)
+        if broken is not None:  # a lone surrogate ("\\ud800") is valid JSON but no text: it could not be stored
+            raise _problem(400, "the body holds text that is not Unicode", {broken: "not valid Unicode text"})
         return body
 
     def _plan(self, body: dict[str, Any], base: dict[str, Any] | None = None) -> Plan:

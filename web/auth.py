@@ -44,6 +44,7 @@ from rooms import ConflictError, NotFoundError, Rooms, UserView, ValidationError
 from rooms.web_sessions import WebSessions
 
 log = logging.getLogger(__name__)
+FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 SESSION_COOKIE = "psl_session"
 CSRF_COOKIE = "psl_csrf"
@@ -106,6 +107,11 @@ class Auth:
         token = request.cookies.get(SESSION_COOKIE)
         if token and not request.path.startswith(("/static/", "/api/net/")):
             request[USER] = await asyncio.to_thread(self.sessions.user, token)
+        if request.method in UNSAFE and request.content_type in FORMS:
+            try:  # read once here (aiohttp keeps it): a body that is not what it claims is the sender's error
+                await request.post()
+            except ValueError:  # not UTF-8, no boundary, a broken multipart body
+                raise web.HTTPBadRequest(text="The form could not be read: send it again from the page.") from None
         if request.method in UNSAFE and not await self._csrf_ok(request, seed, fresh):
             log.info("refused a %s to %s without a valid CSRF token", request.method, request.path.split("/")[1])
             raise web.HTTPForbidden(text="This form has expired or did not come from this site: reload the page "
@@ -133,7 +139,7 @@ class Auth:
         if fresh:
             return False  # no cookie came: no page of this site was loaded by this browser
         sent = request.headers.get(CSRF_HEADER, "")
-        if not sent and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        if not sent and request.content_type in FORMS:
             try:
                 sent = str((await request.post()).get(CSRF_FIELD, ""))
             except ValueError:

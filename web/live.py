@@ -247,7 +247,7 @@ class Live:
                 try:
                     data = json.loads(message.data)
                     kind = data["type"]
-                except (ValueError, KeyError, TypeError):
+                except (ValueError, KeyError, TypeError, RecursionError):  # deep nesting too: the sender's error
                     await socket.send_json({"type": "error", "message": "expected a JSON object with a type"})
                     continue
                 if kind == "offer" and pc.remoteDescription is None:
@@ -297,10 +297,15 @@ class Live:
                         done = self.lobby.admit(waiting) if kind == "admit" else self.lobby.deny(waiting)
                         log.info("host %s: %s %s (%s)", leg_id, kind, waiting, "done" if done else "too late")
                 elif kind == "candidate" and data.get("candidate"):
-                    candidate = candidate_from_sdp(str(data["candidate"]).removeprefix("candidate:"))
-                    candidate.sdpMid = data.get("sdpMid")
-                    candidate.sdpMLineIndex = data.get("sdpMLineIndex")
-                    await pc.addIceCandidate(candidate)
+                    try:
+                        candidate = candidate_from_sdp(str(data["candidate"]).removeprefix("candidate:"))
+                        candidate.sdpMid = data.get("sdpMid") if isinstance(data.get("sdpMid"), str) else None
+                        index = data.get("sdpMLineIndex")
+                        candidate.sdpMLineIndex = index if isinstance(index, int) else None
+                        await pc.addIceCandidate(candidate)
+                    # A garbage candidate: said, not fatal (aiortc's parser checks with assert).
+                    except (ValueError, IndexError, TypeError, KeyError, AssertionError):
+                        await socket.send_json({"type": "error", "message": "this ICE candidate could not be read"})
                 elif kind not in ("candidate",):
                     await socket.send_json({"type": "error", "message": f"unexpected {kind!r}"})
         except ValueError as exc:  # an SDP aiortc cannot use

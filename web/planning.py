@@ -17,6 +17,7 @@ from config.parsers import known_timezones
 from rooms import ConferenceDraft, ConferenceView, NotFoundError, Rooms, ValidationError
 from rooms.codes import validate_entry_code
 from rooms.contacts import normalise_email, normalise_phone
+from rooms.schedule import wall_instant
 from web.i18n import N_
 
 MAX_NAME, MAX_MESSAGE, MAX_INVITEES = 200, 2000, 200
@@ -132,8 +133,12 @@ class Plan:
         if self.schedule not in ("scheduled", "open"):
             e["schedule"] = (N_("Choose a date and time, or open without schedule."), {})
         elif self.schedule == "scheduled":
-            start = _moment(self.day, self.at, zone)
-            if start is None:
+            start, skipped = _moment(self.day, self.at, zone), None
+            if start is not None:
+                start, skipped = _instant(start, self.timezone)
+            if skipped is not None:
+                e["day"] = skipped
+            elif start is None:
                 e["day"] = (N_("Give the date (day/month/year) and the time (hours:minutes)."), {})
             elif start < now - timedelta(minutes=1) and not editing:
                 e["day"] = (N_("This date and time have passed."), {})
@@ -141,17 +146,21 @@ class Plan:
                 e["day"] = (N_("Plan at most two years ahead."), {})
             if not self.duration.isdigit() or int(self.duration) not in DURATIONS:
                 e["duration"] = (N_("Choose a duration from the list."), {})
-            elif start is not None and "day" not in e:
+            elif start is not None and "day" not in e:  # the length in absolute time: right across a clock change
                 self.start, self.end = start, start + timedelta(minutes=int(self.duration))
-        self.message = self.message.replace("\r\n", "\n").strip()
+        self.message = self.message.replace("\r\n", "\n").replace("\r", "\n").strip()
         if len(self.message) > MAX_MESSAGE or _CONTROL.search(self.message):
             e["message"] = (N_("The message has at most 2000 characters."), {})
         self.send_time = None
         if self.send not in ("now", "at", "later"):
             e["send"] = (N_("Choose when the invitations go out."), {})
         elif self.send == "at":
-            moment = _moment(self.send_day, self.send_at, zone)
-            if moment is None:
+            moment, skipped = _moment(self.send_day, self.send_at, zone), None
+            if moment is not None:
+                moment, skipped = _instant(moment, self.timezone)
+            if skipped is not None:
+                e["send_day"] = skipped
+            elif moment is None:
                 e["send_day"] = (N_("Give the date and time the invitations go out."), {})
             elif moment <= now:
                 e["send_day"] = (N_("This date and time have passed."), {})
@@ -174,6 +183,19 @@ def local_schedule(conference: ConferenceView) -> tuple[str, str, int] | None:
     start = conference.starts_at.astimezone(ZoneInfo(conference.timezone))
     minutes = int((conference.ends_at - conference.starts_at).total_seconds() // 60)
     return f"{start:%Y-%m-%d}", f"{start:%H:%M}", minutes
+
+
+def _instant(moment: datetime, tz_name: str) -> tuple[datetime | None, tuple[str, dict[str, str]] | None]:
+    """A wall time of the form as a UTC instant, or why not: one the clocks skip, or show twice."""
+    try:
+        return wall_instant(moment.replace(tzinfo=None), tz_name, "day"), None
+    except ValidationError as exc:
+        values = {"time": f"{moment:%H:%M}", "zone": tz_name}
+        if "twice" in str(exc):
+            return None, (N_("%(time)s happens twice that day in %(zone)s (the clocks go back): choose another "
+                             "time."), values)  # fmt: skip
+        return None, (N_("%(time)s does not exist that day in %(zone)s (the clocks go forward): choose another "
+                         "time."), values)  # fmt: skip
 
 
 def _moment(day: str, at: str, zone: ZoneInfo) -> datetime | None:

@@ -91,6 +91,15 @@ def test_any_text_comes_back_as_typed(text: str) -> None:
     assert str(vevent.get("DESCRIPTION", "")) == text
 
 
+@given(st.text(alphabet=st.sampled_from("ab\r\n;,\\é"), max_size=80))
+def test_no_bare_cr_or_lf_ever_reaches_the_file(text: str) -> None:
+    raw = calendar(event(summary=text, description=text))
+    assert b"\r" not in raw.replace(b"\r\n", b""), "a bare CR in the .ics"
+    assert b"\n" not in raw.replace(b"\r\n", b""), "a bare LF in the .ics"
+    vevent = icalendar.Calendar.from_ical(raw).walk("VEVENT")[0]
+    assert str(vevent.get("DESCRIPTION", "")) == text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def test_fold_keeps_short_lines_whole() -> None:
     assert fold("VERSION:2.0") == b"VERSION:2.0\r\n"
     assert fold("X" * 76) == b"X" * 75 + b"\r\n X\r\n"

@@ -170,3 +170,33 @@ def test_a_reconnecting_page_comes_back_muted_and_in_even_past_the_window(
     assert len(out["in_room"]) == 1, "the page came back into the room, not the lobby"
     assert out["in_room"][0]["muted"] is True, "the page's mute was lost on reconnecting"
     assert out["forged"]
+
+
+def test_garbage_on_the_room_socket_gets_an_error_and_the_socket_stays_up(
+    settings: Settings, rooms: Rooms, caplog: pytest.LogCaptureFixture
+) -> None:
+    conference = rooms.create_conference(ConferenceDraft(name="Consultation", lobby_mode="off"))
+
+    async def scenario(client: Client, key: bytes) -> list[str]:
+        socket = await client.ws_connect(f"/ws/room/{tickets.issue(key, conference.id, 'Anne', 'audio', None)}")
+        await socket.send_json(await offer())
+        await until(socket, "answer")
+        errors = []
+        for garbage in (
+            json.dumps({"type": "candidate", "candidate": "candidate:garbage", "sdpMid": "0", "sdpMLineIndex": 0}),
+            json.dumps({"type": "candidate", "candidate": "candidate:1 1 udp x 127.0.0.1", "sdpMLineIndex": "z"}),
+            json.dumps({"type": "candidate", "candidate": "candidate:1 1 UDP 1 127.0.0.1 notaport typ host"}),
+            "[" * 30_000 + "]" * 30_000,
+            '{"type": ' + "[" * 20_000 + "]" * 20_000 + "}",
+        ):
+            await socket.send_str(garbage)
+            errors.append((await until(socket, "error"))["message"])
+        await socket.send_json({"type": "mute", "muted": True})
+        await asyncio.sleep(0.2)
+        assert not socket.closed, "the socket was dropped"
+        await socket.close()
+        return errors
+
+    errors = run(settings, rooms, scenario)
+    assert len(errors) == 5
+    assert not [r for r in caplog.records if r.exc_info], "a traceback in the log"
