@@ -31,7 +31,7 @@ from rooms import (
 )
 from rooms.models import DeliveryState
 from web.auth import USER, Handler
-from web.planning import DURATIONS, Plan, local_schedule
+from web.planning import DURATIONS, MAX_INVITEES, Plan, local_schedule
 from web.site import Site
 
 PREFIX = "/api/v1"
@@ -154,7 +154,7 @@ class Api:
             if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
                 errors[key] = "expected a list of strings"
                 continue
-            for value in values:
+            for value in values[: MAX_INVITEES + 1]:  # one more than allowed is enough to refuse: no more work
                 form.add(field, value)
         form["name"] = text("name")
         entry = merged.get("entry_code")

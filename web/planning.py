@@ -59,10 +59,14 @@ class Plan:
             return str(form.get(key, default))[:4000]
 
         def many(key: str) -> list[str]:
-            values: list[str] = []
+            values: dict[str, None] = {}  # typed twice counts once, order kept
             for raw in form.getall(key, []) if hasattr(form, "getall") else form.get(key, []):
-                values += [v.strip() for v in re.split(r"[,;\n]", str(raw)[:20000]) if v.strip()]
-            return list(dict.fromkeys(values))  # typed twice counts once, order kept
+                for v in re.split(r"[,;\n]", str(raw)[:20000]):
+                    if v.strip():
+                        values[v.strip()] = None
+                    if len(values) > MAX_INVITEES:  # one more than allowed is enough to say so: no more work
+                        return list(values)
+            return list(values)
 
         return cls(users=many("user"), emails=many("email"), phones=many("phone"), name=one("name"),
                    entry=one("entry", "none"), entry_code=one("entry_code"), lobby=one("lobby"),
@@ -79,26 +83,33 @@ class Plan:
             e["name"] = (N_("Give the conference a name."), {})
         elif len(self.name) > MAX_NAME or _CONTROL.search(self.name):
             e["name"] = (N_("The name has at most 200 characters."), {})
+        self.normal_emails, self.normal_phones = [], []
+        if len(self.users) + len(self.emails) + len(self.phones) > MAX_INVITEES:  # before any work on them
+            e["users"] = (N_("At most 200 participants."), {})
+            self.users, self.emails, self.phones = [], [], []
         for username in self.users:
             try:
                 rooms.get_user(username)
             except (NotFoundError, ValidationError):
                 e["users"] = (N_("No account is named “%(value)s”."), {"value": username[:64]})
                 break
-        self.normal_emails, self.normal_phones = [], []
+        seen: set[str] = set()
         for address in self.emails:
             try:
                 normal = normalise_email(address)
-                if normal.casefold() not in {a.casefold() for a in self.normal_emails}:  # one person, one invitation
+                if normal.casefold() not in seen:  # one person, one invitation
+                    seen.add(normal.casefold())
                     self.normal_emails.append(normal)
             except ValidationError:
                 e["emails"] = (N_("“%(value)s” is not an email address."), {"value": address[:254]})
                 break
         region = settings.locale.phone_region
+        numbers: set[str] = set()
         for number in self.phones:
             try:
                 normal = normalise_phone(number, region, field="phone", for_sms=True)
-                if normal not in self.normal_phones:  # "06 11 22 33 44" and "+33611223344" are one phone
+                if normal not in numbers:  # "06 11 22 33 44" and "+33611223344" are one phone
+                    numbers.add(normal)
                     self.normal_phones.append(normal)
             except ValidationError:
                 e["phones"] = (
@@ -106,8 +117,6 @@ class Plan:
                     {"value": number[:40]},
                 )
                 break
-        if len(self.users) + len(self.emails) + len(self.phones) > MAX_INVITEES:
-            e["users"] = (N_("At most 200 participants."), {})
         policy = settings.codes
         if self.entry not in ("none", "random", "chosen"):
             e["entry"] = (N_("Choose no entry code, a random one, or your own."), {})
