@@ -158,6 +158,14 @@ class RetrySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RetentionSettings:
+    outbox_days: int = _setting(p.integer(1, 3650))
+    invitees_days: int = _setting(p.integer(1, 3650))
+    audit_days: int = _setting(p.integer(1, 3650))
+    purge_every_min: int = _setting(p.integer(1, 24 * 60))
+
+
+@dataclass(frozen=True, slots=True)
 class EmailSettings:
     smtp: HostPort | None = _setting(p.optional_host_port)
     security: SmtpSecurity = _setting(p.choice(SmtpSecurity))
@@ -210,6 +218,7 @@ class Settings:
     prompts: PromptSettings
     mixer: MixerSettings
     retry: RetrySettings
+    retention: RetentionSettings
     email: EmailSettings
     sms: SmsSettings
     oidc: OidcSettings

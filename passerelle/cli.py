@@ -39,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     commands.add_parser("serve", help="run the bridge and the web site (upgrades an embedded database first)")
+    purge = commands.add_parser("purge", help="delete the personal data past its retention ([retention])")
+    purge.add_argument("--dry-run", action="store_true", help="count what would go, delete nothing")
 
     lobby = commands.add_parser("lobby", help="callers waiting for a host (asks the running service)")
     lobby_actions = lobby.add_subparsers(dest="action", required=True)
@@ -193,7 +195,8 @@ def _emit(as_json: bool, data: Any, human: Callable[[], object]) -> None:
 
 
 BENCHMARKS = {
-    name: f"bench.{name}" for name in ("dtmf", "latency", "mixer", "rooms", "sip", "site", "talkoff", "web", "webrtc")
+    name: f"bench.{name}"
+    for name in ("dtmf", "hostile", "latency", "mixer", "rooms", "sip", "site", "talkoff", "web", "webrtc")
 }
 
 
@@ -258,6 +261,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run_rooms(args: argparse.Namespace, settings: Settings, rooms: Rooms) -> int:
+    if args.command == "purge":
+        from rooms.retention import Retention
+
+        counts = Retention(rooms.sessions, settings, rooms.now).purge(dry_run=args.dry_run)
+        print(json.dumps({"dry_run": args.dry_run, **counts}))
+        return 0
     if args.command == "user" and args.action == "create":
         u = rooms.create_user(
             args.username, args.name, email=args.email, phone=args.phone, language=args.language,

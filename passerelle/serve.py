@@ -4,6 +4,7 @@ on its 20 ms clock, the SIP dial-in gateway and the web site (today its health c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -23,6 +24,7 @@ from notify.outbox import Outbox
 from notify.outbox import run as deliver
 from passerelle import control
 from rooms.db import session_factory
+from rooms.retention import Retention
 from rooms.store import open_rooms
 from web import create_app
 from web.app import LIVE, OUTBOX_WAKEUP
@@ -51,6 +53,8 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
     outbox = asyncio.create_task(
         deliver(Outbox(session_factory(db), settings.retry), settings, stop, wakeup=app[OUTBOX_WAKEUP]), name="outbox"
     )  # invitations waiting to go out by email or SMS
+    purging = asyncio.create_task(_purge(Retention(rooms.sessions, settings, rooms.now), settings, stop),
+                                  name="retention")  # fmt: skip
     local: web.AppRunner | None = None
     try:
         if settings.control.socket is not None:
@@ -67,11 +71,23 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
         stop.set()
         await media
         await outbox
+        await purging
         await gateway.close()
         await runner.cleanup()
         if local is not None:
             await local.cleanup()
         db.dispose()
+
+
+async def _purge(retention: Retention, settings: Settings, stop: asyncio.Event) -> None:
+    """Personal data past its retention goes at start, then every retention.purge_every_min."""
+    while not stop.is_set():
+        try:
+            await asyncio.to_thread(retention.purge)
+        except Exception:  # the next round tries again; the service goes on
+            log.exception("retention: the purge failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), settings.retention.purge_every_min * 60)
 
 
 def _favour_media_clock() -> None:

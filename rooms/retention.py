@@ -1,0 +1,82 @@
+"""Retention: personal data kept no longer than it serves (``[retention]``), then purged.
+
+What goes, and when (all instants UTC, judged against the service's clock):
+
+- outbox messages (the recipient's address or number, the invitation's bytes) ``outbox_days`` after they were
+  sent, or after they were made when they were given up;
+- a scheduled conference's invitees (emails, numbers, accounts, their links) ``invitees_days`` after its window
+  closed — the conference itself stays, for its owner's list and the audit trail;
+- audit events after ``audit_days``;
+- failure counters once out of their window (``limits.failures_window_s``), and expired sign-in sessions.
+
+``passerelle serve`` runs :meth:`Retention.purge` every ``purge_every_min``; ``passerelle purge [--dry-run]`` runs
+it once and prints what went (or would go).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql import Delete
+
+from config import Settings
+from rooms.models import (
+    AuditEvent,
+    Conference,
+    ConferenceKind,
+    FailedAttempt,
+    Invitee,
+    OutboxMessage,
+    OutboxState,
+    ThrottleGate,
+    WebSession,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Retention:
+    def __init__(self, sessions: sessionmaker[Session], settings: Settings, clock: Callable[[], datetime]) -> None:
+        self._sessions, self._settings, self._clock = sessions, settings, clock
+
+    def purge(self, *, dry_run: bool = False) -> dict[str, int]:
+        """Delete (or, with ``dry_run``, count) what is past its time; how many rows of each kind."""
+        now = self._clock()
+        r, sch = self._settings.retention, self._settings.schedule
+        outbox_cutoff = now - timedelta(days=r.outbox_days)
+        # A conference's window closes grace_after_min after its end: its invitees go invitees_days after that.
+        ended_before = now - timedelta(days=r.invitees_days, minutes=sch.grace_after_min)
+        ended = select(Conference.id).where(
+            Conference.kind == ConferenceKind.SCHEDULED,
+            Conference.ends_at.is_not(None),
+            Conference.ends_at < ended_before,
+        )
+        failures_before = now - timedelta(seconds=self._settings.limits.failures_window_s)
+        plan: dict[str, Delete] = {
+            "outbox": delete(OutboxMessage).where(
+                ((OutboxMessage.state == OutboxState.SENT) & (OutboxMessage.sent_at < outbox_cutoff))
+                | ((OutboxMessage.state == OutboxState.FAILED) & (OutboxMessage.created_at < outbox_cutoff))
+            ),
+            "invitees": delete(Invitee).where(Invitee.conference_id.in_(ended)),
+            "audit_events": delete(AuditEvent).where(AuditEvent.at < now - timedelta(days=r.audit_days)),
+            "failed_attempts": delete(FailedAttempt).where(FailedAttempt.at < failures_before),
+            "throttle_gates": delete(ThrottleGate).where(ThrottleGate.next_try_at < failures_before),
+            "web_sessions": delete(WebSession).where(WebSession.expires_at < now),
+        }
+        counts: dict[str, int] = {}
+        with self._sessions.begin() as s:
+            for kind, statement in plan.items():
+                if dry_run:
+                    counted = select(func.count()).select_from(statement.table).where(statement.whereclause)  # type: ignore[arg-type]
+                    counts[kind] = int(s.scalar(counted) or 0)
+                else:
+                    counts[kind] = int(s.execute(statement, execution_options={"synchronize_session": False})
+                                       .rowcount or 0)  # type: ignore[attr-defined]  # fmt: skip
+        if any(counts.values()):
+            log.info("retention %s: %s", "would purge" if dry_run else "purged",
+                     ", ".join(f"{n} {kind}" for kind, n in counts.items() if n))  # fmt: skip
+        return counts
