@@ -45,6 +45,11 @@ def _problem(status: int, message: str, errors: dict[str, str] | None = None) ->
     return kind(text=json.dumps(body), content_type="application/json")
 
 
+def _decoded(raw: bytes) -> tuple[object, str | None]:
+    body = json.loads(raw)
+    return body, _not_text(body) if isinstance(body, dict) else None
+
+
 def _not_text(body: object) -> str | None:
     """The field (dotted path) of the first string holding a lone surrogate, or None. Iterative: a body nested
     as deep as the JSON parser allows must not overflow the stack here."""
@@ -117,15 +122,15 @@ class Api:
     async def _body(request: web.Request) -> dict[str, Any]:
         if request.content_type != "application/json":
             raise _problem(415, "send JSON (Content-Type: application/json)")
-        try:
-            body = await request.json()
+        raw = await request.read()
+        try:  # decoded and walked in a thread: a large body's work stays off the media clock's loop
+            body, broken = await asyncio.to_thread(_decoded, raw)
         except (ValueError, UnicodeDecodeError):
             raise _problem(400, "the body is not valid JSON") from None
         except RecursionError:  # nested past what Python's parser follows
             raise _problem(400, "the body is nested too deeply") from None
         if not isinstance(body, dict):
             raise _problem(400, "the body must be a JSON object")
-        broken = _not_text(body)
         if broken is not None:  # a lone surrogate ("\\ud800") is valid JSON but no text: it could not be stored
             raise _problem(400, "the body holds text that is not Unicode", {broken: "not valid Unicode text"})
         return body
@@ -228,7 +233,7 @@ class Api:
 
     async def create(self, request: web.Request) -> web.Response:
         user = self._user(request)
-        plan = self._plan(await self._body(request))
+        plan = await asyncio.to_thread(self._plan, await self._body(request))
         await self._checked(plan)
         try:
             conference = await asyncio.to_thread(self.site._create, user, plan)
