@@ -61,6 +61,7 @@ class Call:
     skip_hash: bool = False
     # When the last key reached the bridge (set by the SIP side as digits arrive): the code's final # → joined time.
     last_digit_at: float | None = None
+    in_menu: bool = True  # still in the voice menu (codes), not yet in a lobby or a room
 
 
 @dataclass
@@ -305,6 +306,7 @@ class CallFlow:
 
     async def _enter(self, call: Call, conference_id: Hashable, mode: LobbyMode) -> CallOutcome:
         leg_id, room = call.leg.id, str(conference_id)
+        call.in_menu = False
         wait = mode is LobbyMode.ALWAYS or (mode is LobbyMode.UNTIL_HOST and not self.host_present(room))
         if wait:
             self.engine.move(leg_id, f"lobby:{room}", listen_only=True)

@@ -40,6 +40,8 @@ class SipSettings:
     tls_certificate: Path | None = _setting(p.optional_path)
     rtp_timeout_s: int = _setting(p.integer(5, 3600))
     max_calls: int = _setting(p.integer(1, 255))
+    ack_timeout_s: int = _setting(p.integer(1, 32))
+    max_menu_calls_per_caller: int = _setting(p.integer(1, 255))
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,6 +55,7 @@ class SipGateway:
         self._tasks: set[asyncio.Task[object]] = set()
         self._ids = itertools.count(1)
         self._calls: dict[str, tuple[Call, DigitStream]] = {}
+        self._answering: dict[str, int] = {}  # caller number → its calls being answered (not yet handed over)
         self._expected: dict[str, asyncio.Future[str]] = {}  # direct link user part → its leg id, once it called
         self.on_call_ended: Callable[[str, object], None] | None = None
         flow.engine.on_digit = self._inband_digit
@@ -213,15 +214,31 @@ class SipGateway:
             )
         from baresip.errors import BaresipError
 
+        if number is not None and direct is None:
+            in_menu = sum(1 for c, _ in self._calls.values() if c.caller_e164 == number and c.in_menu)
+            waiting = self._answering.get(number, 0)
+            if in_menu + waiting >= self.settings.sip.max_menu_calls_per_caller:
+                log.warning("call %s refused: %d calls of %s already in the voice menu", leg_id, in_menu + waiting,
+                            mask_phone(number))  # fmt: skip
+                await self._refuse(sip_call)
+                return CallOutcome.REFUSED
         stream, digits = self._listen_for_digits(sip_call, leg_id)  # before answering: a key may come at once
+        if number is not None:
+            self._answering[number] = self._answering.get(number, 0) + 1
         try:
             await sip_call.answer()
-            await sip_call.wait_established()
-        except BaresipError as exc:  # CANCEL before our answer, or the call failed while being set up
-            log.info("call %s ended before it was answered: %s", leg_id, exc)
+            # A flood of INVITEs never ACKed would hold every slot for 32 s (timer H): not ACKed soon, hung up.
+            await sip_call.wait_established(timeout=self.settings.sip.ack_timeout_s)
+        except BaresipError as exc:  # CANCEL before our answer, no ACK, or the call failed while being set up
+            log.info("call %s ended before it was set up: %s", leg_id, exc)
             if self.on_call_ended is not None:
                 self.on_call_ended(leg_id, CallOutcome.ENDED)
             return CallOutcome.ENDED
+        finally:
+            if number is not None:
+                self._answering[number] -= 1
+                if not self._answering[number]:
+                    del self._answering[number]
         call = self._make_call(sip_call, leg_id, number, stream, digits)
         self.flow.engine.labels[leg_id] = mask_phone(number) if number else ""
         expected = self._expected.get(called)
@@ -229,6 +246,15 @@ class SipGateway:
             expected.set_result(leg_id)
         flow = self.flow.run(call) if direct is None else self.flow.run_direct(call, direct)
         return await self._run(leg_id, call, stream, flow)
+
+    @staticmethod
+    async def _refuse(sip_call: Any) -> None:
+        from baresip.errors import BaresipError
+
+        try:
+            await sip_call.reject()
+        except BaresipError as exc:  # gone meanwhile
+            log.debug("reject: %s", exc)
 
     def _listen_for_digits(self, sip_call: Any, leg_id: str) -> tuple[DigitStream, asyncio.Queue[str]]:
         stream = DigitStream()

@@ -1,0 +1,51 @@
+"""Floods must not take the phone lines: SIPp sends 10 INVITEs a second from one address for 15 s, answered and
+never ACKed (the stack would hold each slot 32 s, RFC 3261 timer H); a real caller dialling in the middle of it
+still gets in. Anonymous floods are freed by the ACK timeout, one number's by its cap of calls in the menu."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from rooms import ConferenceDraft
+from tests.bridge.phones import Phone
+from tests.bridge.stack import free_port, make_rooms, running
+from tests.mixer.signals import tone
+from tests.tools import require
+
+FLOOD = Path(__file__).with_name("sipp") / "flood.xml"
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("from_user", ["anonymous", "+33600000001"])
+def test_a_caller_gets_in_during_a_flood_of_invites_never_acked(tmp_path: Path, from_user: str) -> None:
+    sipp = require("sipp")
+    settings, rooms = make_rooms(tmp_path, PASSERELLE_SIP__MAX_CALLS="45", PASSERELLE_SIP__ACK_TIMEOUT_S="3")
+    conference = rooms.create_conference(ConferenceDraft(name="Consultation", lobby_mode="off"))
+    scenario = tmp_path / "flood.xml"
+    scenario.write_text(FLOOD.read_text().replace("FROM_USER", from_user))
+    phone = Phone(tmp_path / "phone", free_port(), free_port(), 36200, tone(700, 8000 * 60, 8000, rate=8000))
+
+    async def run() -> tuple[int, int, int | None]:
+        async with running(settings, rooms) as stack:
+            flood = await asyncio.create_subprocess_exec(
+                sipp, f"127.0.0.1:{stack.port}", "-sf", str(scenario), "-r", "10", "-rp", "1000", "-m", "150",
+                "-l", "150", "-i", "127.0.0.1", "-p", str(free_port()), "-mi", "127.0.0.1",
+                "-mp", str(free_port() // 2 * 2), "-nd", "-nostdin", "-timeout", "40s", "-recv_timeout", "12000",
+                cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            await asyncio.sleep(8.0)  # 80 INVITEs in: without the limits every slot would be held by now
+            await stack.dial_in(phone, conference.code)
+            joined = await stack.wait_for_legs(str(conference.id), 1, limit_s=15)
+            await asyncio.wait_for(flood.wait(), 60)
+            return joined, len(stack.engine.legs_in(str(conference.id))), flood.returncode
+
+    try:
+        joined, _, flood_status = asyncio.run(asyncio.wait_for(run(), 120))
+    finally:
+        phone.stop()
+    assert flood_status is not None, "SIPp did not finish"
+    assert joined == 1, "the real caller was kept out by the flood"
