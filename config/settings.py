@@ -87,6 +87,7 @@ class HttpSettings:
     public_base_url: str = _setting(p.base_url)
     session_hours: int = _setting(p.integer(1, 24 * 7))
     login_failures: int = _setting(p.integer(1, 100))
+    trusted_proxies: tuple[str, ...] = _setting(p.listing(p.ip_address, "IP addresses"))
 
 
 @dataclass(frozen=True, slots=True)

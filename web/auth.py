@@ -38,12 +38,13 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from bridge.guard import FailureGuard
 from config import Settings
 from rooms import ConflictError, NotFoundError, Rooms, UserView, ValidationError
+from rooms.throttle import Key, Policy, Scope, Throttle
 from rooms.web_sessions import WebSessions
 
 log = logging.getLogger(__name__)
+DEVICE_COOKIE = "passerelle_device"
 FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 SESSION_COOKIE = "psl_session"
@@ -89,8 +90,12 @@ class Auth:
         self._csrf_key = hmac.new(key, b"passerelle csrf", hashlib.sha256).digest()
         self._flow_key = hmac.new(key, b"passerelle oidc flow", hashlib.sha256).digest()
         self.secure = settings.http.public_base_url.startswith("https://")
-        self.guard = FailureGuard(settings.http.login_failures, settings.limits.failures_window_s,
-                                  settings.limits.global_failures_alarm_per_min, "sign-in")  # fmt: skip
+        self._device_key = hmac.new(key, b"passerelle device", hashlib.sha256).digest()
+        limits = settings.limits
+        self.throttle = Throttle(rooms.sessions, Scope.SIGN_IN, settings.security.secret_key.reveal(), rooms.now)
+        self.policy = Policy(settings.http.login_failures, limits.delay_initial_s, limits.delay_max_s,
+                             limits.failures_window_s)  # fmt: skip
+        self._trusted = frozenset(settings.http.trusted_proxies)
         self._provider: Provider | None = None
         self._provider_lock = asyncio.Lock()
 
@@ -186,17 +191,54 @@ class Auth:
 
     # -- local accounts ------------------------------------------------------------------------------------------
 
-    async def check_password(self, request: web.Request, username: str, password: str) -> UserView | str:
-        """The user, or why not: ``"blocked"`` (too many failures) or ``"wrong"``."""
-        now = time.monotonic()
-        keys = [f"login:{username.strip().lower()[:64]}", f"login-from:{request.remote or 'unknown'}"]
-        if self.guard.blocked(keys, now):
-            return "blocked"
+    async def check_password(self, request: web.Request, username: str, password: str) -> UserView | float:
+        """The user, or why not: the seconds to wait before a try (> 0), or 0.0 for a wrong password.
+
+        OWASP's device cookies: a browser that signed in to this account before shows its signed cookie and is
+        counted on its own key, so an attacker's guesses (counted per account and per client address) never slow
+        the owner there; elsewhere the owner is slowed like anyone (one try per ``limits.delay_max_s`` at most),
+        never locked out. A try counts as failed until it succeeds, so parallel guesses get no extra turns."""
+        name = username.strip().lower()[:64]
+        device = self._device(request, name)
+        keys = [Key(f"device:{device}", self.policy)] if device else [
+            Key(f"account:{name}", self.policy), Key(f"client:{self.client(request)}", self.policy)]  # fmt: skip
+        wait = await asyncio.to_thread(self.throttle.wait_s, keys)
+        claim = await asyncio.to_thread(self.throttle.claim, keys) if wait <= 0 else None
+        if claim is None:
+            return max(wait, 1.0)
         user = await asyncio.to_thread(self.rooms.check_password, username[:64], password)
         if user is None:
-            self.guard.record(keys, now, shown="a sign-in form")
-            return "wrong"
+            log.info("sign-in: a wrong password (%s)", "a known device" if device else "an unknown device")
+            return 0.0
+        await asyncio.to_thread(self.throttle.succeeded, claim)
         return user
+
+    def client(self, request: web.Request) -> str:
+        """The client's address: the peer's, or — when the peer is a trusted proxy — the nearest address in
+        X-Forwarded-For that is not one of ours (what a client writes further left is not believed)."""
+        peer = request.remote or "unknown"
+        if peer not in self._trusted:
+            return peer
+        hops = [h.strip() for h in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",") if h.strip()]
+        for hop in reversed(hops):
+            if hop not in self._trusted:
+                return hop[:64]
+        return peer
+
+    def device_cookie(self, response: web.StreamResponse, username: str) -> None:
+        """After a successful sign-in: this browser is its owner's (a year), see :meth:`check_password`."""
+        nonce = secrets.token_urlsafe(12)
+        body = f"{username}|{nonce}"
+        mac = hmac.new(self._device_key, body.encode(), hashlib.sha256).hexdigest()[:32]
+        self.set_cookie(response, DEVICE_COOKIE, f"{body}|{mac}", max_age=365 * 86400)
+
+    def _device(self, request: web.Request, username: str) -> str | None:
+        """The device id of a valid cookie for ``username``, or None."""
+        parts = request.cookies.get(DEVICE_COOKIE, "").split("|")
+        if len(parts) != 3 or parts[0] != username:
+            return None
+        expected = hmac.new(self._device_key, f"{parts[0]}|{parts[1]}".encode(), hashlib.sha256).hexdigest()[:32]
+        return parts[1] if hmac.compare_digest(parts[2].encode(), expected.encode()) else None
 
     # -- the portal (OpenID Connect) -----------------------------------------------------------------------------
 

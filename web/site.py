@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import uuid
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -103,11 +104,12 @@ class Site:
     # -- sign-in -------------------------------------------------------------------------------------------------
 
     async def login_page(self, request: web.Request, *, error: str | None = None, status: int = 200,
-                         username: str = "") -> web.Response:  # fmt: skip
+                         username: str = "", values: dict[str, str] | None = None) -> web.Response:  # fmt: skip
         if request.get(USER) is not None and error is None:
             raise web.HTTPSeeOther(safe_next(request.query.get("next")))
         t = self.pages._gettext(request)
-        return self.render(request, "login.html", status=status, error=t(error) if error else None,
+        shown = (t(error) % values if values else t(error)) if error else None
+        return self.render(request, "login.html", status=status, error=shown,
                            username=username, next=safe_next(request.query.get("next")),
                            portal=self.auth.portal_enabled, local=self.settings.oidc.local_login)  # fmt: skip
 
@@ -121,14 +123,20 @@ class Site:
             return await self.login_page(request, error=N_("Enter your username and password."), status=400,
                                          username=username)  # fmt: skip
         outcome = await self.auth.check_password(request, username, password)
-        if outcome == "blocked":
-            return await self.login_page(request, error=N_("Too many failed sign-ins: wait a few minutes, then try "
-                                                           "again."), status=429, username=username)  # fmt: skip
-        if isinstance(outcome, str):
+        if isinstance(outcome, float) and outcome > 0:
+            seconds = math.ceil(outcome)
+            page = await self.login_page(request, error=N_("Too many failed sign-ins: try again in %(seconds)s "
+                                                           "seconds."), status=429, username=username,
+                                         values={"seconds": str(seconds)})  # fmt: skip
+            page.headers["Retry-After"] = str(seconds)
+            return page
+        if isinstance(outcome, float):
             return await self.login_page(request, error=N_("Wrong username or password."), status=403,
                                          username=username)  # fmt: skip
         await asyncio.to_thread(self.rooms.record, AuditKind.SIGNED_IN, detail={"method": "password"})
-        raise await self.auth.sign_in(request, outcome, "password", target)
+        response = await self.auth.sign_in(request, outcome, "password", target)
+        self.auth.device_cookie(response, outcome.username)
+        raise response
 
     async def logout(self, request: web.Request) -> web.Response:
         raise await self.auth.sign_out(request)

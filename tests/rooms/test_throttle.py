@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import Engine, select, text
 
 from config import Settings
@@ -97,3 +98,15 @@ def test_guessing_a_six_digit_entry_code_takes_more_than_a_year(
     per_year = YEAR_S / policy.window_s * policy.free + policy.tries_per_year()
     assert per_year < 1_000_000, f"{per_year:.0f} tries a year: a 6-digit code falls within a year"
     assert tries > hours * 3600 / policy.max_s * 0.9, "the attacker was slowed more than the policy says: test bug"
+
+
+def test_wrong_codes_from_everywhere_raise_the_alarm_once_a_minute(
+    settings: Settings, rooms: Rooms, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    limits = rooms.code_limits
+    for n in range(settings.limits.global_failures_alarm_per_min + 5):
+        limits.failed(limits.caller_keys(f"+3361{n:07}", None))
+        clock.advance(timedelta(seconds=0.5))
+    alarms = [r for r in caplog.records if "code alarm" in r.getMessage()]
+    assert len(alarms) == 1, "once a minute while it lasts, not once a failure"
+    assert "+336" not in caplog.text, "no number in the log"

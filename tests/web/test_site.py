@@ -4,6 +4,7 @@ personal room, the wizard's validation keeping every value, conference pages, an
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email
 import email.policy
 import re
@@ -115,7 +116,9 @@ def test_pages_need_a_session_and_the_login_goes_back_where_asked(settings: Sett
     run(settings, rooms, scenario)
 
 
-def test_wrong_passwords_are_refused_then_limited(settings: Settings, rooms: Rooms, doctor: str) -> None:
+def test_wrong_passwords_are_refused_then_slowed_never_locked(
+    settings: Settings, rooms: Rooms, doctor: str, clock: FakeClock
+) -> None:
     async def scenario(client: TestClient[Any, Any]) -> list[int]:
         unknown = await post(client, "/login", {"username": "nobody", "password": "not the password!"})
         assert "Identifiant ou mot de passe incorrect." in await unknown.text(), "unknown names answer the same"
@@ -126,14 +129,64 @@ def test_wrong_passwords_are_refused_then_limited(settings: Settings, rooms: Roo
             text = await response.text()
             assert "Identifiant ou mot de passe incorrect." in text
             assert 'value="dr.martin"' in text, "the username typed is kept"
-        blocked = await post(client, "/login", {"username": "dr.martin", "password": PASSWORD})
-        statuses.append(blocked.status)
-        assert "Trop de connexions échouées" in await blocked.text()
+        slowed = await post(client, "/login", {"username": "dr.martin", "password": PASSWORD})
+        statuses.append(slowed.status)
+        wait = slowed.headers["Retry-After"]
+        assert f"réessayez dans {wait} secondes" in await slowed.text()
+        assert int(wait) <= settings.limits.delay_max_s
+        clock.advance(timedelta(seconds=int(wait)))
+        right = await post(client, "/login", {"username": "dr.martin", "password": PASSWORD})
+        statuses.append(right.status)  # its turn came: in, after seconds, not an hour
         empty = await post(client, "/login", {"username": "", "password": ""})
         statuses.append(empty.status)
         return statuses
 
-    assert run(settings, rooms, scenario) == [403] * settings.http.login_failures + [429, 400]
+    assert run(settings, rooms, scenario) == [403] * settings.http.login_failures + [429, 303, 400]
+
+
+def test_guessing_an_account_never_slows_its_owner_on_their_own_browser(
+    settings: Settings, rooms: Rooms, doctor: str
+) -> None:
+    async def scenario(client: TestClient[Any, Any]) -> tuple[list[int], int]:
+        await sign_in(client)  # the owner's browser gets its device cookie
+        await post(client, "/logout", {}, page="/")
+        async with TestClient(TestServer(client.app, host="127.0.0.1")) as attacker:
+            guesses = [(await post(attacker, "/login", {"username": "dr.martin", "password": f"guess {n} guess"})
+                        ).status for n in range(settings.http.login_failures + 3)]  # fmt: skip
+        owner = await post(client, "/login", {"username": "dr.martin", "password": PASSWORD})
+        return guesses, owner.status
+
+    guesses, owner = run(settings, rooms, scenario)
+    assert 429 in guesses, "the attacker was not slowed"
+    assert owner == 303, "the owner's own browser was slowed by someone else's guesses"
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+def test_behind_a_trusted_proxy_clients_are_counted_apart(
+    settings: Settings, rooms: Rooms, doctor: str, trusted: bool
+) -> None:
+    proxied = dataclasses.replace(settings, http=dataclasses.replace(
+        settings.http, trusted_proxies=("127.0.0.1",) if trusted else ()))  # fmt: skip
+
+    async def scenario(client: TestClient[Any, Any]) -> tuple[list[int], int]:
+        token = await csrf(client, "/login")
+        guesses = []
+        for n in range(settings.http.login_failures + 2):  # other names each time: only the address is shared
+            answer = await client.post("/login", data={"username": f"nobody{n}", "password": "x" * 12, "csrf": token},
+                                       headers={"X-Forwarded-For": "203.0.113.5"}, allow_redirects=False)  # fmt: skip
+            guesses.append(answer.status)
+        other = await client.post("/login", data={"username": "dr.petit", "password": PASSWORD, "csrf": token},
+                                  headers={"X-Forwarded-For": "198.51.100.7"}, allow_redirects=False)  # fmt: skip
+        return guesses, other.status
+
+    async def main() -> tuple[list[int], int]:
+        async with TestClient(TestServer(create_app(proxied, rooms), host="127.0.0.1")) as client:
+            return await scenario(client)
+
+    guesses, other = asyncio.run(asyncio.wait_for(main(), 60))
+    assert guesses[-1] == 429, "the guessing address was not slowed"
+    # Believed from the trusted proxy, the other client's address is its own; from anyone else it is ignored.
+    assert other == (303 if trusted else 429)
 
 
 def test_every_unsafe_request_needs_the_csrf_token(settings: Settings, rooms: Rooms, doctor: str) -> None:
