@@ -1,4 +1,5 @@
-"""What the process writes to its log: never personal data from a failed database statement.
+"""What the process writes to its log: never personal data from a failed database statement, and no flood of
+one repeated warning (garbage RTP to a live call once wrote 207 lines for 1,500 packets).
 
 SQLAlchemy's ``hide_parameters`` (:func:`rooms.db.make_engine`) keeps the bound values out of its messages, but the
 database server's own words may still quote one: PostgreSQL's "invalid input syntax for type …: "<value>"", a
@@ -9,7 +10,10 @@ has it replaced by its kind and statement, the traceback kept (which says where,
 from __future__ import annotations
 
 import logging
+import re
+import time
 import types
+from collections.abc import Callable
 
 from sqlalchemy.exc import DBAPIError, StatementError
 
@@ -42,7 +46,41 @@ class HidePersonalData(logging.Filter):
         return True
 
 
+_NUMBERS = re.compile(r"\d+")
+
+
+class RepeatLimiter(logging.Filter):
+    """At most ``burst`` records of one kind (logger, level and message with its numbers blurred) per ``window_s``;
+    the next one let through after a quiet spell says how many were held back."""
+
+    def __init__(self, burst: int = 5, window_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.burst, self.window_s, self._clock = burst, window_s, clock
+        self._seen: dict[tuple[str, int, str], tuple[float, int, int]] = {}  # kind → (window start, let, held)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        kind = (record.name, record.levelno, _NUMBERS.sub("#", str(record.msg))[:120])
+        now = self._clock()
+        start, let, held = self._seen.get(kind, (now, 0, 0))
+        if now - start >= self.window_s:
+            if held:
+                record.msg = f"{record.msg} ({held} more like it in the last {self.window_s:.0f} s not shown)"
+            start, let, held = now, 0, 0
+        if let >= self.burst:
+            self._seen[kind] = (start, let, held + 1)
+            return False
+        self._seen[kind] = (start, let + 1, held)
+        if len(self._seen) > 10_000:  # many kinds: forget the oldest windows
+            for old in sorted(self._seen, key=lambda k: self._seen[k][0])[:5_000]:
+                del self._seen[old]
+        return True
+
+
 def install() -> None:
     """On every handler of the root logger (after ``logging.basicConfig``)."""
+    limiter = RepeatLimiter()
     for handler in logging.getLogger().handlers:
         handler.addFilter(HidePersonalData())
+        handler.addFilter(limiter)

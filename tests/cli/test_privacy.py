@@ -69,3 +69,27 @@ def test_the_log_filter_hides_what_the_server_quotes(engine: Engine, caplog: pyt
     assert "hidden" in records[0]
     for value in SHOWN:
         assert value not in records[0], f"{value!r} is in the log"
+
+
+def test_a_repeated_warning_is_held_back_then_counted() -> None:
+    from passerelle.logs import RepeatLimiter
+
+    now = [0.0]
+    limiter = RepeatLimiter(burst=5, window_s=60, clock=lambda: now[0])
+    log = logging.getLogger("baresip.native")
+    handler = logging.StreamHandler()
+    handler.addFilter(limiter)
+    lines: list[str] = []
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    log.addHandler(handler)
+    try:
+        for seq in range(1500):  # garbage RTP: one warning a packet, each with its own numbers
+            log.warning("rtp: packet %d from port %d: unknown payload type %d", seq, 30000 + seq, seq % 128)
+        log.warning("another kind of warning")
+        now[0] = 61.0
+        log.warning("rtp: packet %d from port %d: unknown payload type %d", 1, 30001, 1)
+    finally:
+        log.removeHandler(handler)
+    assert len(lines) == 7, lines
+    assert lines[5] == "another kind of warning"
+    assert "1495 more like it" in lines[6]
