@@ -159,11 +159,25 @@ class CallFlow:
             task.add_done_callback(self._tasks.discard)
         log.info("conference %s ended: its callers are taken out", room_id)
 
-    async def _take_out(self, call: Call, room: str) -> None:
+    async def take_everyone_out(self, prompt: str) -> None:
+        """Every caller, wherever they are (codes, lobby, room), hears ``prompt`` and is hung up: the service is
+        stopping. Returns when all have been."""
+        outs = []
+        for leg_id, call in list(self._calls.items()):
+            if leg_id in self._ending:
+                continue
+            self._ending.add(leg_id)
+            self.lobby.waiting.pop(leg_id, None)
+            outs.append(self._take_out(call, "stopping", prompt))
+        if outs:
+            log.info("stopping: %d callers told", len(outs))
+        await asyncio.gather(*outs, *self._tasks, return_exceptions=True)
+
+    async def _take_out(self, call: Call, room: str, prompt: str = "conference_ended") -> None:
         leg_id = call.leg.id
         try:
             self.engine.move(leg_id, f"ended:{room}", listen_only=True)  # out of the mix at once
-            await self._say(call, ["conference_ended"])
+            await self._say(call, [prompt])
         except _Gone:
             return
         finally:

@@ -154,12 +154,15 @@ def _masked(error: str, row: OutboxMessage) -> str:
     return error.replace(row.recipient, shown)
 
 
-async def deliver_due(outbox: Outbox, settings: Settings) -> int:
-    """Send what is due now, one message at a time; returns how many went out."""
+async def deliver_due(outbox: Outbox, settings: Settings, stop: asyncio.Event | None = None) -> int:
+    """Send what is due now, one message at a time, until ``stop``; returns how many went out. The messages leased
+    and not sent (a stop, a cancellation mid-send) are sent again once their lease ends."""
     from notify import mail, sms
 
     done = 0
     for message in await asyncio.to_thread(outbox.due):
+        if stop is not None and stop.is_set():
+            break
         try:
             if message.channel is Channel.EMAIL:
                 parsed = email.message_from_bytes(message.payload, policy=email.policy.default)
@@ -186,7 +189,7 @@ async def run(outbox: Outbox, settings: Settings, stop: asyncio.Event, interval_
     while not stop.is_set():
         wakeup.event.clear()
         try:
-            await deliver_due(outbox, settings)
+            await deliver_due(outbox, settings, stop)
         except Exception:  # the database away for a moment: the next round tries again
             log.exception("outbox round failed")
         stopping = asyncio.ensure_future(stop.wait())

@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 import uvloop
 from aiohttp import web
@@ -29,8 +30,11 @@ from rooms.retention import Retention
 from rooms.store import open_rooms
 from web import create_app
 from web.app import LIVE, OUTBOX_WAKEUP
+from web.live import Live
 
 log = logging.getLogger(__name__)
+GOODBYE_S = 6.0  # the longest the callers' goodbye may take before the media clock stops
+OUTBOX_GRACE_S = 3.0  # from the stop: the message in flight may finish within this
 
 
 async def _serve(settings: Settings, stop: asyncio.Event) -> None:
@@ -50,7 +54,8 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
     app[LIVE].on_room_end = flow.end_room  # a deleted or ended conference: its callers hear it and are hung up
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
-    media = asyncio.create_task(engine.run(stop), name="media clock")
+    media_stop = asyncio.Event()  # after the goodbyes: callers must hear them
+    media = asyncio.create_task(engine.run(media_stop), name="media clock")
     outbox = asyncio.create_task(
         deliver(Outbox(session_factory(db), settings.retry), settings, stop, wakeup=app[OUTBOX_WAKEUP]), name="outbox"
     )  # invitations waiting to go out by email or SMS
@@ -70,14 +75,34 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
         log.info("stopping")
     finally:
         stop.set()
+        await _wind_down(gateway, flow, app[LIVE], outbox)
+        media_stop.set()
         await media
-        await outbox
         await purging
         await gateway.close()
         await runner.cleanup()
         if local is not None:
             await local.cleanup()
         db.dispose()
+
+
+async def _wind_down(gateway: SipGateway, flow: CallFlow, live: Live, outbox: asyncio.Task[None]) -> None:
+    """A stop (SIGTERM, Ctrl-C) in a few seconds: new calls refused at once; callers hear "the service is restarting,
+    please call again" and get a BYE; browsers are told and reconnect by themselves; the outbox finishes the message
+    it is sending if it can within OUTBOX_GRACE_S, else it is interrupted (not marked sent: tried again later)."""
+    started = time.monotonic()
+    gateway.draining = True
+    try:
+        await asyncio.wait_for(asyncio.gather(flow.take_everyone_out("restarting"), live.restarting()), GOODBYE_S)
+    except TimeoutError:
+        log.warning("stopping: the goodbyes took longer than %.0f s", GOODBYE_S)
+    try:
+        await asyncio.wait_for(asyncio.shield(outbox), max(0.5, OUTBOX_GRACE_S - (time.monotonic() - started)))
+    except TimeoutError:
+        log.info("stopping: the outbox's message in flight is interrupted (it will be sent later)")
+        outbox.cancel()
+        await asyncio.wait({outbox}, timeout=1.0)  # an SMTP client may linger closing a silent connection
+    log.info("stopping: calls and browsers told in %.1f s", time.monotonic() - started)
 
 
 async def _purge(retention: Retention, settings: Settings, stop: asyncio.Event) -> None:

@@ -87,17 +87,23 @@ class Live:
                 if leg.startswith("web-"):
                     self.lobby.deny(leg)
 
+    async def restarting(self) -> None:
+        """The service stops: every browser is told (its page reconnects by itself once it is back)."""
+        sockets = [socket for members in self._sockets.values() for socket, _ in members.values()]
+        await asyncio.gather(*(self._tell_and_close(socket, "restarting", kind="restarting") for socket in sockets),
+                             return_exceptions=True)  # fmt: skip
+
     def _spawn(self, work: Any) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     @staticmethod
-    async def _tell_and_close(socket: web.WebSocketResponse, reason: str) -> None:
+    async def _tell_and_close(socket: web.WebSocketResponse, reason: str, kind: str = "ended") -> None:
         if socket.closed:
             return
         with contextlib.suppress(ConnectionError, RuntimeError):  # gone meanwhile
-            await socket.send_json({"type": "ended", "reason": reason})
+            await socket.send_json({"type": kind, "reason": reason})
         await socket.close()
 
     async def _refusal(self, ticket: tickets.Ticket, *, passed: bool) -> str | None:

@@ -114,6 +114,7 @@ class Pages:
             "nobody_waiting": _("Nobody is waiting."),
             "reconnecting": _("Connection lost: reconnecting…"),
             "connection_failed": _("The audio could not be connected. Reload the page, or join by phone."),
+            "restarting": _("The service is restarting: you will be reconnected in a moment."),
             "ended_cancelled": _("This conference was cancelled by its organiser."),
             "ended_ended": _("This conference has ended."),
             "ended_removed": _("You are no longer invited to this conference."),

@@ -56,6 +56,7 @@ class SipGateway:
         self._ids = itertools.count(1)
         self._calls: dict[str, tuple[Call, DigitStream]] = {}
         self._answering: dict[str, int] = {}  # caller number → its calls being answered (not yet handed over)
+        self.draining = False  # stopping: new calls are refused at once
         self._expected: dict[str, asyncio.Future[str]] = {}  # direct link user part → its leg id, once it called
         self.on_call_ended: Callable[[str, object], None] | None = None
         flow.engine.on_digit = self._inband_digit
@@ -193,6 +194,10 @@ class SipGateway:
             call.digits.put_nowait(accepted.digit)
 
     def _incoming(self, call: Any) -> None:
+        if self.draining:
+            log.info("a call refused: the service is stopping")
+            self._spawn(self._refuse(call))
+            return
         self._spawn(self._handle(call))
 
     def _spawn(self, work: Coroutine[Any, Any, object]) -> None:

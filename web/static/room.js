@@ -155,6 +155,7 @@ async function connect() {
     else if (message.type === "denied") { refused = true; say(texts.denied, "bad"); document.body.dataset.lobby = "denied"; }
     else if (message.type === "error") say(message.message, "bad");
     else if (message.type === "pass") sessionStorage.setItem(passKey, message.pass);
+    else if (message.type === "restarting") { say(texts.restarting, "weak"); document.body.dataset.restarting = "yes"; }
     else if (message.type === "ended") {
       refused = true;
       sessionStorage.removeItem(passKey);

@@ -1,0 +1,102 @@
+"""Stopping cleanly, with real phones and a slow SMTP server: on SIGTERM a caller in a room hears that the service
+is restarting and gets a BYE, a new call is refused, the outbox's message in flight is interrupted (still to send,
+never marked sent) and the whole stop takes under 10 s."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from config import load_settings
+from notify.invitations import Invitations
+from notify.outbox import Outbox
+from rooms import ConferenceDraft, Rooms
+from rooms.db import make_engine, session_factory
+from rooms.models import OutboxMessage, OutboxState
+from tests.bridge.phones import Phone
+from tests.bridge.stack import free_port as free_udp_port
+from tests.mixer.signals import tone
+from tests.web.site import serving
+
+
+class SlowSmtp:
+    """Greets, then never answers: a mail server that hangs mid-conversation."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.connections: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            conn.sendall(b"220 slow.example ESMTP\r\n")
+            self.connections.append(conn)  # read nothing, answer nothing
+
+    def close(self) -> None:
+        self.server.close()
+        for conn in self.connections:
+            conn.close()
+
+
+@pytest.mark.e2e
+def test_sigterm_says_goodbye_refuses_new_calls_and_stops_within_10_s(tmp_path: Path) -> None:
+    smtp = SlowSmtp()
+    phone = Phone(tmp_path / "a", free_udp_port(), free_udp_port(), 36600, tone(700, 8000 * 60, 8000, rate=8000))
+    late = Phone(tmp_path / "b", free_udp_port(), free_udp_port(), 36800, tone(900, 8000 * 60, 8000, rate=8000))
+    try:
+        with serving(tmp_path, PASSERELLE_EMAIL__SMTP=f"127.0.0.1:{smtp.port}", PASSERELLE_EMAIL__SECURITY="none",
+                     PASSERELLE_EMAIL__TIMEOUT_S="60") as site:  # fmt: skip
+            settings = load_settings(environ=site.env)
+            db = make_engine(settings.database.url.reveal())
+            rooms = Rooms(settings, session_factory(db))
+            conference = rooms.create_conference(ConferenceDraft(name="Consultation", lobby_mode="off"))
+            invitee = rooms.add_invitee(conference.id, "email", "anne.petit@example.org", send_now=False)
+            Invitations(settings, rooms, Outbox(rooms.sessions, settings.retry)).send(conference, [invitee])
+            deadline = time.monotonic() + 15
+            while not smtp.connections and time.monotonic() < deadline:  # the worker is sending it, and hangs
+                time.sleep(0.2)
+            assert smtp.connections, "the outbox never reached the SMTP server"
+            phone.command("dial", f"sip:+33491000000@{site.sip}")
+            time.sleep(1.5)
+            phone.command("sndcode", conference.code + "#")
+            time.sleep(4.0)
+            assert phone.in_call()
+            assert site.process is not None
+            site.process.send_signal(signal.SIGTERM)
+            stopped_at = time.monotonic()
+            time.sleep(0.3)
+            late.command("dial", f"sip:+33491000000@{site.sip}")
+            site.process.wait(timeout=30)
+            took = time.monotonic() - stopped_at
+            status = site.process.returncode
+            log = (tmp_path / "serve.log").read_text()
+            with session_factory(db)() as s:
+                message = s.scalars(select(OutboxMessage)).one()
+            db.dispose()
+            phone_in_call, late_in_call = phone.in_call(), late.in_call()
+    finally:
+        phone.stop()
+        late.stop()
+        smtp.close()
+    assert took < 10.0, f"the stop took {took:.1f} s"
+    assert status == 0, log[-2000:]
+    assert "stopping: 1 callers told" in log, "the caller in the room was not told"
+    assert "a call refused: the service is stopping" in log, "a call placed while stopping was not refused"
+    assert not phone_in_call, "the caller did not get a BYE"
+    assert not late_in_call
+    assert message.state is OutboxState.PENDING, "the interrupted message is to be sent again"
+    assert message.sent_at is None
+    assert "Traceback" not in log
+    json.dumps({"took_s": round(took, 1)})  # the figure, for the note
