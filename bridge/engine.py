@@ -209,6 +209,10 @@ class Engine:
     def set_listen_only(self, leg_id: str, listen_only: bool) -> None:
         self.mixer.set_listen_only(leg_id, listen_only)
 
+    def rooms(self) -> set[Hashable]:
+        """The rooms that have legs now (lobbies and the voice menu's own rooms included)."""
+        return {m.room_id for m in self._members.values()}
+
     def legs_in(self, room_id: Hashable) -> list[str]:
         return [leg_id for leg_id, m in self._members.items() if m.room_id == room_id]
 

@@ -61,6 +61,7 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
     )  # invitations waiting to go out by email or SMS
     purging = asyncio.create_task(_purge(Retention(rooms.sessions, settings, rooms.now), settings, stop),
                                   name="retention")  # fmt: skip
+    watching = asyncio.create_task(app[LIVE].watch_rooms(stop), name="room watch")  # deletions made elsewhere
     local: web.AppRunner | None = None
     try:
         if settings.control.socket is not None:
@@ -79,6 +80,7 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
         media_stop.set()
         await media
         await purging
+        await watching
         await gateway.close()
         await runner.cleanup()
         if local is not None:

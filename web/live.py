@@ -25,6 +25,7 @@ import contextlib
 import itertools
 import json
 import logging
+import uuid
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -86,6 +87,32 @@ class Live:
             for leg in self.lobby.in_room(room):
                 if leg.startswith("web-"):
                     self.lobby.deny(leg)
+
+    async def watch_rooms(self, stop: asyncio.Event) -> None:
+        """Every WATCH_S, the conferences with someone in their room or lobby (phones only, too) are looked at
+        again: one deleted by another process or node takes its people out here as well."""
+        self._loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), WATCH_S)
+            if stop.is_set():
+                return
+            live = {str(r).removeprefix("lobby:") for r in self.engine.rooms()} - self._watched_by_sockets()
+            for room in live:
+                try:
+                    conference_id = uuid.UUID(room)
+                except ValueError:
+                    continue  # the voice menu's own rooms
+                try:
+                    await asyncio.to_thread(self.rooms.get_conference, conference_id)
+                except NotFoundError:
+                    log.info("conference %s is gone: its room is emptied", room)
+                    self.apply(RoomChange(conference_id, ChangeKind.DELETED))
+                except Exception:  # the database away for a moment: next round
+                    log.exception("room watch: conference %s could not be read", room)
+
+    def _watched_by_sockets(self) -> set[str]:
+        return {room for room, members in self._sockets.items() if members}
 
     async def restarting(self) -> None:
         """The service stops: every browser is told (its page reconnects by itself once it is back)."""

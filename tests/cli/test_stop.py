@@ -100,3 +100,36 @@ def test_sigterm_says_goodbye_refuses_new_calls_and_stops_within_10_s(tmp_path: 
     assert message.sent_at is None
     assert "Traceback" not in log
     json.dumps({"took_s": round(took, 1)})  # the figure, for the note
+
+
+@pytest.mark.e2e
+def test_a_phone_only_room_deleted_from_the_command_line_is_emptied(tmp_path: Path) -> None:
+    """No browser watches this room: the service's own look at its rooms finds the deletion another process made."""
+    import subprocess
+
+    from tests.tools import require
+
+    phone = Phone(tmp_path / "a", free_udp_port(), free_udp_port(), 37000, tone(700, 8000 * 60, 8000, rate=8000))
+    try:
+        with serving(tmp_path) as site:
+            made = subprocess.run([require("passerelle"), "conference", "create", "--name", "X", "--lobby", "off",
+                                   "--json"], env=site.env, cwd=site.folder, capture_output=True, text=True,
+                                  timeout=30, check=True)  # fmt: skip
+            conference = json.loads(made.stdout)
+            phone.command("dial", f"sip:+33491000000@{site.sip}")
+            time.sleep(1.5)
+            phone.command("sndcode", conference["code"] + "#")
+            time.sleep(4.0)
+            assert phone.in_call()
+            subprocess.run([require("passerelle"), "conference", "delete", conference["id"]], env=site.env,
+                           cwd=site.folder, capture_output=True, timeout=30, check=True)  # fmt: skip
+            deleted_at, hung_up = time.monotonic(), None
+            while time.monotonic() - deleted_at < 15:
+                if not phone.in_call():
+                    hung_up = time.monotonic() - deleted_at
+                    break
+                time.sleep(0.2)
+    finally:
+        phone.stop()
+    assert hung_up is not None, "the phone stayed in a deleted conference"
+    assert hung_up < 12
