@@ -142,9 +142,7 @@ class Plan:
         if self.schedule not in ("scheduled", "open"):
             e["schedule"] = (N_("Choose a date and time, or open without schedule."), {})
         elif self.schedule == "scheduled":
-            start, skipped = _moment(self.day, self.at, zone), None
-            if start is not None:
-                start, skipped = _instant(start, self.timezone)
+            start, skipped = _when(self.day, self.at, zone, self.timezone)
             if skipped is not None:
                 e["day"] = skipped
             elif start is None:
@@ -164,9 +162,7 @@ class Plan:
         if self.send not in ("now", "at", "later"):
             e["send"] = (N_("Choose when the invitations go out."), {})
         elif self.send == "at":
-            moment, skipped = _moment(self.send_day, self.send_at, zone), None
-            if moment is not None:
-                moment, skipped = _instant(moment, self.timezone)
+            moment, skipped = _when(self.send_day, self.send_at, zone, self.timezone)
             if skipped is not None:
                 e["send_day"] = skipped
             elif moment is None:
@@ -194,8 +190,12 @@ def local_schedule(conference: ConferenceView) -> tuple[str, str, int] | None:
     return f"{start:%Y-%m-%d}", f"{start:%H:%M}", minutes
 
 
-def _instant(moment: datetime, tz_name: str) -> tuple[datetime | None, tuple[str, dict[str, str]] | None]:
-    """A wall time of the form as a UTC instant, or why not: one the clocks skip, or show twice."""
+def _when(day: str, at: str, zone: ZoneInfo, tz_name: str) -> tuple[datetime | None, tuple[str, dict[str, str]] | None]:
+    """A date and time of the form as a UTC instant (None when unreadable), or why not: the clocks skip or repeat
+    that wall time."""
+    moment = _moment(day, at, zone)
+    if moment is None:
+        return None, None
     try:
         return wall_instant(moment.replace(tzinfo=None), tz_name, "day"), None
     except ValidationError as exc:

@@ -113,3 +113,14 @@ def talking_phone(folder: Path, rtp_base: int) -> Phone:
     activity)."""
     voice = tone(700, 8000 * 60, 8000, rate=8000) * (np.arange(8000 * 60) % 4000 < 2400)
     return Phone(folder, free_udp_port(), free_udp_port(), rtp_base, voice.astype(np.int16))
+
+
+def join_room(page: Any, site: Site, url: str, name: str) -> None:
+    """Join through a link's page as a person would (microphone only), until the room's audio is connected."""
+    from playwright.sync_api import expect
+
+    page.goto(site.base + "/" + url.split("/", 3)[3])
+    page.fill("#name", name)
+    page.click("#join-button")
+    page.wait_for_url("**/room/**")
+    expect(page.locator("body")).to_have_attribute("data-audio", "connected", timeout=20_000)

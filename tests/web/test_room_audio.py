@@ -14,7 +14,7 @@ from playwright.sync_api import expect, sync_playwright
 from passerelle import control
 from tests.mixer.signals import magnitude_db
 from tests.tools import require
-from tests.web.site import serving, talking_phone, tone_wav, webrtc_args
+from tests.web.site import join_room, serving, talking_phone, tone_wav, webrtc_args
 
 LISTEN = """async () => {
   const context = new AudioContext();
@@ -51,11 +51,7 @@ def test_browser_and_phone_hear_each_other_in_one_room(tmp_path: Path) -> None:
             browser = p.chromium.launch(executable_path=require("chromium"), args=args)
             try:
                 page = browser.new_page()
-                page.goto(site.base + "/" + conference["join_url"].split("/", 3)[3])
-                page.fill("#name", "Dr Martin")
-                page.click("#join-button")
-                page.wait_for_url("**/room/**")
-                expect(page.locator("body")).to_have_attribute("data-audio", "connected", timeout=20_000)
+                join_room(page, site, conference["join_url"], "Dr Martin")
                 phone.command("dial", f"sip:+33491000000@{site.sip}")
                 time.sleep(1.5)
                 phone.command("sndcode", conference["code"] + "#")

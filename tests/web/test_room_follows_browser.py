@@ -15,7 +15,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from tests.mixer.signals import magnitude_db
 from tests.tools import require
-from tests.web.site import serving, talking_phone, tone_wav, webrtc_args
+from tests.web.site import join_room, serving, talking_phone, tone_wav, webrtc_args
 
 RATE = 8000
 
@@ -33,11 +33,7 @@ def test_mute_survives_a_restart_and_a_deletion_takes_everyone_out(tmp_path: Pat
             browser = p.chromium.launch(executable_path=require("chromium"), args=args)
             try:
                 page = browser.new_page()
-                page.goto(site.base + "/" + conference["join_url"].split("/", 3)[3])
-                page.fill("#name", "Dr Martin")
-                page.click("#join-button")
-                page.wait_for_url("**/room/**")
-                expect(page.locator("body")).to_have_attribute("data-audio", "connected", timeout=20_000)
+                join_room(page, site, conference["join_url"], "Dr Martin")
                 page.click("#mute")
                 expect(page.locator("#mute")).to_have_attribute("aria-pressed", "true")
                 site.stop()  # the service restarts; the page is left to reconnect by itself
