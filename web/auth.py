@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -92,7 +93,6 @@ class Auth:
         self.secure = settings.http.public_base_url.startswith("https://")
         self._device_key = hmac.new(key, b"passerelle device", hashlib.sha256).digest()
         limits = settings.limits
-        self.throttle = Throttle(rooms.sessions, Scope.SIGN_IN, settings.security.secret_key.reveal(), rooms.now)
         self.policy = Policy(settings.http.login_failures, limits.delay_initial_s, limits.delay_max_s,
                              limits.failures_window_s)  # fmt: skip
         self._trusted = frozenset(settings.http.trusted_proxies)
@@ -212,6 +212,12 @@ class Auth:
             return 0.0
         await asyncio.to_thread(self.throttle.succeeded, claim)
         return user
+
+    @functools.cached_property
+    def throttle(self) -> Throttle:
+        """Sign-in failures in the database (made on first use)."""
+        secret = self.settings.security.secret_key.reveal()
+        return Throttle(self.rooms.sessions, Scope.SIGN_IN, secret, self.rooms.now)
 
     def client(self, request: web.Request) -> str:
         """The client's address: the peer's, or — when the peer is a trusted proxy — the nearest address in

@@ -49,7 +49,17 @@ class Pages:
     # -- rendering -----------------------------------------------------------------------------------------------
 
     def render(self, request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
-        language, chosen = negotiate(request, self.settings.locale.default_language)
+        return self._response(request, self._text(request, template, context), status)
+
+    async def render_off_loop(self, request: web.Request, template: str, status: int = 200,
+                              **context: Any) -> web.Response:  # fmt: skip
+        """The same, the template rendered in a thread: a large page (the dashboard, the wizard, a conference)
+        does not hold the event loop that runs the media clock (bench hostile)."""
+        text = await asyncio.to_thread(self._text, request, template, context)
+        return self._response(request, text, status)
+
+    def _text(self, request: web.Request, template: str, context: dict[str, Any]) -> str:
+        language, _ = negotiate(request, self.settings.locale.default_language)
         translations: Translations = self.catalogs[language]
 
         def gettext(message: str, **values: Any) -> str:
@@ -57,13 +67,16 @@ class Pages:
             return translated % values if values else translated  # autoescaped as a whole where it is shown
 
         context.setdefault("user", request.get(USER))
-        text = self.env.get_template(template).render(
+        return self.env.get_template(template).render(
             lang=language.value,
             _=gettext,
             texts=self._script_texts(translations),
             csrf=request.get(CSRF_TOKEN, ""),
             **context,
         )
+
+    def _response(self, request: web.Request, text: str, status: int) -> web.Response:
+        language, chosen = negotiate(request, self.settings.locale.default_language)
         response = web.Response(text=text, status=status, content_type="text/html")
         response.headers["Content-Security-Policy"] = (
             "default-src 'self'; img-src 'self' data:; media-src 'self' blob: mediastream:; object-src 'none'; "
@@ -172,7 +185,7 @@ class Pages:
 
     async def join_page(self, request: web.Request) -> web.Response:
         conference, invitee = await self._conference(request)
-        return self.render(request, "join.html", **self._join_context(request, conference, invitee))
+        return await self.render_off_loop(request, "join.html", **self._join_context(request, conference, invitee))
 
     async def join(self, request: web.Request) -> web.Response:
         conference, invitee = await self._conference(request)
@@ -248,7 +261,8 @@ class Pages:
                                 if url.startswith("turn") else {})} for url in webrtc.ice_servers]  # fmt: skip
         config = {"socket": f"/ws/room/{request.match_info['ticket']}", "iceServers": ice, "media": ticket.media,
                   "host": ticket.host}  # fmt: skip
-        return self.render(request, "room.html", conference=conference, ticket=ticket, leave="/left", config=config,
+        return await self.render_off_loop(request, "room.html", conference=conference, ticket=ticket, leave="/left",
+                                          config=config,
                            dial_in=self._dial_in())  # fmt: skip
 
     async def left(self, request: web.Request) -> web.Response:

@@ -77,8 +77,8 @@ class Site:
             raise web.HTTPSeeOther(f"/login?next={_quote(target)}")
         return user
 
-    def render(self, request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
-        return self.pages.render(request, template, status=status, **context)
+    async def render(self, request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
+        return await self.pages.render_off_loop(request, template, status=status, **context)
 
     async def owned(self, request: web.Request, user: UserView) -> ConferenceView:
         try:
@@ -109,7 +109,7 @@ class Site:
             raise web.HTTPSeeOther(safe_next(request.query.get("next")))
         t = self.pages._gettext(request)
         shown = (t(error) % values if values else t(error)) if error else None
-        return self.render(request, "login.html", status=status, error=shown,
+        return await self.render(request, "login.html", status=status, error=shown,
                            username=username, next=safe_next(request.query.get("next")),
                            portal=self.auth.portal_enabled, local=self.settings.oidc.local_login)  # fmt: skip
 
@@ -188,7 +188,7 @@ class Site:
             ongoing = c.starts_at is not None and c.starts_at <= now and c.window.state(now) is WindowState.OPEN
             rows.append({"conference": c, "when": self.when(request, c, user.timezone), "ongoing": ongoing,
                          "page": page, "join": join})  # fmt: skip
-        return self.render(request, "dashboard.html", user=user, room=room, rows=rows,
+        return await self.render(request, "dashboard.html", user=user, room=room, rows=rows,
                            room_host=self.host_link(room), dial_in=self.pages._dial_in(),
                            regenerated=request.query.get("regenerated") == "1")  # fmt: skip
 
@@ -207,7 +207,7 @@ class Site:
 
     # -- the wizard ----------------------------------------------------------------------------------------------
 
-    def _wizard(self, request: web.Request, user: UserView, plan: Plan, *, action: str, editing: bool = False,
+    async def _wizard(self, request: web.Request, user: UserView, plan: Plan, *, action: str, editing: bool = False,
                 status: int = 200) -> web.Response:  # fmt: skip
         t = self.pages._gettext(request)
         errors = {name: t(message) % values if values else t(message)
@@ -215,26 +215,26 @@ class Site:
         zones = list(dict.fromkeys([plan.timezone or user.timezone, user.timezone, *COMMON_ZONES]))
         step = 1 if errors.keys() & {"users", "emails", "phones", "name", "entry", "entry_code", "lobby"} else \
             2 if errors.keys() & {"schedule", "day", "duration", "timezone"} else 3 if errors else 1  # fmt: skip
-        return self.render(request, "plan.html", status=status, plan=plan, errors=errors, action=action,
+        return await self.render(request, "plan.html", status=status, plan=plan, errors=errors, action=action,
                            editing=editing, durations=DURATIONS, zones=zones, step=step,
                            lobby_modes=[m.value for m in LobbyMode],
                            default_lobby=self.settings.lobby.default_mode.value)  # fmt: skip
 
     async def plan_page(self, request: web.Request) -> web.Response:
         user = self.user(request)
-        return self._wizard(request, user, Plan(timezone=user.timezone), action="/plan")
+        return await self._wizard(request, user, Plan(timezone=user.timezone), action="/plan")
 
     async def plan(self, request: web.Request) -> web.Response:
         user = self.user(request)
         plan = Plan.from_form(await request.post())
         await asyncio.to_thread(plan.check, self.settings, self.rooms, self.rooms.now())
         if plan.errors:
-            return self._wizard(request, user, plan, action="/plan", status=400)
+            return await self._wizard(request, user, plan, action="/plan", status=400)
         try:
             conference = await asyncio.to_thread(self._create, user, plan)
         except RoomsError as exc:  # the domain's last word (e.g. a code space exhausted, an account just deleted)
             plan.errors["name"] = (N_("The conference could not be planned: %(reason)s"), {"reason": str(exc)})
-            return self._wizard(request, user, plan, action="/plan", status=400)
+            return await self._wizard(request, user, plan, action="/plan", status=400)
         raise web.HTTPSeeOther(f"/conferences/{conference.id}?planned=1")
 
     def _create(self, user: UserView, plan: Plan) -> ConferenceView:
@@ -262,7 +262,7 @@ class Site:
         plan = Plan(name=c.name, entry="chosen" if c.entry_code else "none", entry_code=c.entry_code or "",
                     lobby=c.lobby_mode.value, schedule="scheduled" if schedule else "open", day=day, at=at,
                     duration=str(minutes), timezone=c.timezone, message=c.message)  # fmt: skip
-        return self._wizard(request, user, plan, action=f"/conferences/{c.id}/edit", editing=True)
+        return await self._wizard(request, user, plan, action=f"/conferences/{c.id}/edit", editing=True)
 
     async def edit(self, request: web.Request) -> web.Response:
         user = self.user(request)
@@ -273,12 +273,12 @@ class Site:
         await asyncio.to_thread(plan.check, self.settings, self.rooms, self.rooms.now(), editing=True)
         action = f"/conferences/{c.id}/edit"
         if plan.errors:
-            return self._wizard(request, user, plan, action=action, editing=True, status=400)
+            return await self._wizard(request, user, plan, action=action, editing=True, status=400)
         try:
             await asyncio.to_thread(self._update, user, c, plan)
         except RoomsError as exc:
             plan.errors["day"] = (N_("The conference could not be changed: %(reason)s"), {"reason": str(exc)})
-            return self._wizard(request, user, plan, action=action, editing=True, status=400)
+            return await self._wizard(request, user, plan, action=action, editing=True, status=400)
         raise web.HTTPSeeOther(f"/conferences/{c.id}?updated=1")
 
     def _update(self, user: UserView, before: ConferenceView, plan: Plan) -> None:
@@ -297,7 +297,7 @@ class Site:
         invitees = await asyncio.to_thread(self.rooms.list_invitees, c.id)
         state = c.window.state(self.rooms.now())
         notice = next((k for k in ("planned", "updated", "sent", "added", "removed") if k in request.query), None)
-        return self.render(request, "conference.html", status=status, c=c, invitees=invitees,
+        return await self.render(request, "conference.html", status=status, c=c, invitees=invitees,
                            when=self.when(request, c, user.timezone), dial_in=self.pages._dial_in(),
                            join=self.host_link(c), state=state.value, error=error, typed=typed or {},
                            notice=notice, personal=c.kind is ConferenceKind.PERSONAL)  # fmt: skip
