@@ -320,12 +320,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # usage errors (status 2, one line already written) and --help (status 0)
         return exc.code if isinstance(exc.code, int) else 2
+    before = set(logging.getLogger().handlers)
     logging.basicConfig(
         level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     if args.command != "serve":
         logging.getLogger().setLevel(max(logging.WARNING, logging.getLevelName(args.log_level)))
-    logs.install()  # database errors reach the log without the values they may quote
+    # Database errors reach the log without the values they may quote; one warning does not flood it. On the
+    # handlers made here only (a host process's own, pytest's for one, are its business).
+    logs.install([h for h in logging.getLogger().handlers if h not in before])
     if logging.getLevelName(args.log_level) > logging.DEBUG:  # its context lines at every start: not for operators
         logging.getLogger("alembic").setLevel(logging.WARNING)
     try:

@@ -78,9 +78,9 @@ class RepeatLimiter(logging.Filter):
         return True
 
 
-def install() -> None:
-    """On every handler of the root logger (after ``logging.basicConfig``)."""
+def install(handlers: list[logging.Handler]) -> None:
+    """On the process's log handlers (those ``logging.basicConfig`` made)."""
     limiter = RepeatLimiter()
-    for handler in logging.getLogger().handlers:
+    for handler in handlers:
         handler.addFilter(HidePersonalData())
         handler.addFilter(limiter)
