@@ -11,6 +11,7 @@ key's last failure, doubled per further failure up to ``max_s``. At most one try
 (its row in ``throttle_gates`` is locked while a try is claimed), on every node, since the counters live in the
 database: a restart forgets nothing. The From host of a SIP request is written by the caller and is never a key.
 
+Old failures and gates are purged with the rest of the personal data (:mod:`rooms.retention`).
 Keys are stored as HMAC-SHA-256 of their text (keyed by ``security.secret_key``, or a fixed label without one):
 the tables hold no phone number or address.
 """
@@ -86,6 +87,10 @@ class Throttle:
     def digest(self, text: str) -> str:
         return hmac.new(self._pepper, text.encode(), hashlib.sha256).hexdigest()
 
+    def now(self) -> datetime:
+        """The clock the counters are judged against."""
+        return self._clock()
+
     def failures(self, key: Key) -> int:
         with self._sessions.begin() as s:
             return self._state(s, key, self._clock())[0]
@@ -145,13 +150,6 @@ class Throttle:
         now = self._clock()
         with self._sessions.begin() as s:
             s.add_all(FailedAttempt(scope=self._scope.value, key=self.digest(k.text), at=now) for k in keys)
-
-    def purge(self, before: datetime) -> int:
-        """Forget failures older than ``before`` and gates no longer closed; how many failures went."""
-        with self._sessions.begin() as s:
-            gone = s.execute(delete(FailedAttempt).where(FailedAttempt.at < before)).rowcount  # type: ignore[attr-defined]
-            s.execute(delete(ThrottleGate).where(ThrottleGate.next_try_at < before))
-            return int(gone or 0)
 
     def _state(self, s: Session, key: Key, now: datetime) -> tuple[int, datetime | None]:
         since = now - timedelta(seconds=key.policy.window_s)
@@ -225,7 +223,7 @@ class CodeLimits:
 
     def failed(self, keys: Sequence[Key], *, conference_id: object | None = None) -> None:
         """After a wrong code (its claim's failures stay): the alarms. Blocking (database); run it in a thread."""
-        now = self.throttle._clock()
+        now = self.throttle.now()
         self._recent = [t for t in self._recent if t > now - timedelta(minutes=1)] + [now]
         if len(self._recent) > self._alarm_per_min and (
             self._last_alarm is None or now - self._last_alarm >= timedelta(minutes=1)

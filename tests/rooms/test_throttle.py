@@ -11,6 +11,7 @@ from config import Settings
 from rooms import Rooms
 from rooms.db import session_factory
 from rooms.models import FailedAttempt
+from rooms.retention import Retention
 from rooms.throttle import Key, Policy, Scope, Throttle
 from tests.conftest import FakeClock
 
@@ -65,11 +66,13 @@ def test_throttle_keys_are_hashed_and_survive_a_restart(settings: Settings, engi
     assert again.wait_s([key]) == 5
 
 
-def test_throttle_purge_forgets_old_failures(engine: Engine, clock: FakeClock) -> None:
+def test_throttle_old_failures_go_with_the_retention_purge(
+    settings: Settings, engine: Engine, clock: FakeClock
+) -> None:
     t, key = throttle(engine, clock), Key("caller:+33612345678", POLICY)
     t.record_failure([key] * 4)
     clock.advance(timedelta(days=2))
-    assert t.purge(clock.now - timedelta(days=1)) == 4
+    assert Retention(session_factory(engine), settings, clock).purge()["failed_attempts"] == 4
     with session_factory(engine)() as s:
         assert s.scalars(select(FailedAttempt)).all() == []
 
