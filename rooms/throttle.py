@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -196,6 +197,7 @@ class CodeLimits:
         self._recent: list[datetime] = []
         self._last_alarm: datetime | None = None
         self._alarmed: dict[str, datetime] = {}  # conference → when its alarm was last raised (once a window)
+        self._alarm_lock = threading.Lock()  # failed() runs in worker threads: check-and-raise is one step
         self.on_guessing = on_guessing  # the audit trail
         self.notify_host: Callable[[str], None] | None = None  # the site sets it: an email to the conference's host
 
@@ -222,7 +224,13 @@ class CodeLimits:
         return Key(f"conference:{conference_id}", self.conference)
 
     def failed(self, keys: Sequence[Key], *, conference_id: object | None = None) -> None:
-        """After a wrong code (its claim's failures stay): the alarms. Blocking (database); run it in a thread."""
+        """After a wrong code (its claim's failures stay): the alarms. Blocking (database); run it in a thread.
+        Calls run it concurrently: the check and the raising of an alarm are done under one lock, or two wrong codes
+        arriving together would both cross the threshold and raise it twice."""
+        with self._alarm_lock:
+            self._failed(conference_id)
+
+    def _failed(self, conference_id: object | None) -> None:
         now = self.throttle.now()
         self._recent = [t for t in self._recent if t > now - timedelta(minutes=1)] + [now]
         if len(self._recent) > self._alarm_per_min and (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -113,3 +115,32 @@ def test_wrong_codes_from_everywhere_raise_the_alarm_once_a_minute(
     alarms = [r for r in caplog.records if "code alarm" in r.getMessage()]
     assert len(alarms) == 1, "once a minute while it lasts, not once a failure"
     assert "+336" not in caplog.text, "no number in the log"
+
+
+def test_wrong_entry_codes_arriving_together_raise_the_conference_alarm_once(
+    settings: Settings, rooms: Rooms, clock: FakeClock
+) -> None:
+    """Calls judge their codes in worker threads: past the free allowance, eight wrong codes judged at the same
+    moment raise one alarm (audit trail, host's email), not one per thread that saw the threshold crossed."""
+    limits, room = rooms.code_limits, "b2f7c1de-0000-4000-8000-000000000001"
+    key = limits.conference_key(room)
+    limits.throttle.record_failure([key] * limits.conference.free)
+    raised: list[str] = []
+
+    def slow_listener(conference: str) -> None:
+        time.sleep(0.05)  # an email being queued: the window in which a second thread used to slip through
+        raised.append(conference)
+
+    limits.on_guessing, limits.notify_host = raised.append, slow_listener
+    start = threading.Barrier(8)
+
+    def judge() -> None:
+        start.wait()
+        limits.failed([key], conference_id=room)
+
+    threads = [threading.Thread(target=judge) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert raised == [room, room], "one alarm: one audit event and one email to the host"
