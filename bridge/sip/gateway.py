@@ -297,11 +297,23 @@ class SipGateway:
         self, leg_id: str, call: Call, stream: DigitStream, flow: Coroutine[Any, Any, CallOutcome]
     ) -> CallOutcome:
         self._calls[leg_id] = (call, stream)
+        watch = asyncio.get_running_loop().create_task(self._first_media(leg_id, call), name=f"media {leg_id}")
         try:
             outcome = await flow
         finally:
+            watch.cancel()
             self._calls.pop(leg_id, None)
         log.info("call %s ended: %s", leg_id, outcome)
         if self.on_call_ended is not None:
             self.on_call_ended(leg_id, outcome)
         return outcome
+
+    async def _first_media(self, leg_id: str, call: Call) -> None:
+        """A flood that ACKs and then sends nothing would hold its slot until the RTP timeout (30 s): a call from
+        which neither audio nor a key has come soon after answering is hung up."""
+        await asyncio.sleep(self.settings.sip.first_media_timeout_s)
+        leg = call.leg
+        if isinstance(leg, SipLeg) and not leg.heard and call.last_digit_at is None and not leg.closed:
+            log.warning("call %s: no audio and no key within %d s of answering: hung up", leg_id,
+                        self.settings.sip.first_media_timeout_s)  # fmt: skip
+            call.hangup()

@@ -32,6 +32,7 @@ class SipLeg:
         self.restarts = 0  # audio renegotiations seen (re-INVITE, hold/resume)
         self.trimmed = 0  # frames not written because the stack's transmit buffer already held two
         self._writes = 0
+        self.heard = False  # some audio came from the phone (the first-media timeout of the gateway asks)
         self._audio = call.audio  # one object for the call's life: it re-binds itself after a renegotiation
 
     @property
@@ -63,6 +64,8 @@ class SipLeg:
             return None
         except AudioNotActive:  # between two negotiations, or on hold: nothing to read this tick
             return None
+        if chunk:
+            self.heard = True
         if len(chunk) != self._frame_bytes:
             self._partial += chunk
             if len(self._partial) < self._frame_bytes:

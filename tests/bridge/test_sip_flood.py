@@ -17,6 +17,7 @@ from tests.mixer.signals import tone
 from tests.tools import require
 
 FLOOD = Path(__file__).with_name("sipp") / "flood.xml"
+SILENT = FLOOD.with_name("silent.xml")
 
 
 @pytest.mark.e2e
@@ -49,3 +50,34 @@ def test_a_caller_gets_in_during_a_flood_of_invites_never_acked(tmp_path: Path, 
         phone.stop()
     assert flood_status is not None, "SIPp did not finish"
     assert joined == 1, "the real caller was kept out by the flood"
+
+
+@pytest.mark.e2e
+def test_calls_that_ack_and_then_send_nothing_are_hung_up_soon(tmp_path: Path) -> None:
+    """Five calls ACKed and then silent (no RTP, no key): each gets a BYE within the first-media timeout (plus the
+    answer's margin), long before the 30 s RTP timeout, so a flood of them frees its slots; SIPp exits 0 only if
+    every call got its BYE in time."""
+    sipp, timeout_s = require("sipp"), 3
+    settings, rooms = make_rooms(tmp_path, PASSERELLE_SIP__FIRST_MEDIA_TIMEOUT_S=str(timeout_s))
+    assert settings.sip.rtp_timeout_s >= 30
+    scenario = tmp_path / "silent.xml"
+    scenario.write_text(SILENT.read_text().replace("RECV_MS", str((timeout_s + 4) * 1000)))
+
+    async def run() -> tuple[int | None, int]:
+        async with running(settings, rooms) as stack:
+            calls = await asyncio.create_subprocess_exec(
+                sipp, f"127.0.0.1:{stack.port}", "-sf", str(scenario), "-r", "5", "-m", "5", "-l", "5",
+                "-i", "127.0.0.1", "-p", str(free_port()), "-mi", "127.0.0.1", "-mp", str(free_port() // 2 * 2),
+                "-nd", "-nostdin", "-timeout", "30s",
+                cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            await asyncio.wait_for(calls.wait(), 40)
+            for _ in range(50):  # SIPp exits on the BYE; the call's end reaches the gateway just after
+                if len(stack.outcomes) == 5:
+                    break
+                await asyncio.sleep(0.05)
+            return calls.returncode, len(stack.outcomes)
+
+    status, left = asyncio.run(asyncio.wait_for(run(), 60))
+    assert status == 0, "a silent call was not hung up within the first-media timeout"
+    assert left == 5, "a silent call still holds a slot"
