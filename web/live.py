@@ -298,7 +298,8 @@ class Live:
                         self._hosts.setdefault(room, set()).add(leg_id)
                     waits = not passed and self._must_wait(conference.lobby_mode, room, ticket.host)
                     self.engine.join(f"lobby:{room}" if waits else room, leg, listen_only=waits)
-                    self.engine.set_muted(leg_id, data.get("muted") is True)  # as the page was before it reconnected
+                    # As the page was before it reconnected; a listener's leg stays muted whatever its page says.
+                    self.engine.set_muted(leg_id, data.get("muted") is True or ticket.media == "listen")
                     self.engine.labels[leg_id] = ticket.name
                     if not waits:
                         await socket.send_json({"type": "pass", "pass": tickets.room_pass(self.key, text)})
@@ -319,7 +320,7 @@ class Live:
                             self._presence(socket, room, leg_id, ticket.host, slots, camera[0] if camera else None)
                         )
                     log.info("leg %s (web) %s conference %s", leg_id, "waits to enter" if waits else "joined", room)
-                elif kind == "mute" and leg_id in self.engine:
+                elif kind == "mute" and leg_id in self.engine and ticket.media != "listen":
                     self.engine.set_muted(leg_id, bool(data.get("muted")))
                 elif kind == "end" and ticket.host:
                     log.info("host %s ends conference %s for everyone", leg_id, room)

@@ -14,15 +14,15 @@ import math
 import os
 import time
 import unicodedata
+from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import jinja2
 from aiohttp import web
 from babel.support import Translations
 
 from config import Settings
-from rooms import AuditKind, Rooms
+from rooms import AuditKind, Rooms, dates
 from rooms.codes import entry_code_matches, normalise_code
 from rooms.errors import NotFoundError
 from rooms.schedule import WindowState
@@ -33,7 +33,14 @@ from web.i18n import COOKIE, N_, load_catalogs, negotiate
 
 TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
 MAX_NAME = 60
+MEDIA = ("audio", "video", "listen")  # listen: no microphone at all (refused, or none), the room heard all the same
 MAX_DOWNLOAD = 2 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class DialIn:
+    shown: str  # as people read it
+    e164: str  # as a tel: link dials it
 
 
 class Pages:
@@ -106,10 +113,15 @@ class Pages:
             "mic_busy": _("The microphone is used by another application. Close it, then reload the page."),
             "mic_unavailable": _("The microphone could not be opened. Reload the page, or join by phone."),
             "mic_unsupported": _("This browser cannot use a microphone here. Use a recent browser, or join by phone."),
-            "network_good": _("Good connection ({rtt} ms, {kbps} kbit/s)."),
+            "network_good": _("Good connection ({rtt} ms)."),
             "network_weak": _("Weak connection ({rtt} ms, {kbps} kbit/s): choose microphone only, or join by phone."),
             "network_insufficient": _("Connection too weak for the call ({rtt} ms, {kbps} kbit/s): join by phone."),
             "network_failed": _("The network test failed: check your connection, or join by phone."),
+            "listen_only": _("Listen only: no microphone is used; you hear the conference, nobody hears you."),
+            "or_listen": _("You can still join to listen: choose “Listen only”."),
+            "opens_in": _("It opens in {minutes} min."),
+            "open_now": _("It is open: you can join."),
+            "will_enter": _("Waiting: you will enter as soon as it opens"),
             "name_missing": _("Enter your name."),
             "entry_code_form": _("The entry code has 4 to 8 digits."),
             "connected": _("Audio connected."),
@@ -158,27 +170,45 @@ class Pages:
         headers = {k: v for k, v in response.headers.items() if k.lower() != "content-type"}
         return web.HTTPNotFound(text=response.text, content_type="text/html", headers=headers)
 
-    def _dial_in(self) -> str:
-        """The first public number as the page shows it: national form for callers in its region."""
+    def dial_in(self) -> DialIn:
+        """The first public number as the page shows it (national form for callers in its region) and dials it."""
         number = self.settings.dial_in.numbers[0]
-        return number.national if self.settings.locale.phone_region == "FR" else number.international
+        shown = number.national if self.settings.locale.phone_region == "FR" else number.international
+        return DialIn(shown=shown, e164=number.e164)
 
     def _join_context(
         self, request: web.Request, conference: ConferenceView, invitee: InviteeView | None, **extra: Any
     ) -> dict[str, Any]:
+        language = negotiate(request, self.settings.locale.default_language)[0].value
         when = None
         if conference.starts_at is not None and conference.ends_at is not None:
-            zone = ZoneInfo(conference.timezone)
-            start, end = conference.starts_at.astimezone(zone), conference.ends_at.astimezone(zone)
-            when = f"{start:%d/%m/%Y %H:%M} – {end:%H:%M}"
+            when = dates.span(conference.starts_at, conference.ends_at, conference.timezone, language)
+        now = self.rooms.now()
+        state = conference.window.state(now)
+        opens_at = conference.window.opens_at
+        user = request.get(USER)
+        # Under a line that already says the day and the zone, the time alone says when it opens (a phone's first
+        # screen is short); an opening on another day than the start is said in full.
+        opens_clock = ""
+        starts_at = conference.starts_at
+        if opens_at is not None and starts_at is not None and dates.same_day(opens_at, starts_at, conference.timezone):
+            opens_clock = dates.clock(opens_at, conference.timezone, language)
         return {
             "conference": conference,
             "when": when,
-            "dial_in": self._dial_in(),
+            "state": state.value,
+            # The page counts down to the opening with the server's clock (the browser's may be off).
+            "opens_at": opens_at.isoformat() if opens_at is not None else "",
+            "now": now.isoformat(),
+            "opens_text": dates.moment(opens_at, conference.timezone, language) if opens_at is not None else "",
+            "opens_clock": opens_clock,
+            "opens_before_min": self.settings.schedule.open_before_min,
+            "media": "audio",
+            "dial_in": self.dial_in(),
             "ask_entry_code": invitee is None and conference.has_entry_code and not self._is_host(request),
             "show_entry_code": (invitee is not None or self._is_host(request)) and conference.has_entry_code,
             "action": request.path,
-            "name": "",
+            "name": user.display_name if user is not None else "",  # a signed-in professional: their own name
             "error": None,
             **extra,
         }
@@ -204,11 +234,14 @@ class Pages:
 
         if not name:
             return again(N_("Enter your name."))
-        if media not in ("audio", "video"):
-            return again(N_("Choose microphone only, or camera and microphone."))
+        if media not in MEDIA:
+            return again(N_("Choose microphone only, camera and microphone, or listen only."))
+        context["media"] = media
         state = conference.window.state(self.rooms.now())
         if state is WindowState.NOT_YET_OPEN:
-            return again(N_("This conference is not open yet: come back a few minutes before it starts."), 403)
+            return again(
+                N_("This conference is not open yet: it opens on %(moment)s."), 403, moment=context["opens_text"]
+            )
         if state is WindowState.ENDED:
             return again(N_("This conference has ended."), 403)
         if invitee is None and conference.entry_code is not None and not self._is_host(request):
@@ -263,7 +296,7 @@ class Pages:
                   "host": ticket.host}  # fmt: skip
         return await self.render_off_loop(request, "room.html", conference=conference, ticket=ticket, leave="/left",
                                           config=config,
-                           dial_in=self._dial_in())  # fmt: skip
+                           dial_in=self.dial_in())  # fmt: skip
 
     async def left(self, request: web.Request) -> web.Response:
         """Where "Leave" leads: said plainly, for a patient as for a professional (whose dashboard is a click away)."""

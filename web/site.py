@@ -189,7 +189,7 @@ class Site:
             rows.append({"conference": c, "when": self.when(request, c, user.timezone), "ongoing": ongoing,
                          "page": page, "join": join})  # fmt: skip
         return await self.render(request, "dashboard.html", user=user, room=room, rows=rows,
-                           room_host=self.host_link(room), dial_in=self.pages._dial_in(),
+                           room_host=self.host_link(room), dial_in=self.pages.dial_in(),
                            regenerated=request.query.get("regenerated") == "1")  # fmt: skip
 
     async def regenerate(self, request: web.Request) -> web.Response:
@@ -298,7 +298,7 @@ class Site:
         state = c.window.state(self.rooms.now())
         notice = next((k for k in ("planned", "updated", "sent", "added", "removed") if k in request.query), None)
         return await self.render(request, "conference.html", status=status, c=c, invitees=invitees,
-                           when=self.when(request, c, user.timezone), dial_in=self.pages._dial_in(),
+                           when=self.when(request, c, user.timezone), dial_in=self.pages.dial_in(),
                            join=self.host_link(c), state=state.value, error=error, typed=typed or {},
                            notice=notice, personal=c.kind is ConferenceKind.PERSONAL)  # fmt: skip
 

@@ -63,7 +63,7 @@ def test_join_page_in_french_by_default_and_english_on_request(settings: Setting
     fr, en, kept, browser = with_client(settings, rooms, scenario)
     assert '<html lang="fr">' in fr
     assert "Par téléphone :" in fr
-    assert conference.code_display + " #" in fr
+    assert conference.code_display + "&nbsp;#" in fr
     assert "Code d'accès" in fr or "Code d&#39;accès" in fr
     assert "4821" not in fr, "the entry code is shown to whoever has the conference link"
     assert '<html lang="en">' in en
@@ -135,7 +135,7 @@ def test_invitee_link_needs_no_entry_code_and_shows_it_for_the_phone(settings: S
 
     page, status = with_client(settings, rooms, scenario)
     assert 'name="entry_code"' not in page
-    assert "puis le code d&#39;accès <strong>4821 #</strong>" in page
+    assert 'puis le code d&#39;accès <strong id="entry-code">4821&nbsp;#</strong>' in page
     assert status == 303
 
 
@@ -178,22 +178,41 @@ def test_guessing_entry_codes_is_slowed_and_the_right_code_still_gets_in(
 
 
 def test_conference_window_is_enforced(settings: Settings, rooms: Rooms, clock: FakeClock) -> None:
-    start = clock.now + timedelta(days=1)
+    """Before its window the page says at once when it opens (weekday, date, time, zone: nothing to type first);
+    after it, that it ended, with no form; a page loaded in time and sent too late is refused all the same."""
+    start = clock.now + timedelta(days=1)  # Sunday 29 November 2026, 10:00 in Paris
     conference = rooms.create_conference(ConferenceDraft(
-        name="Formation", start=start.isoformat(), end=(start + timedelta(hours=1)).isoformat()))  # fmt: skip
+        name="Formation", start=start.isoformat(), end=(start + timedelta(hours=1)).isoformat(),
+        timezone="Europe/Paris"))  # fmt: skip
     link = path_of(conference.join_url)
 
     async def join(client: TestClient[Any, Any]) -> tuple[int, str]:
         response = await post(client, link, {"name": "x", "entry_code": conference.entry_code or ""})
         return response.status, await response.text()
 
-    early = with_client(settings, rooms, join)
-    clock.advance(timedelta(days=2))
-    late = with_client(settings, rooms, join)
+    async def page(client: TestClient[Any, Any]) -> str:
+        text: str = await (await client.get(link)).text()
+        return text
+
+    async def sent_after_the_end(client: TestClient[Any, Any]) -> tuple[int, str]:
+        token = await csrf_of(client, link)
+        clock.advance(timedelta(hours=2))
+        response = await client.post(link, data={"name": "x", "entry_code": conference.entry_code or "", "csrf": token})
+        return response.status, await response.text()
+
+    early_page, early = with_client(settings, rooms, page), with_client(settings, rooms, join)
+    assert "dimanche 29 novembre 2026, 10:00 – 11:00 (heure : France)" in early_page, "the day, the hours, the zone"
+    assert "Elle ouvre à 09:50, 10 minutes avant le début." in early_page, "and when it opens, at once"
+    assert 'id="join"' in early_page, "the form is there: the page waits and enters by itself when it opens"
     assert early[0] == 403
-    assert "pas encore ouverte" in early[1]
+    assert "pas encore ouverte : elle ouvre le dimanche 29 novembre 2026, 09:50" in early[1]
+    clock.advance(timedelta(days=1))
+    late = with_client(settings, rooms, sent_after_the_end)
     assert late[0] == 403
     assert "terminée" in late[1]
+    ended_page = with_client(settings, rooms, page)
+    assert "Cette conférence est terminée." in ended_page
+    assert 'id="join"' not in ended_page, "no form to fill in for a conference that is over"
 
 
 def test_network_test_endpoints(settings: Settings, rooms: Rooms) -> None:
@@ -236,3 +255,43 @@ def test_host_link_skips_the_entry_code_and_cannot_be_forged(settings: Settings,
     assert status == 303
     assert tickets.read(key, location.removeprefix("/room/")).host is True
     assert bad == 404
+
+
+def test_phone_numbers_are_tel_links_that_dial_the_codes(settings: Settings, rooms: Rooms) -> None:
+    """Tapped on a phone, the number dials the conference code after a pause, and the entry code where the reader
+    may see it (an invitee's page, the room); the room's line gives the entry code too."""
+    conference = rooms.create_conference(ConferenceDraft(name="Consultation", entry_code="4821", lobby_mode="off"))
+    invitee = rooms.add_invitee(conference.id, "email", "patient@example.org", send_now=False)
+    code = conference.code
+
+    async def scenario(client: TestClient[Any, Any]) -> tuple[str, str, str]:
+        public = await (await client.get(path_of(conference.join_url))).text()
+        own = await (await client.get(path_of(invitee.join_url))).text()
+        joined = await post(client, path_of(invitee.join_url), {"name": "Mme Durand", "media": "audio"})
+        return public, own, await joined.text()
+
+    public, own, room = with_client(settings, rooms, scenario)
+    assert f'href="tel:+33491000000,,{code}%23"' in public, "the public link's page keeps its entry code to itself"
+    assert f'href="tel:+33491000000,,{code}%23,,4821%23"' in own
+    assert f'href="tel:+33491000000,,{code}%23,,4821%23"' in room
+    assert '<strong id="entry-code">4821&nbsp;#</strong>' in room
+
+
+def test_listen_only_joins_without_a_microphone_and_stays_muted(settings: Settings, rooms: Rooms) -> None:
+    conference = rooms.create_conference(ConferenceDraft(name="Formation", lobby_mode="off"))
+    link = path_of(conference.join_url)
+
+    async def scenario(client: TestClient[Any, Any]) -> tuple[str, int, str]:
+        page = await (await client.get(link)).text()
+        joined = await post(client, link, {"name": "M. Petit", "media": "listen"}, allow_redirects=False)
+        room = await (await client.get(joined.headers["Location"])).text()
+        bad = await post(client, link, {"name": "M. Petit", "media": "speaker"})
+        return page, joined.status, room + str(bad.status)
+
+    page, status, room = with_client(settings, rooms, scenario)
+    assert 'value="listen"' in page
+    assert status == 303
+    assert 'id="listening"' in room
+    assert 'id="mute"' not in room, "a listener has nothing to unmute"
+    assert '"media": "listen"' in room
+    assert room.endswith("400")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -75,16 +76,21 @@ def test_pre_call_check_languages_and_joining(tmp_path: Path) -> None:
 
 @pytest.mark.e2e
 def test_phone_sized_screen_keeps_the_key_controls_in_view(tmp_path: Path) -> None:
+    """The longest first screen: an entry code to type and a conference that says when it opens."""
     mic = tone_wav(tmp_path / "mic.wav")
     with serving(tmp_path) as site, sync_playwright() as p:
-        conference = site.conference()
+        starts = datetime.now(UTC) + timedelta(hours=3)
+        conference = site.conference("--entry-code", "482915", "--start", starts.isoformat(timespec="seconds"),
+                                     "--end", (starts + timedelta(hours=1)).isoformat(timespec="seconds"))  # fmt: skip
         browser = launch(p, chromium_args(mic))
         try:
             page: Page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
             page.goto(site.base + path_of(conference["join_url"]))
             page.screenshot(path=str(tmp_path / "join-mobile.png"), full_page=True)
             assert page.evaluate("document.documentElement.scrollWidth") <= 390, "the page scrolls sideways"
-            for selector in ("#dial-in", "#name", "#join-button"):
+            expect(page.locator("#opens")).to_be_visible()
+            expect(page.locator("body")).to_have_attribute("data-network", re.compile(".+"), timeout=15_000)
+            for selector in ("#dial-in", "#name", "#entry_code", "#speaker-test", "#join-button"):
                 box = page.locator(selector).bounding_box()
                 assert box is not None, selector
                 assert box["x"] >= 0
@@ -166,5 +172,88 @@ def test_room_reconnects_by_itself_after_the_connection_drops(tmp_path: Path) ->
             site.start()
             expect(page.locator("body")).to_have_attribute("data-audio", "connected", timeout=30_000)
             expect(page.locator("#participants li")).to_contain_text("Dr Martin (you)")
+        finally:
+            browser.close()
+
+
+@pytest.mark.e2e
+def test_no_camera_unless_chosen_and_the_check_comes_before_join(tmp_path: Path) -> None:
+    mic = tone_wav(tmp_path / "mic.wav")
+    with serving(tmp_path) as site, sync_playwright() as p:
+        conference = site.conference()
+        browser = launch(p, chromium_args(mic))
+        try:
+            page = browser.new_page(locale="fr-FR")
+            page.goto(site.base + path_of(conference["join_url"]))
+            expect(page.locator("body")).to_have_attribute("data-mic", "ok", timeout=10_000)
+            expect(page.locator("#check-camera")).to_be_hidden()
+            assert page.locator("#camera-preview").bounding_box() is None, "no camera box with the microphone only"
+            # Keyboard order: the name, the choices, the check, and only then Join.
+            page.focus("#name")
+            order = []
+            for _ in range(8):
+                page.keyboard.press("Tab")
+                order.append(page.evaluate("document.activeElement.id || document.activeElement.value"))
+            assert "speaker-test" in order, order
+            assert "join-button" in order, order
+            assert order.index("speaker-test") < order.index("join-button"), order
+            page.check('input[value="video"]')
+            expect(page.locator("#camera-preview")).to_be_visible()
+            page.check('input[value="audio"]')
+            expect(page.locator("#check-camera")).to_be_hidden()
+        finally:
+            browser.close()
+
+
+@pytest.mark.e2e
+def test_the_page_says_when_it_opens_and_enters_by_itself(tmp_path: Path) -> None:
+    """Opening in a few seconds: the page says when at once, counts down, and a patient who already clicked Join
+    is in the room when it opens, without touching anything."""
+    mic = tone_wav(tmp_path / "mic.wav")
+    starts = datetime.now(UTC) + timedelta(minutes=10, seconds=12)  # the room opens 10 min before its start
+    with serving(tmp_path, PASSERELLE_SCHEDULE__OPEN_BEFORE_MIN="10") as site, sync_playwright() as p:
+        ends = starts + timedelta(minutes=30)
+        conference = site.conference("--lobby", "off", "--start", starts.isoformat(timespec="seconds"),
+                                     "--end", ends.isoformat(timespec="seconds"))  # fmt: skip
+        browser = launch(p, webrtc_args(mic))
+        try:
+            page = browser.new_page(locale="fr-FR")
+            page.goto(site.base + path_of(conference["join_url"]))
+            expect(page.locator("#opens")).to_contain_text("Elle ouvre à")
+            expect(page.locator("#when")).to_contain_text("(heure : France)")
+            expect(page.locator("#countdown")).to_contain_text("Elle ouvre dans 1 min.")
+            page.fill("#name", "Mme Durand")
+            page.click("#join-button")
+            expect(page.locator("body")).to_have_attribute("data-waiting", "yes")
+            expect(page.locator("#join-button")).to_be_disabled()
+            expect(page.locator("#join-button")).to_contain_text("vous entrerez dès l’ouverture")
+            assert "/room/" not in page.url
+            page.wait_for_url("**/room/**", timeout=30_000)
+            expect(page.locator("main")).to_contain_text("Vous êtes Mme Durand.")
+        finally:
+            browser.close()
+
+
+@pytest.mark.e2e
+def test_without_a_microphone_one_can_listen(tmp_path: Path) -> None:
+    """The microphone refused: the page offers to listen; a listener hears the room and nobody hears them."""
+    with serving(tmp_path, PASSERELLE_WEBRTC__HOST_ADDRESSES="127.0.0.1") as site, sync_playwright() as p:
+        conference = site.conference("--lobby", "off")
+        args = [*chromium_args(None, allow_media=False), "--allow-loopback-in-peer-connection",
+                "--disable-features=WebRtcHideLocalIpsWithMdns"]  # fmt: skip
+        browser = launch(p, args)
+        try:
+            page = browser.new_page(locale="en-GB")
+            page.goto(site.base + path_of(conference["join_url"]))
+            expect(page.locator("body")).to_have_attribute("data-mic", "refused", timeout=10_000)
+            expect(page.locator("#mic-status")).to_contain_text("Listen only")
+            page.check('input[value="listen"]')
+            expect(page.locator("body")).to_have_attribute("data-mic", "unused")
+            page.fill("#name", "Mr Smith")
+            page.click("#join-button")
+            page.wait_for_url("**/room/**")
+            expect(page.locator("body")).to_have_attribute("data-audio", "connected", timeout=20_000)
+            expect(page.locator("#listening")).to_contain_text("listening only")
+            expect(page.locator("#participants li")).to_contain_text("Mr Smith (you)")
         finally:
             browser.close()

@@ -226,7 +226,7 @@ def test_dashboard_shows_the_personal_room_and_regenerates_its_code(settings: Se
     first, same, after = run(settings, rooms, scenario)
 
     def code(page: str) -> str:
-        found = re.search(r'id="room-code">(\d{3} \d{3} \d{3}) #', page)
+        found = re.search(r'id="room-code">(\d{3} \d{3} \d{3})&nbsp;#', page)
         assert found, "the dashboard shows the room's code"
         return found.group(1)
 
@@ -428,7 +428,7 @@ def test_conference_page_sends_updates_removals_and_cancellations(settings: Sett
     pages = run(settings, rooms, scenario)
     assert pages["planned"].count("non envoyée") == 2
     assert "Réunion de concertation" in pages["planned"]
-    assert "482915 #" in pages["planned"]
+    assert "482915&nbsp;#" in pages["planned"]
     assert pages["queued"].count("en cours d&#39;envoi") == 2
     assert pages["sent"].count(">envoyée<") == 2
     assert "« nope » n&#39;est pas une adresse e-mail" in pages["bad"]
@@ -579,3 +579,17 @@ def test_leaving_a_room_says_so_to_anyone_and_offers_the_dashboard_to_profession
         assert "Connexion" not in page.split("<main")[1], "a patient is not sent to the professionals' sign-in"
     assert 'href="/">Vos conférences' in professional
     assert 'href="/">Vos conférences' not in patient
+
+
+def test_a_signed_in_professional_finds_their_name_already_typed(settings: Settings, rooms: Rooms,
+                                                                 doctor: str) -> None:  # fmt: skip
+    link = f"/c/{rooms.personal_room('dr.petit').join_url.rsplit('/', 1)[1]}"
+
+    async def scenario(client: TestClient[Any, Any]) -> tuple[str, str]:
+        patient = await (await client.get(link)).text()
+        await sign_in(client)
+        return patient, await (await client.get(link)).text()
+
+    patient, professional = run(settings, rooms, scenario)
+    assert re.search(r'id="name" name="name"[^>]*value=""', patient), "a patient's name field is empty"
+    assert re.search(r'id="name" name="name"[^>]*value="Dr Claire Martin"', professional), "their own name, editable"

@@ -23,6 +23,15 @@ async function openDevices() {
   stream = null;
   const wantVideo = media() === "video";
   $("check-camera").hidden = !wantVideo;
+  $("camera-preview").srcObject = null;
+  if (media() === "listen") {
+    // No microphone is opened at all: the room is heard, nobody hears this page.
+    $("mic-level").value = 0;
+    $("mic-status").textContent = texts.listen_only;
+    $("mic-status").classList.remove("bad");
+    document.body.dataset.mic = "unused";
+    return;
+  }
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
     $("mic-status").textContent = texts.mic_unsupported;
     $("mic-status").classList.add("bad");
@@ -31,7 +40,8 @@ async function openDevices() {
   try {
     stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: wantVideo });
   } catch (error) {
-    $("mic-status").textContent = explain(error);
+    // Without a microphone one can still listen: say so, next to the reason.
+    $("mic-status").textContent = `${explain(error)} ${texts.or_listen}`;
     $("mic-status").classList.add("bad");
     document.body.dataset.mic = "refused";
     return;
@@ -92,14 +102,14 @@ async function networkTest() {
     const t0 = performance.now();
     const body = await (await fetch(`/api/net/download?bytes=${size}`, { cache: "no-store" })).arrayBuffer();
     const kbps = (body.byteLength * 8) / Math.max(1, performance.now() - t0);
-    const need = media() === "video" ? 600 : 100;  // kbit/s the call needs, with margin
+    const need = media() === "video" ? 600 : media() === "listen" ? 60 : 100;  // kbit/s the call needs, with margin
     let verdict = "good";
     if (rtt > 400 || kbps < need) verdict = "insufficient";
     else if (rtt > 150 || kbps < need * 3) verdict = "weak";
     document.body.dataset.network = verdict;
     status.textContent = texts["network_" + verdict]
       .replace("{rtt}", Math.round(rtt))
-      .replace("{kbps}", Math.round(kbps));
+      .replace("{kbps}", new Intl.NumberFormat(document.documentElement.lang).format(Math.round(kbps)));
     status.className = "status " + verdict;
   } catch (error) {
     document.body.dataset.network = "insufficient";
@@ -113,6 +123,35 @@ document.querySelectorAll('input[name="media"]').forEach((r) => r.addEventListen
   openDevices();
   networkTest();
 }));
+// A conference not open yet: the page counts down with the server's clock and, once the patient has asked to join,
+// enters by itself when it opens.
+const opens = $("opens");
+const skew = opens ? Date.parse(opens.dataset.now) - Date.now() : 0;
+const opensAt = opens ? Date.parse(opens.dataset.opensAt) : NaN;
+let waitingToJoin = false;
+
+function untilOpen() {
+  return opensAt - (Date.now() + skew);
+}
+
+function countdown() {
+  if (!opens) return;
+  const left = untilOpen();
+  if (left <= 0) {
+    $("countdown").textContent = texts.open_now;
+    document.body.dataset.open = "yes";
+    if (waitingToJoin) {
+      waitingToJoin = false;
+      $("join").submit();  // no submit event: the checks below already passed
+    }
+    return;
+  }
+  const minutes = Math.ceil(left / 60000);
+  $("countdown").textContent = minutes > 90 ? "" : texts.opens_in.replace("{minutes}", minutes);
+  // Once a second in the last minute (the patient is waiting), every 15 s before.
+  setTimeout(countdown, left < 61000 ? Math.min(1000, left + 250) : 15000);
+}
+
 $("join").addEventListener("submit", (event) => {
   const name = $("name").value.trim();
   const code = $("entry_code");
@@ -123,8 +162,18 @@ $("join").addEventListener("submit", (event) => {
     event.preventDefault();
     $("error").textContent = problem;
     $("error").hidden = false;
+    return;
+  }
+  if (opens && untilOpen() > 0) {
+    event.preventDefault();
+    waitingToJoin = true;
+    document.body.dataset.waiting = "yes";
+    $("error").hidden = true;
+    $("join-button").disabled = true;
+    $("join-button").textContent = texts.will_enter;
   }
 });
+countdown();
 openDevices();
 networkTest();
 document.body.dataset.ready = "yes";

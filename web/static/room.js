@@ -58,7 +58,7 @@ function showLobby(list) {
   }));
 }
 
-document.getElementById("mute").addEventListener("click", (event) => {
+document.getElementById("mute")?.addEventListener("click", (event) => {
   muted = !muted;
   const button = event.currentTarget;
   button.setAttribute("aria-pressed", String(muted));
@@ -91,6 +91,7 @@ function showVideos(slots) {
 }
 
 async function openDevices() {
+  if (config.media === "listen") return new MediaStream();  // listen only: no microphone is asked for
   if (config.media === "video") {
     try {
       return await navigator.mediaDevices.getUserMedia({
@@ -110,7 +111,7 @@ async function connect() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const socket = new WebSocket(`${scheme}//${location.host}${config.socket}`);
   microphone.getAudioTracks().forEach((track) => pc.addTrack(track, microphone));
-  pc.addTransceiver("audio", { direction: "sendrecv" });
+  pc.addTransceiver("audio", { direction: config.media === "listen" ? "recvonly" : "sendrecv" });
   microphone.getVideoTracks().forEach((track) => pc.addTransceiver(track, { direction: "sendonly" }));
   for (let i = 0; i < VIDEO_SLOTS; i += 1) pc.addTransceiver("video", { direction: "recvonly" });
   videoByMid = {};
