@@ -6,14 +6,17 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh test postgresql espeak-ng sox baresip-core sip-tester chromium faketime
 source scripts/postgres.sh
 
-# The health portal's stand-in for the sign-in tests: oidc-provider from npm, run by Node (Debian's, unless a
-# node and npm are already there), installed again whenever its lock file changes.
+# From npm, with Node (Debian's, unless a node and npm are already there), each installed again whenever its lock
+# file changes: the health portal's stand-in for the sign-in tests (oidc-provider), and axe-core, the accessibility
+# checker the browser tests inject into every page.
 command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
-lock="$(sha256sum tests/oidc/package-lock.json | cut -d' ' -f1)"
-if [ "$(cat tests/oidc/node_modules/.installed 2>/dev/null)" != "$lock" ]; then
-    (cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error) >&2
-    echo "$lock" > tests/oidc/node_modules/.installed
-fi
+for folder in tests/oidc tests/web/axe; do
+    lock="$(sha256sum "$folder/package-lock.json" | cut -d' ' -f1)"
+    if [ "$(cat "$folder/node_modules/.installed" 2>/dev/null)" != "$lock" ]; then
+        (cd "$folder" && npm ci --no-audit --no-fund --loglevel=error) >&2
+        echo "$lock" > "$folder/node_modules/.installed"
+    fi
+done
 
 ruff check .
 ruff format --check .

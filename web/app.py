@@ -57,10 +57,11 @@ def create_app(
     key = service_key(settings)
     auth = Auth(settings, rooms, WebSessions(rooms.sessions, timedelta(hours=settings.http.session_hours),
                                              rooms.now), key)  # fmt: skip
-    app = web.Application(client_max_size=1024 * 1024, middlewares=[auth.middleware])
+    pages = Pages(settings, rooms, key)
+    app = web.Application(client_max_size=1024 * 1024, middlewares=[auth.middleware, pages.site_errors])
     app[SETTINGS] = settings
     app[ROOMS] = rooms
-    pages = app[PAGES] = Pages(settings, rooms, key)
+    app[PAGES] = pages
     wakeup = app[OUTBOX_WAKEUP] = Wakeup()  # `passerelle serve` hands it to the outbox worker
     outbox = Outbox(rooms.sessions, settings.retry, rooms.now, wakeup)
     invitations = Invitations(settings, rooms, outbox)

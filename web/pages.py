@@ -15,7 +15,7 @@ import os
 import time
 import unicodedata
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import jinja2
 from aiohttp import web
@@ -163,12 +163,24 @@ class Pages:
     def _is_host(request: web.Request) -> bool:
         return request.path.startswith("/h/")
 
+    @web.middleware
+    async def site_errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """A path that leads nowhere gets the site's own page in the visitor's language, not aiohttp's plain
+        "404: Not Found" (the API keeps its JSON answers)."""
+        try:
+            return cast(web.StreamResponse, await handler(request))
+        except web.HTTPNotFound as exc:
+            if request.path.startswith("/api/") or exc.content_type != "text/plain":
+                raise
+            raise _as_not_found(self.error(request, 404, N_("Page not found"),
+                                           N_("There is no page at this address. Check the link, or start from "
+                                              "the invitation you received.")))  from None  # fmt: skip
+
     def _not_found(self, request: web.Request) -> web.HTTPException:
         response = self.error(request, 404, N_("Link not found"),
                               N_("This link leads to no conference. Check the link in your invitation, or join by "
                                  "phone with the number and code it gives."))  # fmt: skip
-        headers = {k: v for k, v in response.headers.items() if k.lower() != "content-type"}
-        return web.HTTPNotFound(text=response.text, content_type="text/html", headers=headers)
+        return _as_not_found(response)
 
     def dial_in(self) -> DialIn:
         """The first public number as the page shows it (national form for callers in its region) and dials it."""
@@ -322,3 +334,9 @@ def _clean_name(raw: str) -> str:
     """A display name: printable characters only, spaces collapsed, at most 60 characters."""
     kept = "".join(ch for ch in unicodedata.normalize("NFC", raw) if unicodedata.category(ch)[0] != "C")
     return " ".join(kept.split())[:MAX_NAME]
+
+
+def _as_not_found(response: web.Response) -> web.HTTPException:
+    """A rendered page as the 404 to raise, with its headers (its language, its security policy)."""
+    headers = {k: v for k, v in response.headers.items() if k.lower() != "content-type"}
+    return web.HTTPNotFound(text=response.text, content_type="text/html", headers=headers)

@@ -593,3 +593,23 @@ def test_a_signed_in_professional_finds_their_name_already_typed(settings: Setti
     patient, professional = run(settings, rooms, scenario)
     assert re.search(r'id="name" name="name"[^>]*value=""', patient), "a patient's name field is empty"
     assert re.search(r'id="name" name="name"[^>]*value="Dr Claire Martin"', professional), "their own name, editable"
+
+
+def test_a_path_that_leads_nowhere_gets_the_sites_page_in_the_visitors_language(settings: Settings,
+                                                                                rooms: Rooms) -> None:  # fmt: skip
+    async def scenario(client: TestClient[Any, Any]) -> list[tuple[int, str, str]]:
+        answers = []
+        for path, language in (("/nowhere", "fr"), ("/no/such/page?lang=en", "en"), ("/api/v1/nothing", "fr")):
+            response = await client.get(path, headers={"Accept-Language": language})
+            answers.append((response.status, response.content_type, await response.text()))
+        return answers
+
+    french, english, api = run(settings, rooms, scenario)
+    assert french[:2] == (404, "text/html")
+    assert "Page introuvable" in french[2]
+    assert '<html lang="fr">' in french[2]
+    assert english[:2] == (404, "text/html")
+    assert "Page not found" in english[2]
+    assert "404: Not Found" not in french[2] + english[2]
+    assert api[0] == 404, "the API's answers are its own"
+    assert "Page introuvable" not in api[2]

@@ -19,11 +19,14 @@ function show(n) {
   submit.hidden = step !== steps.length;
 }
 
-previous.addEventListener("click", () => show(step - 1));
-next.addEventListener("click", () => {
-  show(step + 1);
-  steps[step - 1].querySelector("input, select, textarea")?.focus();
-});
+// Moving to a step puts the focus on its first field (never left behind on a field now hidden).
+function goTo(n) {
+  show(n);
+  steps[step - 1].querySelector("input:not([type=hidden]), select, textarea")?.focus();
+}
+
+previous.addEventListener("click", () => goTo(step - 1));
+next.addEventListener("click", () => goTo(step + 1));
 
 function addChip(field) {
   const input = document.getElementById(field);
@@ -37,7 +40,7 @@ function addChip(field) {
     const text = Object.assign(document.createElement("span"), { textContent: value });
     const remove = Object.assign(document.createElement("button"), { type: "button", className: "remove",
                                                                      textContent: "×" });
-    remove.setAttribute("aria-label", `${list.dataset.removeLabel || "×"} ${value}`);
+    remove.setAttribute("aria-label", `${list.dataset.removeLabel} ${value}`);  // "Remove dr.durand", not "×"
     li.append(hidden, text, remove);
     list.append(li);
   }
@@ -52,7 +55,7 @@ form.querySelectorAll("button.add").forEach((button) => {
   });
 });
 form.addEventListener("click", (event) => {
-  if (event.target.matches("ul.chips button.remove")) event.target.closest("li").remove();
+  event.target.closest("ul.chips button.remove")?.closest("li").remove();  // a click may land on the "×" inside
 });
 
 const userInput = document.getElementById("user");
@@ -72,7 +75,7 @@ form.addEventListener("keydown", (event) => {  // Enter in a field moves on inst
   if (event.key === "Enter" && !event.defaultPrevented && event.target.matches("input:not([type=radio])")
       && step < steps.length) {
     event.preventDefault();
-    show(step + 1);
+    goTo(step + 1);
   }
 });
 
