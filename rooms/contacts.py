@@ -81,3 +81,15 @@ def mask_email(address: str) -> str:
     """``alice.martin@example.org`` → ``a•••@example.org``."""
     local, _, domain = address.rpartition("@")
     return f"{local[:1]}•••@{domain}"
+
+
+def readable_phone(e164: str, region: str) -> str:
+    """``+33612345678`` → ``06 12 34 56 78`` for a reader in the number's own country, ``+33 6 12 34 56 78``
+    elsewhere: as people write numbers, never the bare E.164."""
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return e164
+    same = phonenumbers.region_code_for_number(number) == region
+    shown = phonenumbers.PhoneNumberFormat.NATIONAL if same else phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    return str(phonenumbers.format_number(number, shown))

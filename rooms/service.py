@@ -248,6 +248,14 @@ class Rooms:
         with self._tx() as s:
             return UserView.of(self._user(s, username))
 
+    def display_names(self, usernames: list[str]) -> dict[str, str]:
+        """The display names of these accounts (those that still exist), in one query."""
+        if not usernames:
+            return {}
+        with self._tx() as s:
+            rows = s.execute(select(User.username, User.display_name).where(User.username.in_(set(usernames))))
+            return {username: name for username, name in rows}
+
     def list_users(self) -> list[UserView]:
         with self._tx() as s:
             return [UserView.of(u) for u in s.scalars(select(User).order_by(User.username))]

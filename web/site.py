@@ -12,10 +12,8 @@ import logging
 import math
 import uuid
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from babel.dates import format_datetime, format_time
 
 from config import LobbyMode, Settings
 from notify.invitations import Invitations
@@ -30,7 +28,9 @@ from rooms import (
     RoomsError,
     UserView,
     ValidationError,
+    dates,
 )
+from rooms.contacts import readable_phone
 from rooms.schedule import WindowState
 from web import tickets
 from web.auth import OIDC_COOKIE, USER, Auth, SignInError, safe_next
@@ -66,6 +66,7 @@ class Site:
         r.add_post("/conferences/{id}/invitees/{invitee}/remove", self.remove_invitee)
         r.add_post("/conferences/{id}/send", self.send)
         r.add_post("/conferences/{id}/delete", self.delete)
+        r.add_get("/conferences/{id}/deliveries", self.deliveries)
         r.add_get("/api/users", self.user_search)
 
     # -- helpers -------------------------------------------------------------------------------------------------
@@ -93,10 +94,21 @@ class Site:
         if conference.starts_at is None or conference.ends_at is None:
             return None
         language = negotiate(request, self.settings.locale.default_language)[0].value
-        zone = ZoneInfo(zone_name)
-        start, end = conference.starts_at.astimezone(zone), conference.ends_at.astimezone(zone)
-        return (f"{format_datetime(start, 'EEEE d MMMM y, HH:mm', locale=language)} – "
-                f"{format_time(end, 'HH:mm', locale=language)}")  # fmt: skip
+        return dates.span(conference.starts_at, conference.ends_at, zone_name, language)
+
+    def labels(self, invitees: list[InviteeView]) -> dict[uuid.UUID, str]:
+        """Invitees as their host reads them: a colleague by name, a number as people write it."""
+        names = self.rooms.display_names([i.address for i in invitees if i.kind is InviteeKind.USER])
+        region = self.settings.locale.phone_region
+        shown: dict[uuid.UUID, str] = {}
+        for i in invitees:
+            if i.kind is InviteeKind.USER:
+                shown[i.id] = f"{names[i.address]} ({i.address})" if i.address in names else i.address
+            elif i.kind is InviteeKind.PHONE:
+                shown[i.id] = readable_phone(i.address, region)
+            else:
+                shown[i.id] = i.address
+        return shown
 
     def host_link(self, conference: ConferenceView) -> str:
         return f"/h/{tickets.host_token(self.pages.key, conference.id)}"
@@ -190,7 +202,8 @@ class Site:
                          "page": page, "join": join})  # fmt: skip
         return await self.render(request, "dashboard.html", user=user, room=room, rows=rows,
                            room_host=self.host_link(room), dial_in=self.pages.dial_in(),
-                           regenerated=request.query.get("regenerated") == "1")  # fmt: skip
+                           regenerated=request.query.get("regenerated") == "1",
+                           deleted=request.query.get("deleted") == "1")  # fmt: skip
 
     async def regenerate(self, request: web.Request) -> web.Response:
         user = self.user(request)
@@ -207,16 +220,21 @@ class Site:
 
     # -- the wizard ----------------------------------------------------------------------------------------------
 
-    async def _wizard(self, request: web.Request, user: UserView, plan: Plan, *, action: str, editing: bool = False,
-                status: int = 200) -> web.Response:  # fmt: skip
+    async def _wizard(self, request: web.Request, user: UserView, plan: Plan, *, action: str,
+                      editing: ConferenceView | None = None, status: int = 200) -> web.Response:  # fmt: skip
         t = self.pages._gettext(request)
         errors = {name: t(message) % values if values else t(message)
                   for name, (message, values) in plan.errors.items()}  # fmt: skip
         zones = list(dict.fromkeys([plan.timezone or user.timezone, user.timezone, *COMMON_ZONES]))
         step = 1 if errors.keys() & {"users", "emails", "phones", "name", "entry", "entry_code", "lobby"} else \
             2 if errors.keys() & {"schedule", "day", "duration", "timezone"} else 3 if errors else 1  # fmt: skip
+        invited: list[tuple[str, str]] = []
+        if editing is not None:  # who is invited already: editing adds people, it never loses them
+            invitees = await asyncio.to_thread(self.rooms.list_invitees, editing.id)
+            labels = await asyncio.to_thread(self.labels, invitees)
+            invited = [(labels[i.id], i.delivery_state.value) for i in invitees]
         return await self.render(request, "plan.html", status=status, plan=plan, errors=errors, action=action,
-                           editing=editing, durations=DURATIONS, zones=zones, step=step,
+                           editing=editing is not None, invited=invited, durations=DURATIONS, zones=zones, step=step,
                            lobby_modes=[m.value for m in LobbyMode],
                            default_lobby=self.settings.lobby.default_mode.value)  # fmt: skip
 
@@ -262,7 +280,7 @@ class Site:
         plan = Plan(name=c.name, entry="chosen" if c.entry_code else "none", entry_code=c.entry_code or "",
                     lobby=c.lobby_mode.value, schedule="scheduled" if schedule else "open", day=day, at=at,
                     duration=str(minutes), timezone=c.timezone, message=c.message)  # fmt: skip
-        return await self._wizard(request, user, plan, action=f"/conferences/{c.id}/edit", editing=True)
+        return await self._wizard(request, user, plan, action=f"/conferences/{c.id}/edit", editing=c)
 
     async def edit(self, request: web.Request) -> web.Response:
         user = self.user(request)
@@ -273,12 +291,12 @@ class Site:
         await asyncio.to_thread(plan.check, self.settings, self.rooms, self.rooms.now(), editing=True)
         action = f"/conferences/{c.id}/edit"
         if plan.errors:
-            return await self._wizard(request, user, plan, action=action, editing=True, status=400)
+            return await self._wizard(request, user, plan, action=action, editing=c, status=400)
         try:
             await asyncio.to_thread(self._update, user, c, plan)
         except RoomsError as exc:
             plan.errors["day"] = (N_("The conference could not be changed: %(reason)s"), {"reason": str(exc)})
-            return await self._wizard(request, user, plan, action=action, editing=True, status=400)
+            return await self._wizard(request, user, plan, action=action, editing=c, status=400)
         raise web.HTTPSeeOther(f"/conferences/{c.id}?updated=1")
 
     def _update(self, user: UserView, before: ConferenceView, plan: Plan) -> None:
@@ -297,10 +315,27 @@ class Site:
         invitees = await asyncio.to_thread(self.rooms.list_invitees, c.id)
         state = c.window.state(self.rooms.now())
         notice = next((k for k in ("planned", "updated", "sent", "added", "removed") if k in request.query), None)
+        labels = await asyncio.to_thread(self.labels, invitees)
+        pending = bool(self.invitations.pending(invitees))
         return await self.render(request, "conference.html", status=status, c=c, invitees=invitees,
+                           labels=labels, pending=pending,
                            when=self.when(request, c, user.timezone), dial_in=self.pages.dial_in(),
                            join=self.host_link(c), state=state.value, error=error, typed=typed or {},
                            notice=notice, personal=c.kind is ConferenceKind.PERSONAL)  # fmt: skip
+
+    async def deliveries(self, request: web.Request) -> web.Response:
+        """Where each invitation stands, for the conference page to update itself without a reload."""
+        user = self.user(request)
+        c = await self.owned(request, user)
+        invitees = await asyncio.to_thread(self.rooms.list_invitees, c.id)
+        t = self.pages._gettext(request)
+        texts = {"sent": t("sent"), "queued": t("on its way"), "failed": t("could not be delivered"),
+                 "not-sent": t("not sent")}  # fmt: skip
+        return web.json_response({
+            "invitees": [{"id": str(i.id), "state": i.delivery_state.value, "text": texts[i.delivery_state.value]}
+                         for i in invitees],
+            "pending": bool(self.invitations.pending(invitees)),
+        }, headers={"Cache-Control": "no-store"})  # fmt: skip
 
     async def add_invitees(self, request: web.Request) -> web.Response:
         user = self.user(request)
@@ -322,10 +357,20 @@ class Site:
         raise web.HTTPSeeOther(f"/conferences/{c.id}?added=1")
 
     async def remove_invitee(self, request: web.Request) -> web.Response:
+        """Asks first (a page of its own, so it works without JavaScript), then removes on ``confirm=yes``."""
         user = self.user(request)
         c = await self.owned(request, user)
+        form = await request.post()
         try:
-            await asyncio.to_thread(self._remove, c, uuid.UUID(request.match_info["invitee"]))
+            invitee_id = uuid.UUID(request.match_info["invitee"])
+            invitee = await asyncio.to_thread(self.rooms.get_invitee, invitee_id)
+            if invitee.conference_id != c.id:
+                raise NotFoundError(f"no invitee {invitee_id} in this conference")
+            if form.get("confirm") != "yes":
+                label = (await asyncio.to_thread(self.labels, [invitee]))[invitee.id]
+                tell = bool(await asyncio.to_thread(self.invitations.to_cancel, [invitee]))
+                return await self.render(request, "confirm_remove.html", c=c, invitee=invitee, label=label, tell=tell)
+            await asyncio.to_thread(self._remove, c, invitee_id)
         except (ValueError, NotFoundError):
             raise self.pages._not_found(request) from None
         raise web.HTTPSeeOther(f"/conferences/{c.id}?removed=1")

@@ -404,6 +404,7 @@ def test_conference_page_sends_updates_removals_and_cancellations(settings: Sett
         pages["queued"] = await (await client.get(page)).text()
         await asyncio.to_thread(deliver)
         pages["sent"] = await (await client.get(page)).text()
+        pages["edit"] = await (await client.get(f"{page}/edit")).text()
         edit = {**GOOD, "at": "15:00", "name": "RCP décalée"}
         assert (await post(client, f"{page}/edit", edit, page=f"{page}/edit")).status == 303
         bad = await post(client, f"{page}/invitees", {"email": "nope", "phone": "06 99 88 77 66"}, page=page)
@@ -415,12 +416,18 @@ def test_conference_page_sends_updates_removals_and_cancellations(settings: Sett
         listing = await (await client.get(page)).text()
         anne = re.search(r'data-invitee="([0-9a-f-]+)">\s*<td>anne.petit@example.org', listing)
         assert anne
-        removed = await post(client, f"{page}/invitees/{anne.group(1)}/remove", {}, page=page)
+        pages["listing"] = listing
+        asked = await post(client, f"{page}/invitees/{anne.group(1)}/remove", {}, page=page)
+        assert asked.status == 200, "asked first: nothing removed, nothing sent"
+        pages["asked"] = await asked.text()
+        pages["still"] = await (await client.get(page)).text()
+        removed = await post(client, f"{page}/invitees/{anne.group(1)}/remove", {"confirm": "yes"}, page=page)
         assert removed.status == 303
         assert (await post(client, f"{page}/delete", {}, page=page)).status == 303, "unconfirmed: nothing happens"
         pages["kept"] = await (await client.get(page)).text()
         deleted = await post(client, f"{page}/delete", {"confirm": "yes"}, page=page)
         assert deleted.headers["Location"] == "/?deleted=1"
+        pages["dashboard"] = await (await client.get(deleted.headers["Location"])).text()
         assert (await client.get(page)).status == 404
         await asyncio.to_thread(deliver)
         return pages
@@ -433,6 +440,21 @@ def test_conference_page_sends_updates_removals_and_cancellations(settings: Sett
     assert pages["sent"].count(">envoyée<") == 2
     assert "« nope » n&#39;est pas une adresse e-mail" in pages["bad"]
     assert 'value="06 99 88 77 66"' in pages["bad"]
+    invited = pages["edit"].split('id="invited"')[1].split("</div>")[0]
+    assert "anne.petit@example.org" in invited, "editing shows who is invited"
+    assert "06 11 22 33 44" in invited
+    assert invited.count(">envoyée<") == 2
+    assert 'id="send-pending" >' in pages["planned"]
+    assert 'id="send-pending" hidden>' in pages["sent"], "nothing left to send: no button for it"
+    assert "Dr Paul Petit (dr.petit)" in pages["listing"], "a colleague by name"
+    assert "06 11 22 33 44" in pages["listing"], "a number as people write it"
+    assert "+33611223344" not in pages["listing"]
+    assert 'aria-label="Retirer anne.petit@example.org"' in pages["listing"]
+    assert "Retirer anne.petit@example.org de « RCP décalée » ?" in pages["asked"]
+    assert "reçoit une annulation" in pages["asked"]
+    assert 'name="confirm" value="yes"' in pages["asked"]
+    assert "anne.petit@example.org" in pages["still"].split('id="add"')[0], "not removed before the confirmation"
+    assert "La conférence est supprimée" in pages["dashboard"]
     assert "RCP décalée" in pages["kept"]
     assert "anne.petit@example.org" not in pages["kept"]
     assert seen[0] == ("anne.petit@example.org", "REQUEST", 0)
@@ -613,3 +635,21 @@ def test_a_path_that_leads_nowhere_gets_the_sites_page_in_the_visitors_language(
     assert "404: Not Found" not in french[2] + english[2]
     assert api[0] == 404, "the API's answers are its own"
     assert "Page introuvable" not in api[2]
+
+
+def test_delivery_states_are_given_to_the_owner_only(settings: Settings, rooms: Rooms, doctor: str) -> None:
+    async def scenario(client: TestClient[Any, Any]) -> tuple[Any, int, int]:
+        await sign_in(client)
+        page = (await post(client, "/plan", [*{**GOOD, "send": "later"}.items(), ("email", "a@example.org")])
+                ).headers["Location"].split("?")[0]  # fmt: skip
+        mine = await (await client.get(f"{page}/deliveries")).json()
+        await post(client, "/logout", {}, page="/")
+        anonymous = (await client.get(f"{page}/deliveries", allow_redirects=False)).status
+        await sign_in(client, "dr.petit")
+        return mine, anonymous, (await client.get(f"{page}/deliveries", allow_redirects=False)).status
+
+    mine, anonymous, other = run(settings, rooms, scenario)
+    assert [(i["state"], i["text"]) for i in mine["invitees"]] == [("not-sent", "non envoyée")]
+    assert mine["pending"] is True
+    assert anonymous in (302, 303, 401)
+    assert other == 404, "another professional's conference is not theirs to watch"

@@ -145,6 +145,9 @@ def test_sign_in_through_the_portal_plan_and_the_invitations_arrive(tmp_path: Pa
 
                 mails = {str(m["To"]): m for m in arrived(box, 2)}
                 sms = texts(sms_out, 1)
+                # The page follows the deliveries by itself: no reload.
+                expect(page.locator(".delivery-sent")).to_have_count(3, timeout=15_000)
+                expect(page.locator("#send-pending")).to_be_hidden()
                 anne = mails["anne.petit@example.org"]
                 sophie = mails["Sophie Durand <sophie.durand@example.org>"]
                 assert anne["Subject"] == "Invitation : Réunion de concertation"
