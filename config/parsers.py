@@ -9,6 +9,7 @@ import functools
 import ipaddress
 import re
 import string
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -233,6 +234,15 @@ def sip_user(raw: object) -> str:
     text = str(raw).strip()
     if not re.fullmatch(r"[A-Za-z0-9_.!~*'()&=+$,;?/-]*", text):
         raise BadValue("a SIP user name (letters, digits and -_.!~*'()&=+$,;?/)")
+    return text
+
+
+def short_name(raw: object) -> str:
+    """A name shown in a text message, e.g. a clinic's: one line, at most 40 characters (it shares 160 with the
+    link and the codes)."""
+    text = " ".join(str(raw).split())
+    if len(text) > 40 or any(unicodedata.category(c)[0] == "C" for c in text):
+        raise BadValue('a short name on one line (40 characters at most), e.g. "Clinique du Parc"')
     return text
 
 

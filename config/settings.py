@@ -185,6 +185,7 @@ class SmsSettings:
     username: str = _setting(p.sip_user)
     password: Secret = _setting(p.secret, secret=True)
     sender: str = _setting(p.sip_user)
+    sender_name: str = _setting(p.short_name)
     timeout_s: int = _setting(p.integer(1, 300))
 
 

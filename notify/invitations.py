@@ -15,6 +15,9 @@ from datetime import datetime
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+import phonenumbers
+from babel.dates import format_skeleton, format_time, get_timezone_location
+
 from config import Settings
 from notify import mail, sms
 from notify.ics import Person
@@ -60,16 +63,18 @@ class Invitations:
         *,
         not_before: datetime | None = None,
         cancelled: bool = False,
+        changes: tuple[str, ...] = (),
     ) -> tuple[int, int]:
-        """Queue the invitation (or its cancellation) for each invitee; (queued, unreachable)."""
+        """Queue the invitation (or its cancellation) for each invitee; (queued, unreachable). ``changes`` makes it
+        an update that says what changed ("time", "entry_code", "name", "message")."""
         queued = unreachable = 0
         for invitee in invitees:
             to = self.recipient(conference, invitee)
             if to is None:
                 unreachable += 1
                 continue
-            payload = self._email(conference, invitee, to, cancelled) if to.channel is Channel.EMAIL else \
-                self._sms(conference, invitee, to, cancelled)  # fmt: skip
+            payload = self._email(conference, invitee, to, cancelled, changes) if to.channel is Channel.EMAIL else \
+                self._sms(conference, invitee, to, cancelled, changes)  # fmt: skip
             # a cancellation is not tied to the invitee: their row may be deleted with the conference
             self.outbox.enqueue(to.channel, to.address, payload, invitee_id=None if cancelled else invitee.id,
                                 not_before=not_before)  # fmt: skip
@@ -93,7 +98,8 @@ class Invitations:
         delivered = self.outbox.delivered_to([i.id for i in invitees])
         return [i for i in invitees if i.delivery_state is DeliveryState.SENT or i.id in delivered]
 
-    def _email(self, conference: ConferenceView, invitee: InviteeView, to: Recipient, cancelled: bool) -> bytes:
+    def _email(self, conference: ConferenceView, invitee: InviteeView, to: Recipient, cancelled: bool,
+               changes: tuple[str, ...]) -> bytes:  # fmt: skip
         organizer = Person(conference.owner_name or "Passerelle",
                            conference.owner_email or _address(self.settings.email.sender))  # fmt: skip
         numbers = self.settings.dial_in.numbers
@@ -105,23 +111,45 @@ class Invitations:
             dial_in=tuple(n.national if local else n.international for n in numbers),
             code=conference.code_display, entry_code=conference.entry_code, message=conference.message,
             uid=f"{conference.id}@{urlsplit(self.settings.http.public_base_url).hostname}",
-            sequence=conference.sequence, cancelled=cancelled,
+            sequence=conference.sequence, cancelled=cancelled, changes=changes,
         )  # fmt: skip
         return bytes(mail.compose(invitation, self.settings.email.sender))
 
-    def _sms(self, conference: ConferenceView, invitee: InviteeView, to: Recipient, cancelled: bool) -> bytes:
+    def _sms(self, conference: ConferenceView, invitee: InviteeView, to: Recipient, cancelled: bool,
+             changes: tuple[str, ...]) -> bytes:  # fmt: skip
+        language = invitee.language.value
         when = None
         if conference.starts_at is not None:
-            when = f"{conference.starts_at.astimezone(ZoneInfo(to.timezone)):%d/%m %H:%M}"
+            when = self._sms_when(conference.starts_at, conference.timezone, to, language)
         number = self.settings.dial_in.numbers[0]
+        organiser = ", ".join(x for x in (conference.owner_name, self.settings.sms.sender_name) if x)
         if cancelled:
-            return sms.compose_cancellation(invitee.language.value, conference.name, when).encode()
+            return sms.compose_cancellation(language, conference.name, when, organiser).encode()
         text = sms.compose(sms.SmsInvitation(
-            language=invitee.language.value, conference=conference.name, when=when, link=invitee.join_url,
+            language=language, conference=conference.name, when=when, link=invitee.join_url,
             dial_in=number.national if to.address.startswith("+33") and number.e164.startswith("+33") else
-            number.international, code=conference.code, entry_code=conference.entry_code,
+            number.international, code=conference.code, entry_code=conference.entry_code, organiser=organiser,
+            changed=bool(changes),
         ))  # fmt: skip
         return text.encode()
+
+    def _sms_when(self, starts_at: datetime, conference_zone: str, to: Recipient, language: str) -> str:
+        """ "jeu. 3 déc. 14:30", "Thu, Dec 3 2:30 PM": the weekday and the month's name in the reader's language
+        (never "03/12"), and the zone's city when the reader may live in another zone than the conference's."""
+        local = starts_at.astimezone(ZoneInfo(to.timezone))
+        text = f"{format_skeleton('MMMEd', local, locale=language)} {format_time(local, 'short', locale=language)}"
+        abroad = to.timezone != conference_zone or _region(to.address) not in ("", self.settings.locale.phone_region)
+        if abroad:
+            text += f" ({get_timezone_location(ZoneInfo(to.timezone), locale=language, return_city=True)})"
+        return text
+
+
+def _region(e164: str) -> str:
+    """The country of a number ("FR", "MQ"), or "" when it is not one."""
+    try:
+        return phonenumbers.region_code_for_number(phonenumbers.parse(e164, None)) or ""
+    except phonenumbers.NumberParseException:
+        return ""
 
 
 def _address(sender: str) -> str:

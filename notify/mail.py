@@ -13,12 +13,10 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_datetime as babel_datetime
-from babel.dates import format_time
-
 from config import Settings
 from config.enums import SmtpSecurity
 from notify.ics import Event, Method, Person, calendar
+from rooms import dates
 
 
 class SendError(Exception):
@@ -42,26 +40,32 @@ class EmailInvitation:
     uid: str
     sequence: int = 0
     cancelled: bool = False
+    changes: tuple[str, ...] = ()  # an update: what changed ("time", "entry_code", "name", "message")
 
 
 TEXTS = {
     "fr": {
-        "subject": "Invitation : {name}", "subject_cancel": "Annulée : {name}", "hello": "Bonjour {name},",
-        "hello_anyone": "Bonjour,",
+        "subject": "Invitation : {name}", "subject_cancel": "Annulée : {name}",
+        "subject_changed": "Modifiée : {name}", "hello": "Bonjour {name},", "hello_anyone": "Bonjour,",
         "invites": "{organizer} vous invite à la conférence « {name} ».",
         "cancelled": "{organizer} a annulé la conférence « {name} ».",
-        "when": "Quand : {date}, de {start} à {end} ({zone})", "open": "Conférence ouverte, sans horaire.",
+        "changed": "{organizer} a modifié la conférence « {name} » : {what}. Cette invitation remplace la précédente.",
+        "time": "nouvel horaire", "entry_code": "nouveau code d'entrée", "name": "nouveau nom",
+        "message": "nouveau message",
+        "when": "Quand : {span}", "open": "Conférence ouverte, sans horaire.",
         "web": "Rejoindre depuis un ordinateur, une tablette ou un téléphone :",
         "phone": "Ou par téléphone, sans ordinateur :", "numbers": "Numéro : {numbers}",
         "code": "Code de la conférence : {code} #", "entry": "Code d'entrée : {entry} #",
         "how": "Composez le numéro, tapez le code de la conférence suivi de # sur le clavier.",
     },
     "en": {
-        "subject": "Invitation: {name}", "subject_cancel": "Cancelled: {name}", "hello": "Hello {name},",
-        "hello_anyone": "Hello,",
+        "subject": "Invitation: {name}", "subject_cancel": "Cancelled: {name}",
+        "subject_changed": "Changed: {name}", "hello": "Hello {name},", "hello_anyone": "Hello,",
         "invites": "{organizer} invites you to the conference “{name}”.",
         "cancelled": "{organizer} cancelled the conference “{name}”.",
-        "when": "When: {date}, {start} to {end} ({zone})", "open": "Open conference, with no set time.",
+        "changed": "{organizer} changed the conference “{name}”: {what}. This invitation replaces the previous one.",
+        "time": "new time", "entry_code": "new entry code", "name": "new name", "message": "new message",
+        "when": "When: {span}", "open": "Open conference, with no set time.",
         "web": "Join from a computer, tablet or phone:",
         "phone": "Or by phone, with no computer:", "numbers": "Number: {numbers}",
         "code": "Conference code: {code} #", "entry": "Entry code: {entry} #",
@@ -77,21 +81,20 @@ def compose(invitation: EmailInvitation, sender: str, now: datetime | None = Non
     message = EmailMessage()
     message["From"] = sender
     message["To"] = formataddr((invitation.invitee.name, invitation.invitee.email))
-    message["Subject"] = t["subject_cancel" if invitation.cancelled else "subject"].format(name=name)
+    kind = "cancelled" if invitation.cancelled else "changed" if invitation.changes else "invites"
+    subject = {"cancelled": "subject_cancel", "changed": "subject_changed", "invites": "subject"}[kind]
+    message["Subject"] = t[subject].format(name=name)
     message["Date"] = format_datetime(now or datetime.now(ZoneInfo("UTC")))
     message["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[-1].rstrip(">"))
     message["Content-Language"] = language
     hello = t["hello"].format(name=invitation.invitee.name) if invitation.invitee.name.strip() else t["hello_anyone"]
     lines = [hello, ""]
-    lines.append(t["cancelled" if invitation.cancelled else "invites"].format(
-        organizer=invitation.organizer.name, name=name))  # fmt: skip
+    what = ", ".join(t[c] for c in invitation.changes if c in t)
+    lines.append(t[kind].format(organizer=invitation.organizer.name, name=name, what=what))
     if invitation.starts_at is not None and invitation.ends_at is not None:
-        zone = ZoneInfo(invitation.timezone)
-        start, end = invitation.starts_at.astimezone(zone), invitation.ends_at.astimezone(zone)
-        lines.append(t["when"].format(
-            date=babel_datetime(start, "EEEE d MMMM y", locale=language),
-            start=format_time(start, "short", locale=language), end=format_time(end, "short", locale=language),
-            zone=invitation.timezone))  # fmt: skip
+        # The weekday, the date, the hours and the zone's name, in the reader's language and zone.
+        lines.append(t["when"].format(span=dates.span(invitation.starts_at, invitation.ends_at, invitation.timezone,
+                                                      language)))  # fmt: skip
     else:
         lines.append(t["open"])
     if invitation.message.strip() and not invitation.cancelled:

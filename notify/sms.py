@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import unicodedata
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from config import Settings
@@ -42,8 +43,8 @@ def septets(text: str) -> int | None:
 
 
 def to_gsm7(text: str) -> str:
-    """The text in GSM-7: typographic signs replaced, letters outside the alphabet without their accent, and what is
-    left (emoji, other scripts) as "?"."""
+    """The text in GSM-7: typographic signs replaced, letters outside the alphabet without their accent, emoji and
+    other symbols left out (a "?" in a name looks like a broken message), and other scripts' letters as "?"."""
     out = []
     for char in text:
         char = NEAR.get(char, char)
@@ -51,7 +52,11 @@ def to_gsm7(text: str) -> str:
             out.append(char)
             continue
         bare = "".join(c for c in unicodedata.normalize("NFD", char) if not unicodedata.combining(c))
-        out.append(bare if bare and septets(bare) is not None else "?")
+        if bare and septets(bare) is not None:
+            out.append(bare)
+        elif unicodedata.category(char)[0] in "LN":
+            out.append("?")
+        # else: an emoji, a symbol, a joiner or a variation selector: nothing
     return "".join(out)
 
 
@@ -68,36 +73,83 @@ def segments(text: str) -> int:
 class SmsInvitation:
     language: str  # "fr" or "en"
     conference: str  # its name
-    when: str | None  # already formatted in the invitee's zone ("03/12 14:30"), or None for an open conference
+    when: str | None  # already formatted in the invitee's zone ("jeu. 3 déc. 14:30"), or None for an open conference
     link: str  # the invitee's own join link
     dial_in: str  # the number as dialled in the invitee's country ("04 91 00 00 00")
     code: str  # conference code, digits
     entry_code: str | None = None
+    organiser: str = ""  # who invites: the organiser's name, and the clinic's ([sms] sender_name) when set
+    changed: bool = False  # an update: it replaces an earlier message
 
 
+# Short on purpose: the link, the number and both codes take most of the 160 characters, and the organiser's name
+# must fit beside them.
 TEXTS = {
-    "fr": {"cancelled": "Annulée", "by_phone": "ou par tel. au {number}, code {code}#",
-           "entry": ", code d'entree {entry}#",
-           "join": "Rejoindre : {link}"},
-    "en": {"cancelled": "Cancelled", "by_phone": "or by phone {number}, code {code}#",
-           "entry": ", entry code {entry}#",
-           "join": "Join: {link}"},
+    "fr": {"cancelled": "Annulée", "by_phone": "ou tel. {number} code {code}#", "entry": " puis {entry}#",
+           "join": "Lien : {link}", "invites": "{who} : ", "changed": "Modifiée par {who} : ",
+           "cancelled_by": "Annulée par {who} : "},
+    "en": {"cancelled": "Cancelled", "by_phone": "or call {number} code {code}#", "entry": " then {entry}#",
+           "join": "Join: {link}", "invites": "{who}: ", "changed": "Changed by {who}: ",
+           "cancelled_by": "Cancelled by {who}: "},
 }  # fmt: skip
 
 
-def compose_cancellation(language: str, conference: str, when: str | None) -> str:
-    """ "Annulee : <name>, <when>." in one GSM-7 message (the name shortened if need be)."""
-    word = to_gsm7(TEXTS.get(language, TEXTS["en"])["cancelled"])
-    name = to_gsm7(" ".join(conference.split()))
-    tail = to_gsm7(f", {when}." if when else ".")
-    while name and (septets(f"{word} : {name}{tail}") or 0) > SINGLE:
+def _fit(build: Callable[[str, str], str], name: str, who: str) -> str:
+    """The longest message of one segment: the conference's name shortened first (to nothing if need be), then
+    the organiser said shorter ("Dr Claire Martin, Clinique du Parc" → "Dr Claire Martin" → "Dr Martin"), cut
+    only as a last resort; never anything else."""
+    name = " ".join(to_gsm7(name).split())
+    forms = [" ".join(to_gsm7(w).split()) for w in _shorter(who)]
+    if (septets(build(name, forms[0])) or 0) <= SINGLE:
+        return build(name, forms[0])
+    while name and (septets(build(name.rstrip() + "...", forms[0])) or 0) > SINGLE:
         name = name[:-1]
-    return f"{word} : {name}{tail}" if language == "fr" else f"{word}: {name}{tail}"
+    if len(name.strip()) >= 5:  # the organiser in full, the name shortened
+        return build(name.rstrip() + "...", forms[0])
+    name = ""
+    for form in forms:
+        if (septets(build(name, form)) or 0) <= SINGLE:
+            return build(name, form)
+    last = forms[-1]
+    while len(last) > 1 and (septets(build(name, last)) or 0) > SINGLE:
+        last = last[:-1]
+    return build(name, last.rstrip())
+
+
+TITLES = frozenset({"dr", "dr.", "pr", "pr.", "me", "mme", "m.", "mr", "mrs", "ms", "prof.", "prof"})
+
+
+def _shorter(who: str) -> list[str]:
+    """The organiser's name, from the fullest to the shortest form worth showing."""
+    forms = [who]
+    person = who.split(",", 1)[0].strip()  # without the clinic
+    if person and person != who:
+        forms.append(person)
+    words = person.split()
+    if len(words) > 2 and words[0].lower() in TITLES:
+        forms.append(f"{words[0]} {words[-1]}")  # "Dr Martin"
+    elif len(words) > 1:
+        forms.append(f"{words[0][0]}. {words[-1]}")  # "C. Martin"
+    return forms
+
+
+def compose_cancellation(language: str, conference: str, when: str | None, organiser: str = "") -> str:
+    """ "Annulée par <organiser> : <name>, <when>." in one GSM-7 message (the name shortened if need be)."""
+    texts = TEXTS.get(language, TEXTS["en"])
+    tail = to_gsm7(f", {when}." if when else ".")
+
+    def build(name: str, who: str) -> str:
+        if who:
+            return to_gsm7(texts["cancelled_by"].format(who=who)) + name + tail
+        return f"{to_gsm7(texts['cancelled'])}{' :' if language == 'fr' else ':'} {name}{tail}"
+
+    return _fit(build, conference, organiser)
 
 
 def compose(invitation: SmsInvitation) -> str:
-    """The message: "<name>, <when>. Join: <link> or by phone <number>, code <code>#[, entry code <e>#]", in GSM-7;
-    the name is shortened (then left out) before anything that lets the invitee join."""
+    """The message: "<organiser>: <name>, <when>. Join: <link> or call <number> code <code># [then <entry>#]" in
+    GSM-7 ("Changed by <organiser>: …" for an update, which replaces an earlier one); the name, then the
+    organiser, are shortened before anything that lets the invitee join."""
     texts = TEXTS.get(invitation.language, TEXTS["en"])
     tail = (
         texts["join"].format(link=invitation.link)
@@ -108,18 +160,16 @@ def compose(invitation: SmsInvitation) -> str:
         tail += texts["entry"].format(entry=invitation.entry_code)
     tail = to_gsm7(tail)
     when = to_gsm7(f", {invitation.when}" if invitation.when else "")
-    name = to_gsm7(" ".join(invitation.conference.split()))
+    lead = texts["changed" if invitation.changed else "invites"]
 
-    def build(title: str) -> str:
-        heading = (title + when).strip(", ")
-        return f"{heading}. {tail}" if heading else tail
+    def build(name: str, who: str) -> str:
+        heading = (name + when).strip(", ")
+        opening = to_gsm7(lead.format(who=who)) if who else ""
+        if not heading:
+            return f"{opening.rstrip(': ')}. {tail}" if opening else tail
+        return f"{opening}{heading}. {tail}"
 
-    message = build(name)
-    if (septets(message) or 0) > SINGLE:  # shorten the name, to nothing if need be; never the rest
-        while name and (septets(build(name.rstrip() + "...")) or 0) > SINGLE:
-            name = name[:-1]
-        message = build(name.rstrip() + "..." if len(name.strip()) >= 5 else "")
-    return message
+    return _fit(build, invitation.conference, invitation.organiser)
 
 
 class SendError(Exception):

@@ -302,8 +302,14 @@ class Site:
     def _update(self, user: UserView, before: ConferenceView, plan: Plan) -> None:
         after = self.rooms.update_conference(before.id, plan.draft(user.username), actor=user.username)
         invited = self.invitations.to_update(self.rooms.list_invitees(after.id))
-        if invited:
-            self.invitations.send(after, invited)  # the event again, with the next sequence
+        changes = tuple(what for what, differs in (
+            ("time", (before.starts_at, before.ends_at) != (after.starts_at, after.ends_at)),
+            ("entry_code", before.entry_code != after.entry_code),
+            ("name", before.name != after.name),
+            ("message", before.message != after.message),
+        ) if differs)  # fmt: skip
+        if invited and changes:  # the event again, with the next sequence, saying what changed
+            self.invitations.send(after, invited, changes=changes)
         self._add(after, plan, send=plan.send != "later")
 
     # -- a conference's page -------------------------------------------------------------------------------------

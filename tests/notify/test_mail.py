@@ -46,7 +46,7 @@ def test_french_invitation_carries_link_phone_codes_and_calendar() -> None:
     assert message["To"] == "Anne Petit <anne.petit@example.org>"
     text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     for part in ("Bonjour Anne Petit,", "Dr Martin vous invite à la conférence « Consultation de suivi ».",
-                 "jeudi 3 décembre 2026, de 14:30 à 15:00 (Europe/Paris)", "Pensez à préparer",
+                 "Quand : jeudi 3 décembre 2026, 14:30 – 15:00 (heure : France)", "Pensez à préparer",
                  "https://visio.example.org/i/Xk3d9Qa2", "Numéro : 04 91 00 00 00",
                  "Code de la conférence : 123 456 789 #", "Code d'entrée : 4821 #"):  # fmt: skip
         assert part in text, part
@@ -69,6 +69,21 @@ def test_english_open_conference_has_no_calendar_and_a_cancellation_says_so() ->
     assert icalendar.Calendar.from_ical(ics.get_content())["METHOD"] == "CANCEL"
     body = cancelled.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert "https://visio.example.org/i/" not in body, "a cancelled invitation does not invite"
+
+
+def test_an_update_says_it_changed_and_what() -> None:
+    message = compose(invitation(changes=("time", "entry_code"), sequence=1), SENDER)
+    assert message["Subject"] == "Modifiée : Consultation de suivi"
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert ("Dr Martin a modifié la conférence « Consultation de suivi » : nouvel horaire, nouveau code d'entrée. "
+            "Cette invitation remplace la précédente.") in text  # fmt: skip
+    english = compose(invitation(language="en", changes=("time",), timezone="America/Martinique"), SENDER)
+    assert english["Subject"] == "Changed: Consultation de suivi"
+    body = english.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "changed the conference “Consultation de suivi”: new time." in body
+    # In the reader's zone, with the weekday and the month's name: never an ambiguous "03/12".
+    assert "When: Thursday, December 3, 2026, 9:30\u202fAM – 10:00\u202fAM (Martinique Time)" in body
+    assert "03/12" not in body
 
 
 @contextmanager

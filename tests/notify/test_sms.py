@@ -14,7 +14,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from config import Settings, load_settings
-from notify.sms import SINGLE, SendError, SmsInvitation, compose, segments, send, septets, to_gsm7
+from notify.sms import (
+    SINGLE,
+    SendError,
+    SmsInvitation,
+    compose,
+    compose_cancellation,
+    segments,
+    send,
+    septets,
+    to_gsm7,
+)
 from tests.tools import free_tcp_port, server_process
 
 LINK = "https://visio.example.org/i/Xk3d9Qa2LmP0"
@@ -36,15 +46,15 @@ def invitation(**changes: object) -> SmsInvitation:
 
 def test_french_invitation_is_one_gsm7_message_with_everything() -> None:
     text = compose(invitation())
-    assert text == ("Consultation Dr Martin, 03/12 14:30. Rejoindre : " + LINK +
-                    " ou par tel. au 04 91 00 00 00, code 123456789#, code d'entree 4821#")  # fmt: skip
+    assert text == ("Consultation Dr Martin, 03/12 14:30. Lien : " + LINK +
+                    " ou tel. 04 91 00 00 00 code 123456789# puis 4821#")  # fmt: skip
     assert septets(text) is not None
     assert segments(text) == 1
 
 
 def test_english_and_open_conference() -> None:
     text = compose(invitation(language="en", when=None, entry_code=None))
-    assert text == f"Consultation Dr Martin. Join: {LINK} or by phone 04 91 00 00 00, code 123456789#"
+    assert text == f"Consultation Dr Martin. Join: {LINK} or call 04 91 00 00 00 code 123456789#"
 
 
 def test_a_long_name_is_shortened_not_the_details() -> None:
@@ -59,8 +69,9 @@ def test_a_long_name_is_shortened_not_the_details() -> None:
 
 def test_letters_outside_gsm7_lose_their_accent_not_the_message() -> None:
     assert to_gsm7("Rééducation fonctionnelle, Dr Françoise Lefèvre-Hôpital « Sud » … 🙂") == (
-        'Rééducation fonctionnelle, Dr Francoise Lefèvre-Hopital " Sud " ... ?'
-    )
+        'Rééducation fonctionnelle, Dr Francoise Lefèvre-Hopital " Sud " ... '
+    ), "emoji are left out, not turned into a '?' that looks like a broken message"
+    assert to_gsm7("RCP 👩\u200d⚕️ ✅ Иван") == "RCP   ????"
     text = compose(invitation(conference="Bilan pédiatrique — Dr Ançay", entry_code=None))
     assert septets(text) is not None
     assert "Dr Ancay" in text
@@ -75,9 +86,31 @@ def test_segments_count_gsm7_extension_and_ucs2() -> None:
     assert segments("ç" * 71) == 2
 
 
-@given(st.text(max_size=200), st.sampled_from(["fr", "en"]), st.one_of(st.none(), st.text(max_size=20)))
-def test_any_name_gives_gsm7_with_the_details(name: str, language: str, when: str | None) -> None:
-    text = compose(invitation(conference=name, language=language, when=when))
+def test_the_organiser_is_named_and_an_update_says_it_changed() -> None:
+    text = compose(invitation(organiser="Dr Claire Martin", when="jeu. 3 déc. 14:30"))
+    assert text.startswith("Dr Claire Martin : Consultation Dr Martin, jeu. 3 déc. 14:30. Lien : ")
+    assert segments(text) == 1
+    clinic = compose(invitation(organiser="Dr Claire Martin, Clinique du Parc", when="jeu. 3 déc. 14:30"))
+    assert clinic.startswith("Dr Claire Martin, Clinique du Parc : jeu. 3 déc."), "the conference's name gives way"
+    assert segments(clinic) == 1
+    changed = compose(invitation(organiser="Dr Claire Martin", changed=True, language="en", when="Thu, Dec 3 3:00 PM"))
+    assert changed.startswith("Changed by Dr Claire Martin: Consultati..., Thu, Dec 3 3:00 PM. Join: ")
+    long_link = "https://visio.chu-exemple.fr/i/" + "K" * 22  # as long as the service's links are
+    crowded = compose(invitation(link=long_link, organiser="Dr Marie-Anne-Clotilde de La Tour d'Auvergne, "
+                                 "Centre hospitalier régional", entry_code="48291537"))  # fmt: skip
+    assert segments(crowded) == 1, "the name, then the organiser, are shortened to keep one message"
+    assert crowded.startswith("Dr d'Auvergne : "), "without the clinic, then title and surname"
+    for part in (long_link, "04 91 00 00 00", "123456789#", "48291537#"):
+        assert part in crowded
+    cancelled = compose_cancellation("fr", "Consultation Dr Martin", "jeu. 3 déc. 14:30", "Dr Claire Martin")
+    assert cancelled == "Annulée par Dr Claire Martin : Consultation Dr Martin, jeu. 3 déc. 14:30."
+
+
+@given(st.text(max_size=200), st.sampled_from(["fr", "en"]), st.one_of(st.none(), st.text(max_size=20)),
+       st.text(max_size=80), st.booleans())  # fmt: skip
+def test_any_name_gives_gsm7_with_the_details(name: str, language: str, when: str | None, who: str,
+                                              changed: bool) -> None:  # fmt: skip
+    text = compose(invitation(conference=name, language=language, when=when, organiser=who, changed=changed))
     assert septets(text) is not None, "the message left GSM-7"
     for part in (LINK, "04 91 00 00 00", "123456789#", "4821#"):
         assert part in text

@@ -341,7 +341,8 @@ def test_planning_queues_an_email_with_its_event_and_an_sms_each(settings: Setti
     body = sophie.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert sophie["Subject"] == "Invitation: Réunion de concertation"
     assert re.search(r"9:30\sAM", body)
-    assert "America/Martinique" in body
+    assert "When: Thursday, December 3, 2026" in body, "the weekday and the month's name, never 03/12"
+    assert "(Martinique Time)" in body
     sophie_link = next(i.join_url for i in invitees if i.address == "inf.durand")
     assert sophie_link in body
     assert conference.join_url not in body
@@ -358,7 +359,8 @@ def test_planning_queues_an_email_with_its_event_and_an_sms_each(settings: Setti
     assert link in sms
     assert conference.code in sms
     assert "482915" in sms
-    assert "03/12 14:30" in sms
+    assert "jeu. 3 déc. 14:30" in sms
+    assert sms.startswith("Dr Claire Martin : "), "the organiser is named"
     assert len(sms) <= 160
 
 
@@ -462,6 +464,7 @@ def test_conference_page_sends_updates_removals_and_cancellations(settings: Sett
     assert seen[2] == ("anne.petit@example.org", "REQUEST", 1), "the change goes to those invited, sequence 1"
     assert seen[3][:2] == ("sms", "REQUEST")
     assert "15:00" in str(seen[3][2]), "the SMS invitee gets the new time"
+    assert str(seen[3][2]).startswith("Modifiée par Dr Claire Martin : "), "and is told it replaces the first"
     assert seen[4][:2] == ("sms", "REQUEST"), "dr.petit (an account with only a phone) invited at once"
     assert seen[5] == ("anne.petit@example.org", "CANCEL", 1), "taken off the list: a cancellation"
     assert [s[:2] for s in seen[6:]] == [("sms", "CANCEL"), ("sms", "CANCEL")], "deleted: the others told"
