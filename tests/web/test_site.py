@@ -656,3 +656,29 @@ def test_delivery_states_are_given_to_the_owner_only(settings: Settings, rooms: 
     assert mine["pending"] is True
     assert anonymous in (302, 303, 401)
     assert other == 404, "another professional's conference is not theirs to watch"
+
+
+def test_the_personal_room_invites_like_a_planned_conference_and_has_its_page(settings: Settings, rooms: Rooms,
+                                                                               doctor: str) -> None:  # fmt: skip
+    room = rooms.personal_room("dr.martin")
+
+    async def scenario(client: TestClient[Any, Any]) -> tuple[str, int, str]:
+        await sign_in(client)
+        dashboard = await (await client.get("/")).text()
+        invited = await post(client, f"/conferences/{room.id}/invitees",
+                             {"email": "anne.petit@example.org", "phone": "06 11 22 33 44", "send": "now"},
+                             page="/")  # fmt: skip
+        return dashboard, invited.status, await (await client.get(f"/conferences/{room.id}")).text()
+
+    dashboard, status, page = run(settings, rooms, scenario)
+    assert f'id="room-page" href="/conferences/{room.id}"' in dashboard, "the room's page is linked"
+    assert f'action="/conferences/{room.id}/invitees" id="room-invite"' in dashboard, "invite from the dashboard"
+    assert status == 303
+    assert "anne.petit@example.org" in page
+    assert "06 11 22 33 44" in page
+    by = {m.recipient: m for m in outbox(rooms)}
+    mail = parsed(by["anne.petit@example.org"])
+    assert mail["Subject"] == f"Invitation : {room.name}"
+    assert room.code_display + " #" in mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert by["+33611223344"].channel is Channel.SMS
+    assert 'id="edit"' not in page, "a personal room has no schedule to change"
