@@ -299,3 +299,13 @@ class ThrottleGate(Base):
     scope: Mapped[str] = mapped_column(String(16), primary_key=True)
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     next_try_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class CancelledLink(Base):
+    """A deleted conference's links, as digests only (nothing that names it or its people): the join page can say
+    "cancelled" rather than "not found" to whoever follows an old invitation, until the retention purge."""
+
+    __tablename__ = "cancelled_links"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the link's token, hex
+    cancelled_at: Mapped[datetime] = mapped_column(index=True)

@@ -7,7 +7,9 @@ What goes, and when (all instants UTC, judged against the service's clock):
 - a scheduled conference's invitees (emails, numbers, accounts, their links) ``invitees_days`` after its window
   closed — the conference itself stays, for its owner's list and the audit trail;
 - audit events after ``audit_days``;
-- failure counters once out of their window (``limits.failures_window_s``), and expired sign-in sessions.
+- failure counters once out of their window (``limits.failures_window_s``), and expired sign-in sessions;
+- a deleted conference's links (kept as digests, so that its join page says "cancelled") ``invitees_days`` after
+  the deletion.
 
 ``passerelle serve`` runs :meth:`Retention.purge` every ``purge_every_min``; ``passerelle purge [--dry-run]`` runs
 it once and prints what went (or would go).
@@ -26,6 +28,7 @@ from sqlalchemy.sql import Delete
 from config import Settings
 from rooms.models import (
     AuditEvent,
+    CancelledLink,
     Conference,
     ConferenceKind,
     FailedAttempt,
@@ -66,6 +69,10 @@ class Retention:
             "failed_attempts": delete(FailedAttempt).where(FailedAttempt.at < failures_before),
             "throttle_gates": delete(ThrottleGate).where(ThrottleGate.next_try_at < failures_before),
             "web_sessions": delete(WebSession).where(WebSession.expires_at < now),
+            # a deleted conference's links: "cancelled" as long as its invitees would have been kept
+            "cancelled_links": delete(CancelledLink).where(
+                CancelledLink.cancelled_at < now - timedelta(days=r.invitees_days)
+            ),
         }
         counts: dict[str, int] = {}
         with self._sessions.begin() as s:

@@ -6,6 +6,7 @@ rolls the whole transaction back). Methods are blocking; async callers run them 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import secrets
@@ -29,6 +30,7 @@ from rooms.events import ChangeKind, RoomChange
 from rooms.models import (
     AuditEvent,
     AuditKind,
+    CancelledLink,
     Conference,
     ConferenceKind,
     DeliveryState,
@@ -114,6 +116,11 @@ def _text(value: str, field: str, max_len: int, *, required: bool = True, multil
     if not cleaned.isprintable() and any(0xD800 <= ord(c) <= 0xDFFF for c in cleaned):
         raise ValidationError(field, "contains characters that are not text")  # a lone surrogate: cannot be stored
     return cleaned
+
+
+def link_digest(token: str) -> str:
+    """What is kept of a deleted conference's link: enough to recognise it, not to use it or to say whose it was."""
+    return hashlib.sha256(b"passerelle cancelled link\0" + token.encode()).hexdigest()
 
 
 def _token() -> str:
@@ -361,6 +368,13 @@ class Rooms:
                 return self._conference_view(invitee.conference), self._invitee_view(invitee)
         raise NotFoundError("no such link")
 
+    def was_cancelled(self, token: str) -> bool:
+        """Whether a link belonged to a conference since deleted (until the retention purge forgets it)."""
+        if not (16 <= len(token) <= 64):
+            return False
+        with self._tx() as s:
+            return s.get(CancelledLink, link_digest(token)) is not None
+
     def joinable_conference(self, conference_id: uuid.UUID | str) -> ConferenceView:
         """The conference, if it can be joined now (for dial-out): NotFoundError, or ValidationError saying when."""
         view = self.get_conference(conference_id)
@@ -397,6 +411,8 @@ class Rooms:
             conference = self._conference(s, conference_id)
             actor_id = self._user(s, actor).id if actor else None
             self._release_code(s, conference, now)
+            tokens = [conference.link_token, *(i.join_token for i in conference.invitees)]
+            s.add_all(CancelledLink(digest=link_digest(t), cancelled_at=now) for t in tokens)
             s.delete(conference)
             self._audit(s, AuditKind.CONFERENCE_DELETED, conference_id=conference.id, actor_id=actor_id)
         log.info("conference %s deleted", conference.id)

@@ -157,6 +157,8 @@ class Pages:
                 return await asyncio.to_thread(self.rooms.get_conference, conference_id), None
             return await asyncio.to_thread(self.rooms.by_link, token)
         except (NotFoundError, tickets.BadTicket):
+            if not self._is_host(request) and await asyncio.to_thread(self.rooms.was_cancelled, token):
+                raise self._cancelled(request) from None
             raise self._not_found(request) from None
 
     @staticmethod
@@ -175,6 +177,14 @@ class Pages:
             raise _as_not_found(self.error(request, 404, N_("Page not found"),
                                            N_("There is no page at this address. Check the link, or start from "
                                               "the invitation you received.")))  from None  # fmt: skip
+
+    def _cancelled(self, request: web.Request) -> web.HTTPException:
+        """410 Gone: the link was right, its conference was deleted (said so, not "not found")."""
+        response = self.error(request, 410, N_("Conference cancelled"),
+                              N_("This conference was cancelled by its organiser. If you still need it, ask the "
+                                 "person who invited you."))  # fmt: skip
+        headers = {k: v for k, v in response.headers.items() if k.lower() != "content-type"}
+        return web.HTTPGone(text=response.text, content_type="text/html", headers=headers)
 
     def _not_found(self, request: web.Request) -> web.HTTPException:
         response = self.error(request, 404, N_("Link not found"),

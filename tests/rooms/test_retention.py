@@ -41,7 +41,7 @@ def test_each_kind_goes_when_its_time_comes(settings: Settings, rooms: Rooms, en
     retention = Retention(rooms.sessions, settings, clock)
 
     assert retention.purge() == {"outbox": 0, "invitees": 0, "audit_events": 0, "failed_attempts": 0,
-                                 "throttle_gates": 0, "web_sessions": 0}  # fmt: skip
+                                 "throttle_gates": 0, "web_sessions": 0, "cancelled_links": 0}  # fmt: skip
     clock.advance(timedelta(seconds=settings.limits.failures_window_s + 1))
     assert retention.purge()["failed_attempts"] == 1
     clock.advance(timedelta(days=r.outbox_days))
@@ -74,5 +74,5 @@ def test_purge_from_the_command_line(
     out = json.loads(capsys.readouterr().out)
     assert out["dry_run"] is True
     assert set(out) == {"dry_run", "outbox", "invitees", "audit_events", "failed_attempts", "throttle_gates",
-                        "web_sessions"}  # fmt: skip
+                        "web_sessions", "cancelled_links"}  # fmt: skip
     assert main(["purge"]) == 0

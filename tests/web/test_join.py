@@ -295,3 +295,33 @@ def test_listen_only_joins_without_a_microphone_and_stays_muted(settings: Settin
     assert 'id="mute"' not in room, "a listener has nothing to unmute"
     assert '"media": "listen"' in room
     assert room.endswith("400")
+
+
+def test_a_deleted_conference_says_it_was_cancelled_until_the_retention_purge(settings: Settings, rooms: Rooms,
+                                                                              clock: FakeClock) -> None:  # fmt: skip
+    from rooms.retention import Retention
+
+    start = clock.now + timedelta(days=1)
+    conference = rooms.create_conference(ConferenceDraft(name="Consultation", start=start,
+                                                         end=start + timedelta(hours=1)))  # fmt: skip
+    invitee = rooms.add_invitee(conference.id, "email", "anne.petit@example.org", send_now=False)
+    links = [path_of(conference.join_url), path_of(invitee.join_url)]
+    rooms.delete_conference(conference.id)
+
+    async def visit(client: TestClient[Any, Any]) -> list[tuple[int, str]]:
+        answers = []
+        for path in [*links, "/c/" + "x" * 22]:
+            response = await client.get(path)
+            answers.append((response.status, await response.text()))
+        return answers
+
+    (own, theirs, unknown) = with_client(settings, rooms, visit)
+    for status, page in (own, theirs):
+        assert status == 410
+        assert "Conférence annulée" in page
+        assert "Consultation" not in page, "nothing is kept that says which conference it was"
+    assert unknown[0] == 404
+    assert "Conférence annulée" not in unknown[1]
+    clock.advance(timedelta(days=settings.retention.invitees_days + 1))
+    assert Retention(rooms.sessions, settings, clock).purge()["cancelled_links"] == 2
+    assert [status for status, _ in with_client(settings, rooms, visit)] == [404, 404, 404]
