@@ -126,11 +126,10 @@ def test_no_page_scrolls_sideways_on_a_phone_with_the_longest_texts(tmp_path: Pa
     def visit(page: Page, path: str, language: str, size: tuple[int, int]) -> None:
         page.wait_for_timeout(200)  # the join page's check fills its lines in
         scroll = page.evaluate("document.documentElement.scrollWidth")
-        if size[0] < 500:
-            name = path.strip("/").replace("/", "-") or "home"
-            page.screenshot(path=str(tmp_path / f"{name}-{language}-{size[0]}.png"), full_page=True)
-            if scroll > size[0]:
-                wide.append(f"{path} ({language}, {size[0]} px): {scroll} px wide")
+        name = path.strip("/").replace("/", "-") or "home"
+        page.screenshot(path=str(tmp_path / f"{name}-{language}-{size[0]}.png"), full_page=True)  # to look at
+        if size[0] < 500 and scroll > size[0]:
+            wide.append(f"{path} ({language}, {size[0]} px): {scroll} px wide")
         header = page.locator("header.bar").bounding_box()
         assert header is not None
         if header["height"] > 110:
