@@ -3,7 +3,7 @@ never an ambiguous "03/12", and the time zone whenever the reader's may differ f
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_time, get_timezone_location
@@ -32,12 +32,17 @@ def moment(at: datetime, zone_name: str, language: str, *, with_zone: bool = Tru
 
 
 def span(starts_at: datetime, ends_at: datetime, zone_name: str, language: str, *, with_zone: bool = True) -> str:
-    """ "Thursday, December 3, 2026, 2:20 – 3:00 PM (France Time)", the day said once when it ends the same day."""
+    """ "Thursday, December 3, 2026, 2:20 – 3:00 PM (France Time)": the day said once when it ends the same day, by its
+    weekday alone when it ends overnight, in full when it lasts longer."""
     zone = ZoneInfo(zone_name)
     start, end = starts_at.astimezone(zone), ends_at.astimezone(zone)
     if start.date() == end.date():
         text = (f"{format_date(start, 'full', locale=language)}, {format_time(start, 'short', locale=language)} – "
                 f"{format_time(end, 'short', locale=language)}")  # fmt: skip
+    elif (end.date() - start.date()).days == 1 and end - start < timedelta(days=1):
+        # Overnight: the next day by its weekday alone, so the line stays short on a phone.
+        weekday = format_date(end, "EEEE", locale=language)
+        text = f"{moment(start, zone_name, language, with_zone=False)} – {weekday}, {clock(end, zone_name, language)}"
     else:
         first, last = (moment(at, zone_name, language, with_zone=False) for at in (start, end))
         text = f"{first} – {last}"

@@ -20,7 +20,13 @@ def test_a_span_says_the_day_once_unless_it_ends_on_another() -> None:
     assert dates.span(START, end, "Europe/Paris", "fr") == "jeudi 3 décembre 2026, 14:20 – 15:00 (heure : France)"
     night = START.replace(hour=22, minute=0)
     overnight = dates.span(night, night.replace(day=4, hour=1), "Europe/Paris", "fr")
-    assert overnight == "jeudi 3 décembre 2026, 23:00 – vendredi 4 décembre 2026, 02:00 (heure : France)"
+    assert overnight == "jeudi 3 décembre 2026, 23:00 – vendredi, 02:00 (heure : France)"
+    english = dates.span(night, night.replace(day=4, hour=1), "Europe/Paris", "en")
+    assert english == "Thursday, December 3, 2026, 11:00\u202fPM – Friday, 2:00\u202fAM (France Time)"
+    days = dates.span(night, night.replace(day=5, hour=1), "Europe/Paris", "fr")
+    assert days == "jeudi 3 décembre 2026, 23:00 – samedi 5 décembre 2026, 02:00 (heure : France)"
+    whole_day = dates.span(night, night.replace(day=4, hour=22, minute=30), "Europe/Paris", "fr")
+    assert whole_day == "jeudi 3 décembre 2026, 23:00 – vendredi 4 décembre 2026, 23:30 (heure : France)"
 
 
 def test_same_day_is_judged_in_the_conference_zone() -> None:

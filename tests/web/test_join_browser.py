@@ -8,7 +8,9 @@ import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -76,10 +78,13 @@ def test_pre_call_check_languages_and_joining(tmp_path: Path) -> None:
 
 @pytest.mark.e2e
 def test_phone_sized_screen_keeps_the_key_controls_in_view(tmp_path: Path) -> None:
-    """The longest first screen: an entry code to type and a conference that says when it opens."""
+    """The longest first screen: an entry code to type and a conference that says when it opens, overnight (its
+    longest wording) whatever the hour the test runs."""
     mic = tone_wav(tmp_path / "mic.wav")
     with serving(tmp_path) as site, sync_playwright() as p:
-        starts = datetime.now(UTC) + timedelta(hours=3)
+        paris = ZoneInfo("Europe/Paris")
+        tomorrow = datetime.now(paris).date() + timedelta(days=1)
+        starts = datetime.combine(tomorrow, dt_time(23, 30), paris)
         conference = site.conference("--entry-code", "482915", "--start", starts.isoformat(timespec="seconds"),
                                      "--end", (starts + timedelta(hours=1)).isoformat(timespec="seconds"))  # fmt: skip
         browser = launch(p, chromium_args(mic))
