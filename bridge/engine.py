@@ -201,9 +201,11 @@ class Engine:
         for leg_id in self.legs_in(room_id):
             member = self._members[leg_id]
             last = self._last
-            speaking = last is not None and leg_id in last.slots and last.is_speaking(leg_id)
+            muted = self.mixer.is_muted(leg_id)
+            # A muted leg's voice still moves the mixer's activity, but nobody hears it: never "speaking".
+            speaking = not muted and last is not None and leg_id in last.slots and last.is_speaking(leg_id)
             out.append({"id": leg_id, "label": self.labels.get(leg_id, ""), "kind": str(member.leg.kind),
-                        "speaking": speaking, "muted": self.mixer.is_muted(leg_id)})  # fmt: skip
+                        "speaking": speaking, "muted": muted})  # fmt: skip
         return out
 
     def set_listen_only(self, leg_id: str, listen_only: bool) -> None:

@@ -132,6 +132,8 @@ class Pages:
             "you": _("you"),
             "muted": _("muted"),
             "speaking": _("speaking"),
+            "joined": _("{name} joined"),
+            "left": _("{name} left"),
             "admit": _("Admit"),
             "waiting": _("Please wait: the host will let you in."),
             "denied": _("The host did not let you in."),

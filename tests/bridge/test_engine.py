@@ -316,3 +316,17 @@ def test_participants_of_a_room_with_labels_talking_and_muted() -> None:
     engine.leave("a")
     assert "a" not in engine.labels, "a label outlived its leg"
     assert [p["id"] for p in engine.participants("consult")] == ["b"]
+
+
+def test_a_muted_participant_is_never_shown_speaking() -> None:
+    """Their microphone still hears them; the room does not: the list must not say "muted · speaking"."""
+    engine = Engine()
+    talker = BufferLeg("a", 8000, tone_at(500, 8000, 2) * (np.arange(16000) % 4000 < 2400))
+    engine.join("consult", talker)
+    engine.join("consult", BufferLeg("b", 8000))
+    engine.set_muted("a", True)
+    for _ in range(20):
+        run_ticks(engine, 1)
+        people = {p["id"]: p for p in engine.participants("consult")}
+        assert people["a"]["muted"] is True
+        assert people["a"]["speaking"] is False

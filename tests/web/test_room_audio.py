@@ -63,9 +63,26 @@ def test_browser_and_phone_hear_each_other_in_one_room(tmp_path: Path) -> None:
                 on_phone_item = people.filter(has_text="+33 6 •• •• •• 78")
                 expect(on_phone_item).to_contain_text("by phone")
                 expect(on_phone_item).to_have_attribute("data-speaking", "yes", timeout=5_000)
+                # The list is not a live region rebuilt at each change of state: its items stay (a mute changes
+                # one item's attributes and text, adds and removes no item), and the arrival was said once.
+                expect(page.locator("#announce")).to_have_text("+33 6 •• •• •• 78 joined")
+                assert page.get_attribute("#participants", "aria-live") is None
+                page.evaluate("""() => {
+                    window.seen = {changes: 0, flips: 0};
+                    const list = document.getElementById("participants");
+                    window.observer = new MutationObserver((records) => records.forEach((r) => {
+                        if (r.type === "childList" && r.target === list) {
+                            window.seen.changes += r.addedNodes.length + r.removedNodes.length;
+                        } else if (r.type === "attributes") window.seen.flips += 1;
+                    }));
+                    window.observer.observe(list, {childList: true, attributes: true, subtree: true});
+                }""")
                 page.click("#mute")
                 expect(page.locator("#mute")).to_have_attribute("aria-pressed", "true")
                 expect(people.filter(has_text="(you)")).to_have_attribute("data-muted", "yes", timeout=3_000)
+                rebuilt = page.evaluate("() => { window.observer.disconnect(); return window.seen; }")
+                assert rebuilt["flips"] > 0, "the mute was not seen by the observer (the test can see changes)"
+                assert rebuilt["changes"] == 0, f"the list was rebuilt when one participant muted: {rebuilt}"
                 in_room = legs_in_rooms(site.folder / "control.sock")
                 page.close()  # the tab closes: its leg leaves the room within 5 s
                 closed_at, left_after = time.monotonic(), None

@@ -15,19 +15,46 @@ const passKey = `passerelle-pass:${config.socket}`;
 const VIDEO_SLOTS = 4;  // cameras shown at once (the bridge's web/video.py SLOTS)
 let videoByMid = {};
 
+// The list is updated in place (one item per participant, kept), not rebuilt: it is not a live region, so a
+// screen reader is not read the whole list at every change of who is speaking; arrivals and departures are said
+// once, in #announce.
+const items = new Map();
+let listed = false;
+
+function announce(text) {
+  const region = document.getElementById("announce");
+  if (region) region.textContent = text;
+}
+
 function showParticipants(list) {
   const ul = document.getElementById("participants");
-  ul.replaceChildren(...list.map((p) => {
-    const li = document.createElement("li");
+  const present = new Set();
+  list.forEach((p, index) => {
+    present.add(p.id);
+    const who = p.label || (p.kind === "sip" ? texts.phone : texts.someone);
+    let li = items.get(p.id);
+    if (!li) {
+      li = document.createElement("li");
+      items.set(p.id, li);
+      if (listed && !p.you) announce(texts.joined.replace("{name}", who));
+    }
+    li.dataset.id = p.id;
     li.dataset.kind = p.kind;
     li.dataset.speaking = p.speaking ? "yes" : "no";
     li.dataset.muted = p.muted ? "yes" : "no";
-    const who = p.label || (p.kind === "sip" ? texts.phone : texts.someone);
     const where = p.kind === "sip" ? texts.by_phone : texts.on_web;
-    li.textContent = `${who}${p.you ? " (" + texts.you + ")" : ""} · ${where}` +
+    const text = `${who}${p.you ? " (" + texts.you + ")" : ""} · ${where}` +
       (p.muted ? " · " + texts.muted : "") + (p.speaking ? " · " + texts.speaking : "");
-    return li;
-  }));
+    if (li.textContent !== text) li.textContent = text;
+    if (ul.children[index] !== li) ul.insertBefore(li, ul.children[index] || null);
+  });
+  for (const [id, li] of items) {
+    if (present.has(id)) continue;
+    announce(texts.left.replace("{name}", li.textContent.split(" · ")[0]));
+    li.remove();
+    items.delete(id);
+  }
+  listed = true;
 }
 
 function showLobby(list) {
