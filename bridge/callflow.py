@@ -66,13 +66,16 @@ class Call:
 
 @dataclass
 class Lobby:
-    """Callers waiting for a host, by conference: the web page (or the CLI) admits or denies them."""
+    """Callers waiting for a host, by conference: the web page (or the CLI) admits or denies them. Whoever shows
+    the lobby (the room's hub) is told of each change by ``listeners`` (called with the room id)."""
 
     waiting: dict[str, tuple[Hashable, asyncio.Future[bool]]] = field(default_factory=dict)
+    listeners: list[Callable[[Hashable], None]] = field(default_factory=list)
 
     def wait(self, leg_id: str, room_id: Hashable) -> asyncio.Future[bool]:
         decision: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.waiting[leg_id] = (room_id, decision)
+        self._tell(room_id)
         return decision
 
     def admit(self, leg_id: str) -> bool:
@@ -80,6 +83,12 @@ class Lobby:
 
     def deny(self, leg_id: str) -> bool:
         return self._decide(leg_id, False)
+
+    def forget(self, leg_id: str) -> None:
+        """The leg left while waiting (hung up, tab closed, the service stopping)."""
+        entry = self.waiting.pop(leg_id, None)
+        if entry is not None:
+            self._tell(entry[0])
 
     def in_room(self, room_id: Hashable) -> list[str]:
         return [leg for leg, (room, _) in self.waiting.items() if room == room_id]
@@ -89,7 +98,12 @@ class Lobby:
         if entry is None or entry[1].done():
             return False
         entry[1].set_result(admitted)
+        self._tell(entry[0])
         return True
+
+    def _tell(self, room_id: Hashable) -> None:
+        for listener in self.listeners:
+            listener(room_id)
 
 
 class CallFlow:
@@ -114,6 +128,8 @@ class CallFlow:
         self._tasks: set[asyncio.Task[None]] = set()
         self.settings, self.lobby, self._now = settings, lobby, now
         self.host_present = host_present  # the web site sets it: is a host of this room connected?
+        # The web site sets it: a caller's *9 raises or lowers its hand (leg, room → raised now).
+        self.on_hand: Callable[[str, str], bool] | None = None
         # Seconds from the caller's final key (the # of a code, or of the entry code) to hearing the room, for
         # the callers who went straight in (no lobby): the latest ones, for /stats and the benchmark.
         self.join_delays: deque[float] = deque(maxlen=10_000)
@@ -167,11 +183,32 @@ class CallFlow:
             if leg_id in self._ending:
                 continue
             self._ending.add(leg_id)
-            self.lobby.waiting.pop(leg_id, None)
+            self.lobby.forget(leg_id)
             outs.append(self._take_out(call, "stopping", prompt))
         if outs:
             log.info("stopping: %d callers told", len(outs))
         await asyncio.gather(*outs, *self._tasks, return_exceptions=True)
+
+    def mute_by_host(self, leg_id: str) -> bool:
+        """A host muted this caller: it hears "you have been muted, press *6 to speak". False: not a caller here."""
+        call = self._calls.get(leg_id)
+        if call is None or leg_id in self._ending or leg_id not in self.engine:
+            return False
+        self.engine.set_muted(leg_id, True)
+        self._play(call, ["muted_by_host"], replace_room=False)
+        return True
+
+    def take_out(self, leg_id: str, room: Hashable) -> bool:
+        """A host took this caller out of the room: it hears so, then the bridge hangs up."""
+        call = self._calls.get(leg_id)
+        if call is None or leg_id in self._ending or self.engine.room_of(leg_id) != room:
+            return False
+        self._ending.add(leg_id)
+        out = self._take_out(call, str(room), "taken_out")
+        task = asyncio.get_running_loop().create_task(out, name=f"out {leg_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
 
     async def _take_out(self, call: Call, room: str, prompt: str = "conference_ended") -> None:
         leg_id = call.leg.id
@@ -334,7 +371,7 @@ class CallFlow:
                 try:
                     await self._tick(call)
                 except _Gone:
-                    self.lobby.waiting.pop(leg_id, None)
+                    self.lobby.forget(leg_id)
                     raise
             self.engine.stop_playback(leg_id)
             if not decision.result():
@@ -362,7 +399,6 @@ class CallFlow:
     async def _in_call(self, call: Call, room: str) -> CallOutcome:
         """Asleep until a key comes or the leg leaves the engine: a hundred callers in rooms cost nothing per tick."""
         keys = InCallKeys()
-        muted = False
         left = self.engine.left(call.leg.id)
         while not left.done():
             key_pressed: asyncio.Future[str] = asyncio.ensure_future(call.digits.get())
@@ -376,10 +412,13 @@ class CallFlow:
                 pending.append(call.digits.get_nowait())
             for digit in pending:
                 key = keys.feed(digit, self._now())
-                if key is InCallKey.MUTE:
-                    muted = not muted
+                if key is InCallKey.MUTE:  # as it is now: a host may have muted it
+                    muted = not self.engine.is_muted(call.leg.id)
                     self.engine.set_muted(call.leg.id, muted)
                     self._play(call, ["muted" if muted else "unmuted"], replace_room=False)
+                elif key is InCallKey.HAND and self.on_hand is not None:
+                    raised = self.on_hand(call.leg.id, room)
+                    self._play(call, ["hand_raised" if raised else "hand_lowered"], replace_room=False)
                 elif key is InCallKey.COUNT:
                     count = min(len(self.engine.legs_in(room)), 99)
                     self._play_samples(call, self._count(call, count), replace_room=False)

@@ -82,6 +82,9 @@ class Engine:
         self._silences: dict[int, npt.NDArray[np.int16]] = {}
         self._last: MixResult | None = None
         self.labels: dict[str, str] = {}  # leg id → what a room's page shows for it (name, masked number)
+        # Called with a room's id when what participants() says of it may have changed (who is in, muted, label,
+        # speaking): the room's page is pushed the change, nothing polls.
+        self.presence_listeners: list[Callable[[Hashable], None]] = []
 
     # -- membership ----------------------------------------------------------------------------------------------
 
@@ -107,6 +110,7 @@ class Engine:
             self._inband_legs[slot] = leg.id
             member.inband_slot = slot
         log.info("leg %s (%s, %d Hz) joined room %s", leg.id, leg.kind, leg.rate_hz, room_id)
+        self._presence(room_id)
 
     def leave(self, leg_id: str) -> None:
         """Take a leg out of its room and close it (safe for a leg already gone)."""
@@ -127,6 +131,7 @@ class Engine:
         except Exception:  # a leg that fails to close is gone all the same
             log.exception("leg %s failed to close", leg_id)
         log.info("leg %s left room %s", leg_id, member.room_id)
+        self._presence(member.room_id)
         if self.on_leg_closed is not None:
             self.on_leg_closed(leg_id, member.room_id)
 
@@ -163,7 +168,9 @@ class Engine:
         member = self._members[leg_id]
         self.mixer.remove_leg(leg_id)
         self.mixer.add_leg(leg_id, room_id, muted=muted, listen_only=listen_only)
-        member.room_id = room_id
+        left, member.room_id = member.room_id, room_id
+        self._presence(left)
+        self._presence(room_id)
 
     def play(
         self, leg_id: str, samples: npt.NDArray[np.int16], *, replace_room: bool = True
@@ -193,6 +200,30 @@ class Engine:
 
     def set_muted(self, leg_id: str, muted: bool) -> None:
         self.mixer.set_muted(leg_id, muted)
+        member = self._members.get(leg_id)
+        if member is not None:
+            self._presence(member.room_id)
+
+    def is_muted(self, leg_id: str) -> bool:
+        return self.mixer.is_muted(leg_id)
+
+    def set_label(self, leg_id: str, label: str) -> None:
+        """What the room's page shows for the leg (a display name, a masked number)."""
+        self.labels[leg_id] = label
+        member = self._members.get(leg_id)
+        if member is not None:
+            self._presence(member.room_id)
+
+    def room_of(self, leg_id: str) -> Hashable | None:
+        member = self._members.get(leg_id)
+        return None if member is None else member.room_id
+
+    def _presence(self, room_id: Hashable) -> None:
+        for listener in self.presence_listeners:
+            try:
+                listener(room_id)
+            except Exception:  # a page's trouble never stops the media clock
+                log.exception("presence listener failed")
 
     def participants(self, room_id: Hashable) -> list[dict[str, object]]:
         """Who is in a room, for its page: leg id, label (set by whoever brought the leg: a display name, a masked
@@ -342,8 +373,12 @@ class Engine:
             member.stats.frames_out += 1
         for leg_id in failed:
             self.leave(leg_id)
-        if result.events and self.on_events is not None:
-            self.on_events(result.events)
+        if result.events:
+            if self.on_events is not None:
+                self.on_events(result.events)
+            if self.presence_listeners:
+                for room_id in {event.room_id for event in result.events}:
+                    self._presence(room_id)
         self.ticks += 1
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:

@@ -166,6 +166,7 @@ class RetentionSettings:
     outbox_days: int = _setting(p.integer(1, 3650))
     invitees_days: int = _setting(p.integer(1, 3650))
     audit_days: int = _setting(p.integer(1, 3650))
+    chat_days: int = _setting(p.integer(1, 3650))
     purge_every_min: int = _setting(p.integer(1, 24 * 60))
 
 

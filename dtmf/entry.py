@@ -95,6 +95,7 @@ class InCallKey(StrEnum):
     MUTE = "*6"  # mute / unmute yourself
     COUNT = "*#"  # how many are in the conference
     HELP = "*0"  # list the keys
+    HAND = "*9"  # raise / lower your hand
 
 
 @dataclass

@@ -52,6 +52,8 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
     app = create_app(settings, rooms, engine, lobby)
     flow.host_present = app[LIVE].host_in  # until-host lobbies open when a host's browser is in the room
     app[LIVE].on_room_end = flow.end_room  # a deleted or ended conference: its callers hear it and are hung up
+    app[LIVE].phones = flow  # a host mutes or takes out a caller: it hears so
+    flow.on_hand = app[LIVE].phone_hand  # a caller's *9 raises its hand in the room's list
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     media_stop = asyncio.Event()  # after the goodbyes: callers must hear them

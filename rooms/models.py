@@ -309,3 +309,21 @@ class CancelledLink(Base):
 
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the link's token, hex
     cancelled_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class ChatMessage(Base):
+    """A message of a room's chat. Health data: never logged, never in the audit trail; purged by the retention
+    (``chat_days`` after it was sent) and with its conference."""
+
+    __tablename__ = "chat_messages"
+    __table_args__ = (Index("ix_chat_messages_conference_id_sent_at", "conference_id", "sent_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    conference_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("conferences.id", ondelete="CASCADE"))
+    sent_at: Mapped[datetime] = mapped_column(index=True)
+    sender: Mapped[str] = mapped_column(String(200))  # the name the room showed
+    sender_leg: Mapped[str] = mapped_column(String(40))
+    # A private message: to whom (its name and leg); None: to everyone.
+    recipient: Mapped[str | None] = mapped_column(String(200))
+    recipient_leg: Mapped[str | None] = mapped_column(String(40))
+    text: Mapped[str] = mapped_column(Text)

@@ -9,7 +9,9 @@ What goes, and when (all instants UTC, judged against the service's clock):
 - audit events after ``audit_days``;
 - failure counters once out of their window (``limits.failures_window_s``), and expired sign-in sessions;
 - a deleted conference's links (kept as digests, so that its join page says "cancelled") ``invitees_days`` after
-  the deletion.
+  the deletion;
+- chat messages ``chat_days`` after they were sent (with their conference when it is deleted: the room shows a
+  late joiner only the messages of the meeting it is in).
 
 ``passerelle serve`` runs :meth:`Retention.purge` every ``purge_every_min``; ``passerelle purge [--dry-run]`` runs
 it once and prints what went (or would go).
@@ -29,6 +31,7 @@ from config import Settings
 from rooms.models import (
     AuditEvent,
     CancelledLink,
+    ChatMessage,
     Conference,
     ConferenceKind,
     FailedAttempt,
@@ -65,6 +68,7 @@ class Retention:
                 | ((OutboxMessage.state == OutboxState.FAILED) & (OutboxMessage.created_at < outbox_cutoff))
             ),
             "invitees": delete(Invitee).where(Invitee.conference_id.in_(ended)),
+            "chat_messages": delete(ChatMessage).where(ChatMessage.sent_at < now - timedelta(days=r.chat_days)),
             "audit_events": delete(AuditEvent).where(AuditEvent.at < now - timedelta(days=r.audit_days)),
             "failed_attempts": delete(FailedAttempt).where(FailedAttempt.at < failures_before),
             "throttle_gates": delete(ThrottleGate).where(ThrottleGate.next_try_at < failures_before),

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config import Language, LobbyMode, Settings
 from rooms import codes
+from rooms.chat import Chat
 from rooms.contacts import normalise_email, normalise_phone
 from rooms.dial_in import DialInDecision, DialInOutcome, Refusal
 from rooms.errors import ConflictError, NotFoundError, ValidationError
@@ -144,6 +145,7 @@ class Rooms:
         self._draw_code = draw_code
         self._code_limits: CodeLimits | None = None
         self._listeners: list[Callable[[RoomChange], None]] = []
+        self.chat = Chat(sessions, clock)  # the rooms' chat messages
 
     def on_change(self, listener: Callable[[RoomChange], None]) -> None:
         """``listener`` is told of each deletion, ending and invitee removal once committed (from any thread)."""

@@ -81,6 +81,7 @@ def create_app(
         install_audio_jitter_fix()
         live = app[LIVE] = Live(settings, rooms, engine, pages.key, lobby)
         app.router.add_get(r"/ws/room/{ticket:[A-Za-z0-9_.-]{1,2000}}", live.room_socket)
+        app.router.add_get(r"/room/{ticket:[A-Za-z0-9_.-]{1,2000}}/chat.txt", live.chat_text)
     app.router.add_get("/api/net/ping", pages.ping)
     app.router.add_get("/api/net/download", pages.download)
     app.router.add_static("/static", STATIC, append_version=False)

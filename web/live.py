@@ -1,33 +1,32 @@
-"""The room WebSocket (``/ws/room/<ticket>``): WebRTC signalling for a browser participant, whose audio leg then
-joins the conference's engine room beside the phone legs.
-
-Messages (JSON): the browser sends ``{"type": "offer", "sdp"}`` then its ICE candidates as
-``{"type": "candidate", "candidate", "sdpMid", "sdpMLineIndex"}`` (trickled); the bridge answers
-``{"type": "answer", "sdp"}`` with its own candidates inside (aiortc gathers them before answering), or
-``{"type": "error", "message"}``; then ``{"type": "participants", "list"}`` whenever the room changes (who, phone
-or web, talking, muted). The browser mutes itself with ``{"type": "mute", "muted": true|false}``. Closing the
-socket (a closed tab) takes the leg out of the room at once.
+"""The room WebSocket (``/ws/room/<ticket>``): a browser participant's channel to its room — WebRTC signalling for
+its audio (and video) leg, which joins the conference's engine room beside the phone legs, then the room's life:
+participants, lobby, hands, the host's actions. Every message is described, with who may send it, in
+``web/protocol.py``; each has one small handler here (``Session.on_<type>``), and the room's hub (``web/hub.py``)
+pushes what changes to everyone.
 
 The offer carries the page's state, so a page that reconnects by itself (a blip, a restart) comes back as it was:
 ``"muted"``, and ``"pass"`` — what the bridge sent as ``{"type": "pass", "pass"}`` once the browser was in the room —
 which takes it straight back in, past the lobby and past the end of the window. The socket checks when it opens,
 and every few seconds, that the conference still exists, is in its window (or the browser has its pass) and, for
 an invitee's ticket, that the invitee is still invited; otherwise, and when the conference is deleted, ended by
-its host (``{"type": "end"}`` from a host), or the invitee removed, it sends ``{"type": "ended", "reason":
-"cancelled" | "ended" | "removed" | "not-open"}`` and closes. Phone callers of an ended conference hear it and
-are hung up (``on_room_end``).
+its host, or the invitee removed, it sends ``ended`` and closes. Phone callers of an ended conference hear it and
+are hung up (``on_room_end``). Closing the socket (a closed tab) takes the leg out of the room at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import itertools
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable, Hashable
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from aiohttp import WSMsgType, web
 
@@ -41,12 +40,29 @@ from rooms.errors import NotFoundError
 from rooms.events import ChangeKind, RoomChange
 from rooms.schedule import WindowState
 from rooms.views import ConferenceView
-from web import tickets
+from web import protocol, tickets
+from web.hub import Hub, Hubs, Member, RateLimit
+from web.protocol import Refused, Who
 from web.video import VideoRooms
 
 log = logging.getLogger(__name__)
-MAX_MESSAGE = 64 * 1024  # an SDP offer is a few kB
 WATCH_S = 5.0  # how often an open socket looks at its conference again (changes made by another process or node)
+DENIED_S = 60.0  # a browser refused at the lobby cannot queue again with the same ticket before this
+TAKEN_OUT_S = 3600.0  # nor one a host took out of the room
+CHAT_LIMITS = ((5, 1.0), (60, 60.0))  # chat messages per participant: 5 a second, 60 a minute
+
+
+def ticket_key(ticket: str) -> str:
+    """Whose limits, bars and private messages: a ticket's digest (a reconnection keeps them)."""
+    return hashlib.sha256(ticket.encode()).hexdigest()[:32]
+
+
+class PhoneCalls(Protocol):
+    """What the host's page may do to a phone caller (the call flow, in `passerelle serve`)."""
+
+    def mute_by_host(self, leg_id: str) -> bool: ...
+
+    def take_out(self, leg_id: str, room: Hashable) -> bool: ...
 
 
 class Live:
@@ -55,15 +71,17 @@ class Live:
     ) -> None:
         self.settings, self.rooms, self.engine, self.key, self.lobby = settings, rooms, engine, key, lobby
         self._ids = itertools.count(1)
-        self._hosts: dict[str, set[str]] = {}  # room → legs of its hosts, connected now
+        self.hubs = Hubs(engine, lobby, rooms.now)
+        self.chat_limit = RateLimit(*CHAT_LIMITS)
         self._mode: dict[str, LobbyMode] = {}  # room → its lobby mode, as last seen
+        self._barred: dict[tuple[str, str], float] = {}  # (room, ticket key) → until when it may not come in
         webrtc = settings.webrtc
         self.video = VideoRooms()
         self.opus = SharedOpus(webrtc.opus_bitrate, webrtc.opus_complexity, webrtc.opus_application.value)
-        self._sockets: dict[str, dict[str, tuple[web.WebSocketResponse, tickets.Ticket]]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.on_room_end: Callable[[str], None] | None = None  # `passerelle serve`: the call flow's end_room
+        self.phones: PhoneCalls | None = None  # `passerelle serve`: the call flow
         rooms.on_change(self._changed)
 
     # -- the room follows its conference -------------------------------------------------------------------------
@@ -77,10 +95,13 @@ class Live:
         """Take out of the room those the change concerns: every browser (told why) and, unless only an invitee
         was removed, every phone caller."""
         room = str(change.conference_id)
-        for socket, ticket in list(self._sockets.get(room, {}).values()):
-            if change.kind is ChangeKind.INVITEE_REMOVED and ticket.invitee_id != change.invitee_id:
+        hub = self.hubs.find(room)
+        for member in list(hub.members.values()) if hub is not None else []:
+            if change.kind is ChangeKind.INVITEE_REMOVED and member.invitee_id != change.invitee_id:
                 continue
-            self._spawn(self._tell_and_close(socket, change.kind.value))
+            self._tell_and_close(member, change.kind.value)
+        if change.kind is not ChangeKind.INVITEE_REMOVED:
+            self.hubs.end(room)
         if change.kind is not ChangeKind.INVITEE_REMOVED and self.on_room_end is not None:
             self.on_room_end(room)
         if self.lobby is not None and change.kind is not ChangeKind.INVITEE_REMOVED:
@@ -97,7 +118,8 @@ class Live:
                 await asyncio.wait_for(stop.wait(), WATCH_S)
             if stop.is_set():
                 return
-            live = {str(r).removeprefix("lobby:") for r in self.engine.rooms()} - self._watched_by_sockets()
+            watched = {hub.room for hub in self.hubs}
+            live = {str(r).removeprefix("lobby:") for r in self.engine.rooms()} - watched
             for room in live:
                 try:
                     conference_id = uuid.UUID(room)
@@ -111,14 +133,12 @@ class Live:
                 except Exception:  # the database away for a moment: next round
                     log.exception("room watch: conference %s could not be read", room)
 
-    def _watched_by_sockets(self) -> set[str]:
-        return {room for room, members in self._sockets.items() if members}
-
     async def restarting(self) -> None:
         """The service stops: every browser is told (its page reconnects by itself once it is back)."""
-        sockets = [socket for members in self._sockets.values() for socket, _ in members.values()]
-        await asyncio.gather(*(self._tell_and_close(socket, "restarting", kind="restarting") for socket in sockets),
-                             return_exceptions=True)  # fmt: skip
+        members = [member for hub in self.hubs for member in hub.members.values()]
+        for member in members:
+            self._tell_and_close(member, "restarting", kind="restarting")
+        await asyncio.gather(*(member.drain() for member in members), return_exceptions=True)
 
     def _spawn(self, work: Any) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(work)
@@ -126,12 +146,9 @@ class Live:
         task.add_done_callback(self._tasks.discard)
 
     @staticmethod
-    async def _tell_and_close(socket: web.WebSocketResponse, reason: str, kind: str = "ended") -> None:
-        if socket.closed:
-            return
-        with contextlib.suppress(ConnectionError, RuntimeError):  # gone meanwhile
-            await socket.send_json({"type": kind, "reason": reason})
-        await socket.close()
+    def _tell_and_close(member: Member, reason: str, kind: str = "ended") -> None:
+        member.send({"type": kind, "reason": reason})
+        member.close()
 
     async def _refusal(self, ticket: tickets.Ticket, *, passed: bool) -> str | None:
         """Why this ticket may not be in the room now, or None: the conference deleted, outside its window (unless
@@ -153,9 +170,9 @@ class Live:
             return ChangeKind.ENDED.value
         return "not-open" if state is WindowState.NOT_YET_OPEN else None
 
-    async def _watch(self, socket: web.WebSocketResponse, ticket: tickets.Ticket) -> None:
+    async def _watch(self, member: Member, ticket: tickets.Ticket) -> None:
         """Every few seconds: a deletion or removal made elsewhere (the command line, another node) ends it too."""
-        while not socket.closed:
+        while not member.socket.closed:
             await asyncio.sleep(WATCH_S)
             reason = await self._refusal(ticket, passed=True)  # those in may run over the window
             if reason is not None:
@@ -165,9 +182,31 @@ class Live:
 
     def host_in(self, room: Hashable) -> bool:
         """Is a host of this conference in its room (for the lobby's until-host mode)?"""
-        return bool(self._hosts.get(str(room)))
+        hub = self.hubs.find(str(room))
+        return hub is not None and bool(hub.hosts)
 
-    def _configuration(self) -> Any:
+    def bar(self, room: str, key: str, for_s: float) -> None:
+        self._barred[(room, key)] = time.monotonic() + for_s
+
+    def barred(self, room: str, key: str) -> bool:
+        now = time.monotonic()
+        for entry in [entry for entry, until in self._barred.items() if until <= now]:
+            del self._barred[entry]
+        return (room, key) in self._barred
+
+    def phone_hand(self, leg_id: str, room: str) -> bool:
+        """A caller's *9: its hand goes up, or down if it was up. Returns whether it is up now."""
+        hub = self.hubs.get(room)
+        raised = leg_id not in hub.hands
+        if raised:
+            hub.hands[leg_id] = time.monotonic()
+        else:
+            hub.hands.pop(leg_id, None)
+        hub.changed()
+        self.hubs.release(hub)  # a phone-only room keeps no hub: its next page starts with no hands up
+        return raised
+
+    def configuration(self) -> Any:
         from aiortc import RTCConfiguration, RTCIceServer
 
         webrtc = self.settings.webrtc
@@ -179,55 +218,47 @@ class Live:
         ]  # fmt: skip
         return RTCConfiguration(iceServers=servers)
 
-    async def _presence(self, socket: web.WebSocketResponse, room: str, leg_id: str, host: bool,
-                        slots: list[tuple[str, Any]] | None = None, camera: Any = None) -> None:  # fmt: skip
-        """The room's participant list to this browser, and to hosts who waits in the lobby: sent when it changes,
-        looked at 4 times a second. While it runs, the browser is in the room's video too."""
-        if slots is not None:
-            self.video.enter(room, leg_id, self.engine.labels.get(leg_id, ""), camera, slots, socket.send_json)
-        try:
-            await self._presence_loop(socket, room, leg_id, host)
-        finally:
-            self.video.leave(room, leg_id)
-
-    async def _presence_loop(self, socket: web.WebSocketResponse, room: str, leg_id: str, host: bool) -> None:
-        last: list[dict[str, object]] | None = None
-        last_waiting: list[dict[str, str]] | None = None
-        while not socket.closed:
-            now = [{**p, "you": p["id"] == leg_id} for p in self.engine.participants(room)]
-            if now != last:
-                await socket.send_json({"type": "participants", "list": now})
-                last = now
-            if host and self.lobby is not None:
-                waiting = [{"id": leg, "label": self.engine.labels.get(leg, "")} for leg in self.lobby.in_room(room)]
-                if waiting != last_waiting:
-                    await socket.send_json({"type": "lobby", "list": waiting})
-                    last_waiting = waiting
-            await asyncio.sleep(0.25)
-
-    def _must_wait(self, mode: LobbyMode, room: str, host: bool) -> bool:
+    def must_wait(self, mode: LobbyMode, room: str, host: bool) -> bool:
         if host or self.lobby is None:
             return False
         return mode is LobbyMode.ALWAYS or (mode is LobbyMode.UNTIL_HOST and not self.host_in(room))
 
-    async def _wait_for_host(self, socket: web.WebSocketResponse, leg_id: str, room: str, lobby: Lobby, room_pass: str,
-                             slots: list[tuple[str, Any]] | None = None, camera: Any = None) -> None:  # fmt: skip
-        """A browser in the lobby: hears nothing, is not heard, until a host admits it (or one comes, in until-host
-        mode: hosts see it in their panel either way)."""
-        decision = lobby.wait(leg_id, room)
-        await socket.send_json({"type": "waiting"})
-        while not decision.done():
-            if self.host_in(room) and self._mode.get(room) is LobbyMode.UNTIL_HOST:
-                lobby.admit(leg_id)
-            await asyncio.wait({decision}, timeout=0.25)
-        if decision.result() and leg_id in self.engine:
-            self.engine.move(leg_id, room)
-            await socket.send_json({"type": "admitted"})
-            await socket.send_json({"type": "pass", "pass": room_pass})
-            await self._presence(socket, room, leg_id, False, slots, camera)
-        else:
-            await socket.send_json({"type": "denied"})
-            await socket.close()
+    def host_arrived(self, hub: Hub) -> None:
+        """An until-host room: a host is in, so whoever waits for one goes in (browsers and callers)."""
+        if self.lobby is None or self._mode.get(hub.room) is not LobbyMode.UNTIL_HOST:
+            return
+        for leg in self.lobby.in_room(hub.room):
+            if leg.startswith("web-"):
+                self.lobby.admit(leg)
+
+    async def chat_text(self, request: web.Request) -> web.Response:
+        """The meeting's chat as plain text, for the host to put into the patient's record: the messages to
+        everyone and the hosts' private ones, times in the conference's zone."""
+        text = request.match_info["ticket"]
+        try:
+            ticket = tickets.read(self.key, text)
+        except tickets.BadTicket:
+            raise web.HTTPForbidden(text="this room link is not valid any more") from None
+        if not ticket.host:
+            raise web.HTTPForbidden(text="only the conference's host may download its chat")
+        try:
+            conference = await asyncio.to_thread(self.rooms.get_conference, ticket.conference_id)
+        except NotFoundError:
+            raise web.HTTPGone(text="this conference was cancelled") from None
+        hub = self.hubs.find(str(conference.id))
+        since = hub.since if hub is not None else datetime.min.replace(tzinfo=UTC)
+        legs = frozenset(hub.host_legs) if hub is not None else frozenset[str]()
+        history = await asyncio.to_thread(self.rooms.chat.history, conference.id, since, legs=legs, limit=100_000)
+        zone = ZoneInfo(conference.timezone)
+        lines = [conference.name, ""]
+        for message in history:
+            at = message.sent_at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+            to = f" → {message.recipient}" if message.recipient is not None else ""
+            lines.append(f"[{at}] {message.sender}{to}: {message.text}")
+        day = self.rooms.now().astimezone(zone).strftime("%Y%m%d")
+        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8", headers={
+            "Content-Disposition": f'attachment; filename="chat-{day}.txt"', "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff"})  # fmt: skip
 
     async def room_socket(self, request: web.Request) -> web.StreamResponse:
         self._loop = asyncio.get_running_loop()
@@ -236,128 +267,289 @@ class Live:
             ticket = tickets.read(self.key, text)
         except tickets.BadTicket:
             raise web.HTTPForbidden(text="this room link is not valid any more: open your invitation again") from None
-        socket = web.WebSocketResponse(heartbeat=2.0, max_msg_size=MAX_MESSAGE)  # a dead tab is noticed in ≤ 4 s
+        # A dead tab is noticed in ≤ 4 s; a frame over MAX_FRAME is refused (the socket stays up), one so large
+        # that only a hostile page sends it closes the socket.
+        socket = web.WebSocketResponse(heartbeat=2.0, max_msg_size=4 * protocol.MAX_FRAME)
         await socket.prepare(request)
         refused = await self._refusal(ticket, passed=True)  # the window is judged with the offer (and its pass)
+        key = ticket_key(text)
+        if refused is None and self.barred(str(ticket.conference_id), key):
+            refused = "taken-out"
         if refused is not None:
-            await self._tell_and_close(socket, refused)
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await socket.send_json({"type": "ended", "reason": refused})
+            await socket.close()
             return socket
         conference = await asyncio.to_thread(self.rooms.get_conference, ticket.conference_id)
-        from aiortc import RTCPeerConnection, RTCSessionDescription
-        from aiortc.sdp import candidate_from_sdp
+        session = Session(self, socket, ticket, text, key, conference)
+        await session.run()
+        return socket
 
-        leg_id = f"web-{next(self._ids)}"
-        pc = RTCPeerConnection(self._configuration())
-        leg = WebRtcLeg(leg_id, pc, shared=self.opus)
-        room = str(conference.id)
-        self._mode[room] = conference.lobby_mode
-        presence: asyncio.Task[None] | None = None
-        admission: asyncio.Task[None] | None = None
-        loop = asyncio.get_running_loop()
 
-        camera: list[Any] = []
+class Session:
+    """One browser's socket: its leg, its place in the room's hub, and a handler per message type."""
 
-        @pc.on("track")
+    def __init__(self, live: Live, socket: web.WebSocketResponse, ticket: tickets.Ticket, text: str, key: str,
+                 conference: ConferenceView) -> None:  # fmt: skip
+        from aiortc import RTCPeerConnection
+
+        self.live, self.socket, self.ticket, self.text, self.conference = live, socket, ticket, text, conference
+        self.room = str(conference.id)
+        self.leg_id = f"web-{next(live._ids)}"
+        self.pc = RTCPeerConnection(live.configuration())
+        self.leg = WebRtcLeg(self.leg_id, self.pc, shared=live.opus)
+        self.camera: list[Any] = []
+        self.slots: list[tuple[str, Any]] = []
+        self.hub = live.hubs.get(self.room)
+        self.member = Member(self.leg_id, ticket.host, ticket.name, socket, key, ticket.invitee_id)
+        self.admission: asyncio.Task[None] | None = None
+        live._mode[self.room] = conference.lobby_mode
+
+        @self.pc.on("track")
         def on_track(track: Any) -> None:
             if track.kind == "audio":
-                leg.receive_from(track)
-            elif track.kind == "video" and ticket.media == "video" and not camera:
-                camera.append(track)
+                self.leg.receive_from(track)
+            elif track.kind == "video" and ticket.media == "video" and not self.camera:
+                self.camera.append(track)
 
-        @pc.on("connectionstatechange")
+        @self.pc.on("connectionstatechange")
         async def on_state() -> None:
-            if pc.connectionState in ("failed", "closed"):
-                log.info("leg %s: connection %s", leg_id, pc.connectionState)
-                leg.close()
+            if self.pc.connectionState in ("failed", "closed"):
+                log.info("leg %s: connection %s", self.leg_id, self.pc.connectionState)
+                self.leg.close()
 
-        members = self._sockets.setdefault(room, {})
-        members[leg_id] = (socket, ticket)
-        watch = loop.create_task(self._watch(socket, ticket), name=f"watch {leg_id}")
+    @property
+    def engine(self) -> Engine:
+        return self.live.engine
+
+    async def run(self) -> None:
+        self.hub.add(self.member)
+        self.member.send({"type": "welcome", "you": self.leg_id, "host": self.ticket.host})
+        watch = asyncio.get_running_loop().create_task(self.live._watch(self.member, self.ticket))
         try:
-            async for message in socket:
+            async for message in self.socket:
                 if message.type is not WSMsgType.TEXT:
                     continue
                 try:
-                    data = json.loads(message.data)
-                    kind = data["type"]
-                except (ValueError, KeyError, TypeError, RecursionError):  # deep nesting too: the sender's error
-                    await socket.send_json({"type": "error", "message": "expected a JSON object with a type"})
-                    continue
-                if kind == "offer" and pc.remoteDescription is None:
-                    passed = tickets.has_pass(self.key, text, data.get("pass"))
-                    outside = None if passed else self._outside_window(conference)
-                    if outside is not None:
-                        await self._tell_and_close(socket, outside)
-                        break
-                    await pc.setRemoteDescription(RTCSessionDescription(sdp=str(data.get("sdp", "")), type="offer"))
-                    pc.addTrack(leg.track)
-                    slots = self.video.open_slots(pc)
-                    await pc.setLocalDescription(await pc.createAnswer())
-                    await socket.send_json({"type": "answer", "sdp": pc.localDescription.sdp})
-                    if ticket.host:
-                        self._hosts.setdefault(room, set()).add(leg_id)
-                    waits = not passed and self._must_wait(conference.lobby_mode, room, ticket.host)
-                    self.engine.join(f"lobby:{room}" if waits else room, leg, listen_only=waits)
-                    # As the page was before it reconnected; a listener's leg stays muted whatever its page says.
-                    self.engine.set_muted(leg_id, data.get("muted") is True or ticket.media == "listen")
-                    self.engine.labels[leg_id] = ticket.name
-                    if not waits:
-                        await socket.send_json({"type": "pass", "pass": tickets.room_pass(self.key, text)})
-                    if waits and self.lobby is not None:
-                        admission = loop.create_task(
-                            self._wait_for_host(
-                                socket,
-                                leg_id,
-                                room,
-                                self.lobby,
-                                tickets.room_pass(self.key, text),
-                                slots,
-                                camera[0] if camera else None,
-                            )
-                        )
-                    else:
-                        presence = loop.create_task(
-                            self._presence(socket, room, leg_id, ticket.host, slots, camera[0] if camera else None)
-                        )
-                    log.info("leg %s (web) %s conference %s", leg_id, "waits to enter" if waits else "joined", room)
-                elif kind == "mute" and leg_id in self.engine and ticket.media != "listen":
-                    self.engine.set_muted(leg_id, bool(data.get("muted")))
-                elif kind == "end" and ticket.host:
-                    log.info("host %s ends conference %s for everyone", leg_id, room)
-                    await asyncio.to_thread(self.rooms.end_conference, room)
-                elif kind in ("admit", "deny") and ticket.host and self.lobby is not None:
-                    waiting = str(data.get("leg", ""))
-                    if waiting in self.lobby.in_room(room):  # only this conference's lobby
-                        done = self.lobby.admit(waiting) if kind == "admit" else self.lobby.deny(waiting)
-                        log.info("host %s: %s %s (%s)", leg_id, kind, waiting, "done" if done else "too late")
-                elif kind == "candidate" and data.get("candidate"):
-                    try:
-                        candidate = candidate_from_sdp(str(data["candidate"]).removeprefix("candidate:"))
-                        candidate.sdpMid = data.get("sdpMid") if isinstance(data.get("sdpMid"), str) else None
-                        index = data.get("sdpMLineIndex")
-                        candidate.sdpMLineIndex = index if isinstance(index, int) else None
-                        await pc.addIceCandidate(candidate)
-                    # A garbage candidate: said, not fatal (aiortc's parser checks with assert).
-                    except (ValueError, IndexError, TypeError, KeyError, AssertionError):
-                        await socket.send_json({"type": "error", "message": "this ICE candidate could not be read"})
-                elif kind not in ("candidate",):
-                    await socket.send_json({"type": "error", "message": f"unexpected {kind!r}"})
-        except ValueError as exc:  # an SDP aiortc cannot use
-            log.info("leg %s: bad offer (%s)", leg_id, exc)
-            await socket.send_json({"type": "error", "message": "the browser's offer could not be used"})
+                    await self.handle(message.data)
+                except Refused as refused:
+                    self.member.send({"type": "error", "about": refused.about, "message": refused.message})
+                if self.socket.closed:
+                    break
         finally:
             watch.cancel()
-            members.pop(leg_id, None)
-            if not members:
-                self._sockets.pop(room, None)
-            self._hosts.get(room, set()).discard(leg_id)
-            for task in (presence, admission):
-                if task is not None:
-                    task.cancel()
-            if self.lobby is not None:
-                self.lobby.waiting.pop(leg_id, None)
-            leg.close()
-            if leg_id in self.engine:
-                self.engine.leave(leg_id)
-            log.info("leg %s (web) left conference %s", leg_id, room)
-        return socket
+            self.leave()
+
+    async def handle(self, raw: str) -> None:
+        if len(raw) > protocol.MAX_FRAME:
+            raise Refused("", f"a message is at most {protocol.MAX_FRAME // 1024} kB")
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError):  # deep nesting too: the sender's error
+            raise Refused("", "expected a JSON object with a type") from None
+        kind, spec, fields = protocol.read(data)
+        if spec.who is Who.HOST and not (self.ticket.host and self.member.admitted):
+            log.info("leg %s: %r refused (not a host)", self.leg_id, kind)
+            raise Refused(kind, "only the conference's host may do this")
+        if spec.who is Who.IN and not self.member.admitted:
+            raise Refused(kind, "not in the room yet")
+        handler: Callable[[dict[str, Any]], Any] = getattr(self, "on_" + kind.replace("-", "_"))
+        await handler(fields)
+
+    def leave(self) -> None:
+        self.hub.remove(self.leg_id)
+        self.live.hubs.release(self.hub)
+        if self.admission is not None:
+            self.admission.cancel()
+        self.live.video.leave(self.room, self.leg_id)
+        if self.live.lobby is not None:
+            self.live.lobby.forget(self.leg_id)
+        self.leg.close()
+        if self.leg_id in self.engine:
+            self.engine.leave(self.leg_id)
+        log.info("leg %s (web) left conference %s", self.leg_id, self.room)
+
+    # -- signalling ----------------------------------------------------------------------------------------------
+
+    async def on_offer(self, fields: dict[str, Any]) -> None:
+        from aiortc import RTCSessionDescription
+
+        if self.pc.remoteDescription is not None:
+            raise Refused("offer", "an offer was already taken on this socket")
+        live, room = self.live, self.room
+        passed = tickets.has_pass(live.key, self.text, fields.get("pass"))
+        outside = None if passed else live._outside_window(self.conference)
+        if outside is not None:
+            live._tell_and_close(self.member, outside)
+            return
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=fields["sdp"], type="offer"))
+        except ValueError as exc:  # an SDP aiortc cannot use
+            log.info("leg %s: bad offer (%s)", self.leg_id, exc)
+            raise Refused("offer", "the browser's offer could not be used") from None
+        self.pc.addTrack(self.leg.track)
+        self.slots = live.video.open_slots(self.pc)
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        self.member.send({"type": "answer", "sdp": self.pc.localDescription.sdp})
+        waits = not passed and live.must_wait(self.conference.lobby_mode, room, self.ticket.host)
+        self.engine.join(f"lobby:{room}" if waits else room, self.leg, listen_only=waits)
+        # As the page was before it reconnected; a listener's leg stays muted whatever its page says.
+        self.engine.set_muted(self.leg_id, fields.get("muted") is True or self.ticket.media == "listen")
+        self.engine.set_label(self.leg_id, self.ticket.name)
+        log.info("leg %s (web) %s conference %s", self.leg_id, "waits to enter" if waits else "joined", room)
+        if waits and live.lobby is not None:
+            self.admission = asyncio.get_running_loop().create_task(self._wait_for_host(live.lobby))
+        else:
+            self._enter()
+
+    def _enter(self) -> None:
+        self.member.send({"type": "pass", "pass": tickets.room_pass(self.live.key, self.text)})
+        self.hub.admitted(self.member)
+        self.member.send({"type": "settings", "private_chat": self.hub.private_chat})
+        camera = self.camera[0] if self.camera else None
+        self.live.video.enter(self.room, self.leg_id, self.ticket.name, camera, self.slots, self._send_video)
+        self.live._spawn(self._history())
+        if self.ticket.host:
+            self.hub.lobby_changed()
+            self.live.host_arrived(self.hub)
+
+    async def _history(self) -> None:
+        """The meeting's chat so far: to everyone, and this ticket's own private messages."""
+        legs = frozenset(self.hub.legs_of.get(self.member.key, ()))
+        chat = self.live.rooms.chat
+        history = await asyncio.to_thread(chat.history, self.conference.id, self.hub.since, legs=legs)
+        self.member.send({"type": "chat-history", "list": [view.as_message() for view in history]})
+
+    async def _send_video(self, message: dict[str, object]) -> None:
+        self.member.send(message)
+
+    async def _wait_for_host(self, lobby: Lobby) -> None:
+        """A browser in the lobby: hears nothing, is not heard, until a host admits it (or one comes, in until-host
+        mode: hosts see it in their panel either way)."""
+        decision = lobby.wait(self.leg_id, self.room)
+        self.member.send({"type": "waiting"})
+        if self.live.host_in(self.room) and self.live._mode.get(self.room) is LobbyMode.UNTIL_HOST:
+            lobby.admit(self.leg_id)
+        await decision
+        if decision.result() and self.leg_id in self.engine:
+            self.engine.move(self.leg_id, self.room)
+            self.member.send({"type": "admitted"})
+            self._enter()
+        else:
+            self.live.bar(self.room, self.member.key, DENIED_S)
+            self.member.send({"type": "denied"})
+            self.member.close()
+
+    async def on_candidate(self, fields: dict[str, Any]) -> None:
+        from aiortc.sdp import candidate_from_sdp
+
+        if not fields["candidate"]:
+            return  # the end of the candidates
+        try:
+            candidate = candidate_from_sdp(fields["candidate"].removeprefix("candidate:"))
+            candidate.sdpMid = fields.get("sdpMid")
+            candidate.sdpMLineIndex = fields.get("sdpMLineIndex")
+            await self.pc.addIceCandidate(candidate)
+        # A garbage candidate: said, not fatal (aiortc's parser checks with assert).
+        except (ValueError, IndexError, TypeError, KeyError, AssertionError):
+            raise Refused("candidate", "this ICE candidate could not be read") from None
+
+    # -- oneself -------------------------------------------------------------------------------------------------
+
+    async def on_mute(self, fields: dict[str, Any]) -> None:
+        if self.leg_id in self.engine and self.ticket.media != "listen":
+            self.engine.set_muted(self.leg_id, fields["muted"])
+
+    async def on_hand(self, fields: dict[str, Any]) -> None:
+        if fields["raised"]:
+            self.hub.hands.setdefault(self.leg_id, time.monotonic())
+        else:
+            self.hub.hands.pop(self.leg_id, None)
+        self.hub.changed()
+
+    async def on_chat(self, fields: dict[str, Any]) -> None:
+        text: str = fields["text"].strip()
+        if not text:
+            raise Refused("chat", "text: empty")
+        to: tuple[str, str] | None = None
+        if fields.get("to"):
+            recipient = self.hub.members.get(fields["to"])
+            if recipient is None or not recipient.admitted or recipient is self.member:
+                raise Refused("chat", "a private message goes to someone in the room on the web")
+            if not self.hub.private_chat and not self.ticket.host:
+                raise Refused("chat", "the host has turned private messages off")
+            to = (recipient.name, recipient.leg_id)
+        if not self.live.chat_limit.allow(self.member.key):
+            raise Refused("chat", "too many messages: wait a moment before sending another")
+        chat = self.live.rooms.chat
+        view = await asyncio.to_thread(chat.send, self.conference.id, self.member.name, self.leg_id, text, to)
+        message = {"type": "chat", "message": view.as_message()}
+        if to is None:
+            self.hub.to_all(message)
+        else:
+            self.hub.to({self.leg_id, to[1]}, message)
+
+    # -- the host's ----------------------------------------------------------------------------------------------
+
+    async def on_chat_delete(self, fields: dict[str, Any]) -> None:
+        if not await asyncio.to_thread(self.live.rooms.chat.delete, self.conference.id, fields["id"]):
+            raise Refused("chat-delete", "no such message")
+        self.hub.to_all({"type": "chat-deleted", "id": fields["id"]})
+
+    async def on_chat_clear(self, fields: dict[str, Any]) -> None:
+        await asyncio.to_thread(self.live.rooms.chat.clear, self.conference.id)
+        self.hub.to_all({"type": "chat-cleared"})
+        log.info("host %s cleared the chat of conference %s", self.leg_id, self.room)
+
+    def _in_room(self, leg: str) -> None:
+        if leg not in self.engine.legs_in(self.room):
+            raise Refused("", "nobody with this id is in the room")
+
+    async def on_admit(self, fields: dict[str, Any]) -> None:
+        await self._decide("admit", fields["leg"])
+
+    async def on_deny(self, fields: dict[str, Any]) -> None:
+        await self._decide("deny", fields["leg"])
+
+    async def _decide(self, kind: str, waiting: str) -> None:
+        lobby = self.live.lobby
+        if lobby is None or waiting not in lobby.in_room(self.room):  # only this conference's lobby
+            raise Refused(kind, "nobody with this id is waiting")
+        done = lobby.admit(waiting) if kind == "admit" else lobby.deny(waiting)
+        log.info("host %s: %s %s (%s)", self.leg_id, kind, waiting, "done" if done else "too late")
+
+    async def on_mute_other(self, fields: dict[str, Any]) -> None:
+        leg = fields["leg"]
+        self._in_room(leg)
+        other = self.hub.members.get(leg)
+        if other is not None:
+            self.engine.set_muted(leg, True)
+            other.send({"type": "muted-by-host"})
+        elif self.live.phones is None or not self.live.phones.mute_by_host(leg):
+            self.engine.set_muted(leg, True)
+        log.info("host %s muted %s", self.leg_id, leg)
+
+    async def on_lower_hand(self, fields: dict[str, Any]) -> None:
+        self.hub.hands.pop(fields["leg"], None)
+        self.hub.changed()
+
+    async def on_remove(self, fields: dict[str, Any]) -> None:
+        leg = fields["leg"]
+        self._in_room(leg)
+        if leg == self.leg_id:
+            raise Refused("remove", "use Leave to leave the room")
+        other = self.hub.members.get(leg)
+        if other is not None:
+            self.live.bar(self.room, other.key, TAKEN_OUT_S)
+            self.live._tell_and_close(other, "taken-out")
+        elif self.live.phones is None or not self.live.phones.take_out(leg, self.room):
+            self.engine.leave(leg)
+        log.info("host %s took %s out of conference %s", self.leg_id, leg, self.room)
+
+    async def on_settings(self, fields: dict[str, Any]) -> None:
+        self.hub.private_chat = fields["private_chat"]
+        self.hub.to_all({"type": "settings", "private_chat": self.hub.private_chat})
+
+    async def on_end(self, fields: dict[str, Any]) -> None:
+        log.info("host %s ends conference %s for everyone", self.leg_id, self.room)
+        await asyncio.to_thread(self.live.rooms.end_conference, self.room)

@@ -320,6 +320,62 @@ def test_callflow_in_call_keys_mute_count_help(harness: Harness, rooms: Rooms) -
     assert harness.played[-3:] == ["muted", "unmuted", "help"]  # *# is spoken as a number, not a named prompt
 
 
+def test_callflow_host_mute_star_six_star_nine_and_take_out(harness: Harness, rooms: Rooms) -> None:
+    room, code = open_conference(rooms)
+    listener = BufferLeg("listener", 8000)
+    harness.engine.join(room, listener)
+    patient = BufferLeg("patient", 8000, tone(700, 8000 * 30, 6000, rate=8000))
+    call = harness.call(patient, code + "#")
+    hands: list[str] = []
+
+    def hand(leg: str, in_room: str) -> bool:
+        assert in_room == room
+        if leg in hands:
+            hands.remove(leg)
+        else:
+            hands.append(leg)
+        return leg in hands
+
+    harness.flow.on_hand = hand
+
+    async def ticks(n: int) -> None:
+        for _ in range(n):
+            await harness.engine.next_tick()
+
+    async def scenario() -> tuple[np.ndarray, np.ndarray, list[str], list[str], CallOutcome]:
+        flow = asyncio.create_task(harness.flow.run(call))
+        while "patient" not in harness.engine.legs_in(room):
+            await harness.engine.next_tick()
+        await ticks(50)
+        assert harness.flow.mute_by_host("patient")
+        assert not harness.flow.mute_by_host("listener"), "not a caller of this flow"
+        await ticks(50)
+        muted = listener.recording()[-4000:].copy()
+        for key in "*6":  # the caller speaks again: *6 reads the mute as it is now (set by the host)
+            call.digits.put_nowait(key)
+        await ticks(50)
+        again = listener.recording()[-4000:].copy()
+        for key in "*9":
+            call.digits.put_nowait(key)
+        await ticks(10)
+        raised = list(hands)
+        for key in "*9":
+            call.digits.put_nowait(key)
+        await ticks(10)
+        assert not harness.flow.take_out("patient", "another room")
+        assert harness.flow.take_out("patient", room)
+        outcome = await asyncio.wait_for(flow, 20)
+        return muted, again, raised, list(hands), outcome
+
+    muted, again, raised, lowered, outcome = harness.run(scenario)
+    assert magnitude_db(muted, 700, rate=8000) < -60
+    assert magnitude_db(again, 700, rate=8000) > -20
+    assert (raised, lowered) == (["patient"], [])
+    assert outcome is CallOutcome.ENDED
+    assert harness.played[-5:] == ["muted_by_host", "unmuted", "hand_raised", "hand_lowered", "taken_out"]
+    assert patient.closed
+
+
 def test_callflow_join_and_leave_tones_for_the_others(harness: Harness, rooms: Rooms) -> None:
     room, code = open_conference(rooms)
     doctor = BufferLeg("doctor", 8000)

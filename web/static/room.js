@@ -10,6 +10,7 @@ let attempt = 0;
 let current = null;
 let muted = false;
 let refused = false;
+let myId = null;  // this page's leg in the participant list (the bridge's "welcome")
 // Given by the bridge once in the room: shown again on reconnecting, it goes straight back in (not the lobby).
 const passKey = `passerelle-pass:${config.socket}`;
 const VIDEO_SLOTS = 4;  // cameras shown at once (the bridge's web/video.py SLOTS)
@@ -30,6 +31,7 @@ function showParticipants(list) {
   const ul = document.getElementById("participants");
   const present = new Set();
   list.forEach((p, index) => {
+    p.you = p.id === myId;
     present.add(p.id);
     const who = p.label || (p.kind === "sip" ? texts.phone : texts.someone);
     let li = items.get(p.id);
@@ -174,7 +176,8 @@ async function connect() {
   };
   socket.onmessage = async (event) => {
     const message = JSON.parse(event.data);
-    if (message.type === "answer") await pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
+    if (message.type === "welcome") myId = message.you;
+    else if (message.type === "answer") await pc.setRemoteDescription({ type: "answer", sdp: message.sdp });
     else if (message.type === "participants") showParticipants(message.list);
     else if (message.type === "lobby") showLobby(message.list);
     else if (message.type === "video") showVideos(message.slots);

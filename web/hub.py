@@ -1,0 +1,256 @@
+"""One hub per conference's room: the browsers connected to it, and what is pushed to them when something changes.
+
+Nothing polls: the engine tells the hub when who is in the room, muted or speaking may have changed, the lobby
+when someone starts or stops waiting; the hub then sends the new participant list once to everyone (at most every
+FLUSH_S, one JSON text for all), the lobby to its hosts. Each socket has its own outbox and writer: a page that
+cannot keep up (OUTBOX_MAX messages behind) is closed, and nobody else waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from bridge.callflow import Lobby
+from bridge.engine import Engine
+
+log = logging.getLogger(__name__)
+FLUSH_S = 0.1  # the participant list goes out at most 10 times a second
+KEEP_S = 600.0  # a hub outlives its last page this long: a page back within it finds the meeting's chat
+OUTBOX_MAX = 512
+_closing: set[asyncio.Task[Any]] = set()
+
+
+@dataclass(eq=False)
+class Member:
+    """A browser in the room (or in its lobby): its socket, its outbox and its writer."""
+
+    leg_id: str
+    host: bool
+    name: str
+    socket: web.WebSocketResponse
+    key: str  # whose limits these are: its ticket (a reconnection keeps them)
+    invitee_id: uuid.UUID | None = None
+    admitted: bool = False  # in the room, not in the lobby
+    outbox: asyncio.Queue[str | None] = field(default_factory=lambda: asyncio.Queue(OUTBOX_MAX))
+    writer: asyncio.Task[None] | None = None
+
+    def send(self, message: dict[str, Any] | str) -> None:
+        text = message if isinstance(message, str) else json.dumps(message)
+        try:
+            self.outbox.put_nowait(text)
+        except asyncio.QueueFull:
+            log.info("leg %s: its page does not keep up; closed", self.leg_id)
+            self.close()
+
+    def close(self) -> None:
+        """After what is in its outbox (all of it, unless it is full: then at once)."""
+        try:
+            self.outbox.put_nowait(None)
+        except asyncio.QueueFull:
+            if self.writer is not None:
+                self.writer.cancel()
+            closing = asyncio.get_running_loop().create_task(self.socket.close())
+            _closing.add(closing)
+            closing.add_done_callback(_closing.discard)
+
+    async def write(self) -> None:
+        while True:
+            text = await self.outbox.get()
+            if text is None or self.socket.closed:
+                await self.socket.close()
+                return
+            try:
+                await self.socket.send_str(text)
+            except (ConnectionError, RuntimeError):  # gone meanwhile
+                return
+
+    async def drain(self) -> None:
+        """Wait until what is queued is written (the writer ends after a close)."""
+        if self.writer is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self.writer)
+
+
+class RateLimit:
+    """At most ``count`` events per ``window_s`` seconds for each key (a sliding window)."""
+
+    def __init__(self, *rules: tuple[int, float], clock: Callable[[], float] = time.monotonic) -> None:
+        self.rules, self.clock = rules, clock
+        self._seen: dict[str, deque[float]] = {}
+
+    def allow(self, key: str) -> bool:
+        now = self.clock()
+        longest = max(window for _, window in self.rules)
+        seen = self._seen.setdefault(key, deque())
+        while seen and now - seen[0] >= longest:
+            seen.popleft()
+        for count, window in self.rules:
+            if sum(1 for at in seen if now - at < window) >= count:
+                return False
+        seen.append(now)
+        return True
+
+
+class Hub:
+    def __init__(self, room: str, engine: Engine, lobby: Lobby | None, since: datetime) -> None:
+        self.room, self.engine, self.lobby = room, engine, lobby
+        self.since = since  # when this meeting began: its chat is what a late joiner gets (not an earlier one's)
+        self.members: dict[str, Member] = {}
+        self.legs_of: dict[str, set[str]] = {}  # ticket → the legs it had in this meeting (private messages)
+        self.host_legs: set[str] = set()  # the legs its hosts had in this meeting (the chat's download)
+        self.hands: dict[str, float] = {}  # leg → when its hand went up (phones too)
+        self.private_chat = True  # may participants write to one another privately (a host's setting)
+        self._flush: asyncio.TimerHandle | None = None
+        self._last_list = ""
+        self._last_lobby = ""
+
+    # -- members -------------------------------------------------------------------------------------------------
+
+    def add(self, member: Member) -> None:
+        self.members[member.leg_id] = member
+        self.legs_of.setdefault(member.key, set()).add(member.leg_id)
+        if member.host:
+            self.host_legs.add(member.leg_id)
+        member.writer = asyncio.get_running_loop().create_task(member.write(), name=f"writer {member.leg_id}")
+
+    def remove(self, leg_id: str) -> None:
+        member = self.members.pop(leg_id, None)
+        self.hands.pop(leg_id, None)
+        if member is not None:
+            member.close()
+
+    def admitted(self, member: Member) -> None:
+        """In the room now: it gets the list as it is, whoever else had it already."""
+        member.admitted = True
+        if self._last_list:
+            member.send(self._last_list)
+        self.changed()
+
+    @property
+    def hosts(self) -> list[Member]:
+        return [m for m in self.members.values() if m.host and m.admitted]
+
+    def __bool__(self) -> bool:
+        return bool(self.members)
+
+    # -- pushing -------------------------------------------------------------------------------------------------
+
+    def changed(self) -> None:
+        """Something in the participant list may have changed: it goes out within FLUSH_S."""
+        if self._flush is None:
+            self._flush = asyncio.get_running_loop().call_later(FLUSH_S, self.flush)
+
+    def flush(self) -> None:
+        self._flush = None
+        people = self.engine.participants(self.room)
+        present = {p["id"] for p in people}
+        for leg in [leg for leg in self.hands if leg not in present]:
+            del self.hands[leg]  # left the room with its hand up
+        for person in people:
+            person["hand"] = person["id"] in self.hands
+        text = json.dumps({"type": "participants", "list": people,
+                           "by_phone": sum(1 for p in people if p["kind"] == "sip")})  # fmt: skip
+        if text == self._last_list:
+            return
+        self._last_list = text
+        for member in self.members.values():
+            if member.admitted:
+                member.send(text)
+
+    def lobby_changed(self) -> None:
+        if self.lobby is None:
+            return
+        waiting = [{"id": leg, "label": self.engine.labels.get(leg, "")} for leg in self.lobby.in_room(self.room)]
+        text = json.dumps({"type": "lobby", "list": waiting})
+        self._last_lobby = text
+        for member in self.members.values():
+            if member.host:
+                member.send(text)
+
+    def to_all(self, message: dict[str, Any]) -> None:
+        text = json.dumps(message)
+        for member in self.members.values():
+            if member.admitted:
+                member.send(text)
+
+    def to(self, leg_ids: set[str], message: dict[str, Any]) -> None:
+        text = json.dumps(message)
+        for leg_id in leg_ids:
+            member = self.members.get(leg_id)
+            if member is not None and member.admitted:
+                member.send(text)
+
+    def close(self) -> None:
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+
+
+class Hubs:
+    """The hubs of the rooms with someone connected (or until KEEP_S after the last left); the engine's and the
+    lobby's changes reach the right one."""
+
+    def __init__(self, engine: Engine, lobby: Lobby | None, clock: Callable[[], datetime]) -> None:
+        self.engine, self.lobby, self.clock = engine, lobby, clock
+        self._hubs: dict[str, Hub] = {}
+        self._expiry: dict[str, asyncio.TimerHandle] = {}
+        engine.presence_listeners.append(self._presence)
+        if lobby is not None:
+            lobby.listeners.append(self._lobby)
+
+    def get(self, room: str) -> Hub:
+        expiry = self._expiry.pop(room, None)
+        if expiry is not None:
+            expiry.cancel()
+        hub = self._hubs.get(room)
+        if hub is None:
+            hub = self._hubs[room] = Hub(room, self.engine, self.lobby, self.clock())
+        return hub
+
+    def find(self, room: str) -> Hub | None:
+        return self._hubs.get(room)
+
+    def release(self, hub: Hub) -> None:
+        """Its last page left: the hub goes KEEP_S later unless a page comes back."""
+        if not hub and self._hubs.get(hub.room) is hub and hub.room not in self._expiry:
+            self._expiry[hub.room] = asyncio.get_running_loop().call_later(KEEP_S, self._drop, hub)
+
+    def end(self, room: str) -> None:
+        """The meeting is over (ended, deleted): the next page starts a new one."""
+        hub = self._hubs.get(room)
+        if hub is not None:
+            hub.since = self.clock()
+            hub.legs_of.clear()
+            hub.host_legs.clear()
+            hub.hands.clear()
+
+    def _drop(self, hub: Hub) -> None:
+        self._expiry.pop(hub.room, None)
+        if not hub and self._hubs.get(hub.room) is hub:
+            hub.close()
+            del self._hubs[hub.room]
+
+    def __iter__(self) -> Any:
+        return iter(list(self._hubs.values()))
+
+    def _presence(self, room: Hashable) -> None:
+        hub = self._hubs.get(str(room))
+        if hub is not None:
+            hub.changed()
+
+    def _lobby(self, room: Hashable) -> None:
+        hub = self._hubs.get(str(room))
+        if hub is not None:
+            hub.lobby_changed()

@@ -1,0 +1,149 @@
+"""The room's live channel (``/ws/room/<ticket>``), in one place: every message, its fields and who may send it.
+
+Each message is a JSON object with a ``type``. What a browser may send is ``INBOUND`` below: the socket checks each
+message against it before any handler sees it (unknown type, missing or ill-typed field, text too long, a guest
+sending a host's action: ``{"type": "error", "about": <type>, "message"}`` back, and the socket stays up; a refused
+host action is logged, without its content). A text frame is at most 64 kB (an SDP offer is a few kB): a longer
+one is refused the same way, and one over 256 kB closes the socket (only a hostile page sends it).
+
+Who: ``anyone`` — any socket with a valid ticket (before its offer too); ``in`` — a browser whose leg is in the
+room (not in the lobby); ``host`` — a host link or the conference's owner, in the room.
+
+What the bridge sends (``OUTBOUND``), to one socket or to everyone in the room:
+
+- ``answer`` {sdp} — the bridge's answer to the offer, its ICE candidates inside.
+- ``welcome`` {you, host} — the leg id this page has in the participant list, and whether it is a host.
+- ``pass`` {pass} — once in the room: sent back in the offer after a reconnection, it goes straight back in.
+- ``waiting`` / ``admitted`` / ``denied`` — the lobby, for a browser that must wait for a host.
+- ``participants`` {list: [{id, label, kind: "sip"|"webrtc", speaking, muted, hand}], by_phone} — to everyone
+  in the room whenever it changes (pushed by the room's hub, at most 10 times a second).
+- ``lobby`` {list: [{id, label}]} — to hosts, whenever someone starts or stops waiting.
+- ``chat`` {message: {id, from, name, to, text, at}} — a message, to everyone (``to`` null) or to its sender and
+  its one recipient (``to`` a leg id); ``chat-history`` {list} — the room's last 200 messages to everyone, once in;
+  ``chat-deleted`` {id}; ``chat-cleared``.
+- ``settings`` {private_chat} — the room's settings, once in and when a host changes them.
+- ``video`` {slots} — which camera each video slot shows (``web/video.py``).
+- ``muted-by-host`` — a host muted this page's microphone (it may unmute itself).
+- ``ended`` {reason: "cancelled" | "ended" | "removed" | "not-open" | "taken-out"} — out of the room, and the socket
+  closes; ``restarting`` — the service stops (the page reconnects by itself).
+- ``error`` {about, message} — the last message was refused; nothing else changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+MAX_FRAME = 64 * 1024
+MAX_CHAT = 2000  # characters of one chat message
+MAX_ID = 40  # a leg id ("web-12", "sip-3", "out-1")
+
+
+class Who(StrEnum):
+    ANYONE = "anyone"
+    IN = "in"
+    HOST = "host"
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    kind: type | tuple[type, ...]
+    required: bool = True
+    max_len: int | None = None  # for text
+    min_len: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    who: Who
+    doc: str
+    fields: dict[str, Field] = field(default_factory=dict)
+
+
+_LEG = {"leg": Field(str, max_len=MAX_ID, min_len=1)}
+
+INBOUND: dict[str, Message] = {
+    "offer": Message(
+        Who.ANYONE,
+        "the page's WebRTC offer, once; `muted` and `pass` restore a reconnecting page",
+        {
+            "sdp": Field(str, max_len=MAX_FRAME, min_len=1),
+            "muted": Field(bool, required=False),
+            "pass": Field((str, type(None)), required=False, max_len=400),
+        },
+    ),
+    "candidate": Message(
+        Who.ANYONE,
+        "one of the page's ICE candidates (trickled)",
+        {
+            "candidate": Field(str, max_len=1000),
+            "sdpMid": Field((str, type(None)), required=False, max_len=32),
+            "sdpMLineIndex": Field((int, type(None)), required=False),
+        },
+    ),
+    "mute": Message(Who.ANYONE, "the page mutes or unmutes its own microphone", {"muted": Field(bool)}),
+    "hand": Message(Who.IN, "raise or lower one's own hand", {"raised": Field(bool)}),
+    "chat": Message(
+        Who.IN,
+        "a chat message: to everyone, or privately to one participant (`to`, a leg id)",
+        {
+            "text": Field(str, max_len=MAX_CHAT, min_len=1),
+            "to": Field((str, type(None)), required=False, max_len=MAX_ID),
+        },
+    ),
+    "admit": Message(Who.HOST, "let a waiting participant in", _LEG),
+    "deny": Message(Who.HOST, "refuse a waiting participant", _LEG),
+    "mute-other": Message(Who.HOST, "mute a participant (phone or web; each may unmute itself)", _LEG),
+    "lower-hand": Message(Who.HOST, "lower a participant's hand", _LEG),
+    "remove": Message(
+        Who.HOST,
+        "take a participant out of the room (a caller hears so, then is hung up; a page may "
+        "not come back with the same link for an hour)",
+        _LEG,
+    ),
+    "chat-delete": Message(Who.HOST, "delete one chat message", {"id": Field(int)}),
+    "chat-clear": Message(Who.HOST, "delete every chat message of the conference"),
+    "settings": Message(Who.HOST, "change the room's settings", {"private_chat": Field(bool)}),
+    "end": Message(Who.HOST, "end the conference for everyone"),
+}
+
+
+class Refused(Exception):
+    """A message the socket does not take: said to its sender, the socket stays up."""
+
+    def __init__(self, about: str, message: str) -> None:
+        super().__init__(message)
+        self.about, self.message = about, message
+
+
+def read(data: Any) -> tuple[str, Message, dict[str, Any]]:
+    """A decoded frame checked against INBOUND: its type, its description and its fields (absent optional fields
+    left out). Raises Refused."""
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        raise Refused("", "expected a JSON object with a type")
+    kind: str = data["type"]
+    spec = INBOUND.get(kind)
+    if spec is None:
+        raise Refused(kind[:40], f"unknown message type {kind[:40]!r}")
+    fields: dict[str, Any] = {}
+    for name, rule in spec.fields.items():
+        if name not in data:
+            if rule.required:
+                raise Refused(kind, f"{name}: missing")
+            continue
+        value = data[name]
+        # bool is an int in Python: an int field takes no true/false
+        if not isinstance(value, rule.kind) or (isinstance(value, bool) and bool not in _kinds(rule.kind)):
+            raise Refused(kind, f"{name}: wrong type")
+        if isinstance(value, str):
+            if len(value) < rule.min_len:
+                raise Refused(kind, f"{name}: empty")
+            if rule.max_len is not None and len(value) > rule.max_len:
+                raise Refused(kind, f"{name}: longer than {rule.max_len} characters")
+        fields[name] = value
+    return kind, spec, fields
+
+
+def _kinds(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
