@@ -90,6 +90,8 @@ def test_in_call_keys() -> None:
     assert keys.feed("*", 3.0) is None
     assert keys.feed("0", 7.0) is None  # too late
     assert keys.feed("*", 8.0) is None
-    assert keys.feed("9", 8.5) is None  # no such key
+    assert keys.feed("5", 8.5) is None  # no such key
+    assert keys.feed("*", 8.6) is None
+    assert keys.feed("9", 8.7) is InCallKey.HAND
     assert keys.feed("*", 9.0) is None
     assert keys.feed("0", 9.1) is InCallKey.HELP
