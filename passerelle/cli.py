@@ -196,7 +196,7 @@ def _emit(as_json: bool, data: Any, human: Callable[[], object]) -> None:
 
 BENCHMARKS = {
     name: f"bench.{name}"
-    for name in ("dtmf", "hostile", "latency", "mixer", "rooms", "sip", "site", "talkoff", "web", "webrtc")
+    for name in ("dtmf", "hostile", "latency", "mixer", "room", "rooms", "sip", "site", "talkoff", "web", "webrtc")
 }
 
 
