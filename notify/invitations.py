@@ -64,17 +64,21 @@ class Invitations:
         not_before: datetime | None = None,
         cancelled: bool = False,
         changes: tuple[str, ...] = (),
+        note: str = "",
     ) -> tuple[int, int]:
         """Queue the invitation (or its cancellation) for each invitee; (queued, unreachable). ``changes`` makes it
-        an update that says what changed ("time", "entry_code", "name", "message")."""
+        an update that says what changed ("time", "entry_code", "name", "message"). ``note``: a message of the
+        one who invites from the room, in the email instead of the conference's own (an SMS has no room for it)."""
         queued = unreachable = 0
         for invitee in invitees:
             to = self.recipient(conference, invitee)
             if to is None:
                 unreachable += 1
                 continue
-            payload = self._email(conference, invitee, to, cancelled, changes) if to.channel is Channel.EMAIL else \
-                self._sms(conference, invitee, to, cancelled, changes)  # fmt: skip
+            if to.channel is Channel.EMAIL:
+                payload = self._email(conference, invitee, to, cancelled, changes, note)
+            else:
+                payload = self._sms(conference, invitee, to, cancelled, changes)
             # a cancellation is not tied to the invitee: their row may be deleted with the conference
             self.outbox.enqueue(to.channel, to.address, payload, invitee_id=None if cancelled else invitee.id,
                                 not_before=not_before)  # fmt: skip
@@ -99,7 +103,7 @@ class Invitations:
         return [i for i in invitees if i.delivery_state is DeliveryState.SENT or i.id in delivered]
 
     def _email(self, conference: ConferenceView, invitee: InviteeView, to: Recipient, cancelled: bool,
-               changes: tuple[str, ...]) -> bytes:  # fmt: skip
+               changes: tuple[str, ...], note: str = "") -> bytes:  # fmt: skip
         organizer = Person(conference.owner_name or "Passerelle",
                            conference.owner_email or _address(self.settings.email.sender))  # fmt: skip
         numbers = self.settings.dial_in.numbers
@@ -109,7 +113,7 @@ class Invitations:
             conference=conference.name, starts_at=conference.starts_at, ends_at=conference.ends_at,
             timezone=to.timezone, link=invitee.join_url,
             dial_in=tuple(n.national if local else n.international for n in numbers),
-            code=conference.code_display, entry_code=conference.entry_code, message=conference.message,
+            code=conference.code_display, entry_code=conference.entry_code, message=note or conference.message,
             uid=f"{conference.id}@{urlsplit(self.settings.http.public_base_url).hostname}",
             sequence=conference.sequence, cancelled=cancelled, changes=changes,
         )  # fmt: skip

@@ -80,6 +80,7 @@ def create_app(
         install_fast_audio_level()
         install_audio_jitter_fix()
         live = app[LIVE] = Live(settings, rooms, engine, pages.key, lobby)
+        live.invitations = invitations
         app.router.add_get(r"/ws/room/{ticket:[A-Za-z0-9_.-]{1,2000}}", live.room_socket)
         app.router.add_get(r"/room/{ticket:[A-Za-z0-9_.-]{1,2000}}/chat.txt", live.chat_text)
     app.router.add_get("/api/net/ping", pages.ping)

@@ -110,8 +110,10 @@ class Hub:
         self.members: dict[str, Member] = {}
         self.legs_of: dict[str, set[str]] = {}  # ticket → the legs it had in this meeting (private messages)
         self.host_legs: set[str] = set()  # the legs its hosts had in this meeting (the chat's download)
+        self.names: dict[str, str] = {}  # ticket → the name its page chose during this meeting
         self.hands: dict[str, float] = {}  # leg → when its hand went up (phones too)
         self.private_chat = True  # may participants write to one another privately (a host's setting)
+        self.guests_invite = False  # may guests invite someone from the room (a host's setting)
         self._flush: asyncio.TimerHandle | None = None
         self._last_list = ""
         self._last_lobby = ""
@@ -192,6 +194,10 @@ class Hub:
             if member is not None and member.admitted:
                 member.send(text)
 
+    @property
+    def settings(self) -> dict[str, Any]:
+        return {"type": "settings", "private_chat": self.private_chat, "guests_invite": self.guests_invite}
+
     def close(self) -> None:
         if self._flush is not None:
             self._flush.cancel()
@@ -234,6 +240,7 @@ class Hubs:
             hub.since = self.clock()
             hub.legs_of.clear()
             hub.host_legs.clear()
+            hub.names.clear()
             hub.hands.clear()
 
     def _drop(self, hub: Hub) -> None:

@@ -35,9 +35,11 @@ from bridge.engine import Engine
 from bridge.opus import SharedOpus
 from bridge.webrtc import WebRtcLeg
 from config import LobbyMode, Settings
+from notify.invitations import Invitations
 from rooms import Rooms
-from rooms.errors import NotFoundError
+from rooms.errors import ConflictError, NotFoundError, ValidationError
 from rooms.events import ChangeKind, RoomChange
+from rooms.models import DeliveryState
 from rooms.schedule import WindowState
 from rooms.views import ConferenceView
 from web import protocol, tickets
@@ -50,6 +52,8 @@ WATCH_S = 5.0  # how often an open socket looks at its conference again (changes
 DENIED_S = 60.0  # a browser refused at the lobby cannot queue again with the same ticket before this
 TAKEN_OUT_S = 3600.0  # nor one a host took out of the room
 CHAT_LIMITS = ((5, 1.0), (60, 60.0))  # chat messages per participant: 5 a second, 60 a minute
+INVITE_LIMITS = ((10, 3600.0),)  # invitations from the room per participant: 10 an hour
+FOLLOW_S, FOLLOW_FOR_S = 2.0, 600.0  # an invitation's delivery is looked at every 2 s, for 10 minutes
 
 
 def ticket_key(ticket: str) -> str:
@@ -74,7 +78,8 @@ class Live:
         self.hubs = Hubs(engine, lobby, rooms.now)
         self.chat_limit = RateLimit(*CHAT_LIMITS)
         self._mode: dict[str, LobbyMode] = {}  # room → its lobby mode, as last seen
-        self._barred: dict[tuple[str, str], float] = {}  # (room, ticket key) → until when it may not come in
+        # (room, ticket key) → until when it may not come in, and why ("denied" at the lobby, "taken-out")
+        self._barred: dict[tuple[str, str], tuple[float, str]] = {}
         webrtc = settings.webrtc
         self.video = VideoRooms()
         self.opus = SharedOpus(webrtc.opus_bitrate, webrtc.opus_complexity, webrtc.opus_application.value)
@@ -82,6 +87,8 @@ class Live:
         self._tasks: set[asyncio.Task[None]] = set()
         self.on_room_end: Callable[[str], None] | None = None  # `passerelle serve`: the call flow's end_room
         self.phones: PhoneCalls | None = None  # `passerelle serve`: the call flow
+        self.invitations: Invitations | None = None  # the site's: an invitation from the room goes through the outbox
+        self.invite_limit = RateLimit(*INVITE_LIMITS)
         rooms.on_change(self._changed)
 
     # -- the room follows its conference -------------------------------------------------------------------------
@@ -185,14 +192,16 @@ class Live:
         hub = self.hubs.find(str(room))
         return hub is not None and bool(hub.hosts)
 
-    def bar(self, room: str, key: str, for_s: float) -> None:
-        self._barred[(room, key)] = time.monotonic() + for_s
+    def bar(self, room: str, key: str, for_s: float, reason: str) -> None:
+        self._barred[(room, key)] = (time.monotonic() + for_s, reason)
 
-    def barred(self, room: str, key: str) -> bool:
+    def barred(self, room: str, key: str) -> str | None:
+        """Why this ticket may not come into this room now, or None."""
         now = time.monotonic()
-        for entry in [entry for entry, until in self._barred.items() if until <= now]:
+        for entry in [entry for entry, (until, _) in self._barred.items() if until <= now]:
             del self._barred[entry]
-        return (room, key) in self._barred
+        bar = self._barred.get((room, key))
+        return None if bar is None else bar[1]
 
     def phone_hand(self, leg_id: str, room: str) -> bool:
         """A caller's *9: its hand goes up, or down if it was up. Returns whether it is up now."""
@@ -273,8 +282,8 @@ class Live:
         await socket.prepare(request)
         refused = await self._refusal(ticket, passed=True)  # the window is judged with the offer (and its pass)
         key = ticket_key(text)
-        if refused is None and self.barred(str(ticket.conference_id), key):
-            refused = "taken-out"
+        if refused is None:
+            refused = self.barred(str(ticket.conference_id), key)
         if refused is not None:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await socket.send_json({"type": "ended", "reason": refused})
@@ -301,7 +310,8 @@ class Session:
         self.camera: list[Any] = []
         self.slots: list[tuple[str, Any]] = []
         self.hub = live.hubs.get(self.room)
-        self.member = Member(self.leg_id, ticket.host, ticket.name, socket, key, ticket.invitee_id)
+        name = self.hub.names.get(key, ticket.name)  # as the page renamed itself before it reconnected
+        self.member = Member(self.leg_id, ticket.host, name, socket, key, ticket.invitee_id)
         self.admission: asyncio.Task[None] | None = None
         live._mode[self.room] = conference.lobby_mode
 
@@ -395,7 +405,7 @@ class Session:
         self.engine.join(f"lobby:{room}" if waits else room, self.leg, listen_only=waits)
         # As the page was before it reconnected; a listener's leg stays muted whatever its page says.
         self.engine.set_muted(self.leg_id, fields.get("muted") is True or self.ticket.media == "listen")
-        self.engine.set_label(self.leg_id, self.ticket.name)
+        self.engine.set_label(self.leg_id, self.member.name)
         log.info("leg %s (web) %s conference %s", self.leg_id, "waits to enter" if waits else "joined", room)
         if waits and live.lobby is not None:
             self.admission = asyncio.get_running_loop().create_task(self._wait_for_host(live.lobby))
@@ -405,9 +415,9 @@ class Session:
     def _enter(self) -> None:
         self.member.send({"type": "pass", "pass": tickets.room_pass(self.live.key, self.text)})
         self.hub.admitted(self.member)
-        self.member.send({"type": "settings", "private_chat": self.hub.private_chat})
+        self.member.send(self.hub.settings)
         camera = self.camera[0] if self.camera else None
-        self.live.video.enter(self.room, self.leg_id, self.ticket.name, camera, self.slots, self._send_video)
+        self.live.video.enter(self.room, self.leg_id, self.member.name, camera, self.slots, self._send_video)
         self.live._spawn(self._history())
         if self.ticket.host:
             self.hub.lobby_changed()
@@ -436,7 +446,7 @@ class Session:
             self.member.send({"type": "admitted"})
             self._enter()
         else:
-            self.live.bar(self.room, self.member.key, DENIED_S)
+            self.live.bar(self.room, self.member.key, DENIED_S, "denied")
             self.member.send({"type": "denied"})
             self.member.close()
 
@@ -467,6 +477,14 @@ class Session:
             self.hub.hands.pop(self.leg_id, None)
         self.hub.changed()
 
+    async def on_name(self, fields: dict[str, Any]) -> None:
+        name = " ".join(fields["name"].split())
+        if not name:
+            raise Refused("name", "name: empty")
+        self.member.name = self.hub.names[self.member.key] = name
+        self.engine.set_label(self.leg_id, name)
+        self.member.send({"type": "renamed", "name": name})
+
     async def on_chat(self, fields: dict[str, Any]) -> None:
         text: str = fields["text"].strip()
         if not text:
@@ -488,6 +506,44 @@ class Session:
             self.hub.to_all(message)
         else:
             self.hub.to({self.leg_id, to[1]}, message)
+
+    async def on_invite(self, fields: dict[str, Any]) -> None:
+        invitations = self.live.invitations
+        if invitations is None:
+            raise Refused("invite", "invitations are not sent from this service")
+        if not self.ticket.host and not self.hub.guests_invite:
+            raise Refused("invite", "only the host may invite: ask them to allow it")
+        address = fields["address"].strip()
+        kind = "email" if "@" in address else "phone"
+        if not self.live.invite_limit.allow(self.member.key):
+            raise Refused("invite", "too many invitations: try again in an hour")
+        rooms = self.live.rooms
+        try:
+            invitee = await asyncio.to_thread(rooms.add_invitee, self.conference.id, kind, address, send_now=False)
+        except ValidationError as exc:
+            raise Refused("invite", exc.message) from None
+        except ConflictError:
+            raise Refused("invite", "already invited to this conference") from None
+        conference = await asyncio.to_thread(rooms.get_conference, self.conference.id)
+        await asyncio.to_thread(invitations.send, conference, [invitee], note=(fields.get("message") or "").strip())
+        log.info("leg %s invited someone to conference %s (%s)", self.leg_id, self.room, kind)
+        self.member.send({"type": "invited", "id": str(invitee.id), "address": address, "state": "queued"})
+        self.live._spawn(self._follow(invitee.id))
+
+    async def _follow(self, invitee_id: uuid.UUID) -> None:
+        """Tell who invited when the outbox has sent the invitation (or given up)."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + FOLLOW_FOR_S
+        while loop.time() < until and not self.socket.closed:
+            await asyncio.sleep(FOLLOW_S)
+            try:
+                invitee = await asyncio.to_thread(self.live.rooms.get_invitee, invitee_id)
+            except NotFoundError:
+                return
+            if invitee.delivery_state in (DeliveryState.SENT, DeliveryState.FAILED):
+                self.member.send({"type": "invite-state", "id": str(invitee_id),
+                                  "state": invitee.delivery_state.value})  # fmt: skip
+                return
 
     # -- the host's ----------------------------------------------------------------------------------------------
 
@@ -540,15 +596,16 @@ class Session:
             raise Refused("remove", "use Leave to leave the room")
         other = self.hub.members.get(leg)
         if other is not None:
-            self.live.bar(self.room, other.key, TAKEN_OUT_S)
+            self.live.bar(self.room, other.key, TAKEN_OUT_S, "taken-out")
             self.live._tell_and_close(other, "taken-out")
         elif self.live.phones is None or not self.live.phones.take_out(leg, self.room):
             self.engine.leave(leg)
         log.info("host %s took %s out of conference %s", self.leg_id, leg, self.room)
 
     async def on_settings(self, fields: dict[str, Any]) -> None:
-        self.hub.private_chat = fields["private_chat"]
-        self.hub.to_all({"type": "settings", "private_chat": self.hub.private_chat})
+        self.hub.private_chat = fields.get("private_chat", self.hub.private_chat)
+        self.hub.guests_invite = fields.get("guests_invite", self.hub.guests_invite)
+        self.hub.to_all(self.hub.settings)
 
     async def on_end(self, fields: dict[str, Any]) -> None:
         log.info("host %s ends conference %s for everyone", self.leg_id, self.room)

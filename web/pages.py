@@ -147,6 +147,31 @@ class Pages:
             "ended_removed": _("You are no longer invited to this conference."),
             "ended_not-open": _("This conference is not open yet: come back a few minutes before it starts."),
             "end_confirm": _("End the conference for everyone? Everyone, phones included, will be taken out."),
+            "ended_taken-out": _("The host took you out of the conference."),
+            "ended_denied": _("The host did not let you in."),
+            "hand_raised": _("hand raised"),
+            "raised_hand": _("{name} raised their hand"),
+            "mute_other": _("Mute"),
+            "lower_hand": _("Lower the hand"),
+            "take_out": _("Take out"),
+            "take_out_confirm": _("Take {name} out of the conference?"),
+            "muted_by_host": _("The host muted your microphone. Press “Unmute” to speak."),
+            "by_phone_count": _("{count} by phone (they do not see the messages)"),
+            "everyone": _("Everyone"),
+            "privately": _("privately to {name}"),
+            "private_from": _("privately"),
+            "delete": _("Delete"),
+            "clear_confirm": _("Delete every message of the chat, for everyone?"),
+            "new_message": _("New message from {name}"),
+            "someone_waiting": _("{count} waiting to enter"),
+            "net_good": _("good"),
+            "net_weak": _("weak"),
+            "net_poor": _("poor"),
+            "device_failed": _("This device could not be opened: choose another one."),
+            "default_device": _("Default"),
+            "invite_queued": _("on its way"),
+            "invite_sent": _("sent"),
+            "invite_failed": _("could not be delivered"),
         }  # fmt: skip
 
     # -- the join page -------------------------------------------------------------------------------------------
@@ -319,7 +344,7 @@ class Pages:
         config = {"socket": f"/ws/room/{request.match_info['ticket']}", "iceServers": ice, "media": ticket.media,
                   "host": ticket.host}  # fmt: skip
         return await self.render_off_loop(request, "room.html", conference=conference, ticket=ticket, leave="/left",
-                                          config=config,
+                                          config=config, chat_download=f"/room/{request.match_info['ticket']}/chat.txt",
                            dial_in=self.dial_in())  # fmt: skip
 
     async def left(self, request: web.Request) -> web.Response:

@@ -21,11 +21,15 @@ What the bridge sends (``OUTBOUND``), to one socket or to everyone in the room:
 - ``chat`` {message: {id, from, name, to, text, at}} — a message, to everyone (``to`` null) or to its sender and
   its one recipient (``to`` a leg id); ``chat-history`` {list} — the room's last 200 messages to everyone, once in;
   ``chat-deleted`` {id}; ``chat-cleared``.
-- ``settings`` {private_chat} — the room's settings, once in and when a host changes them.
+- ``settings`` {private_chat, guests_invite} — the room's settings, once in and when a host changes them.
+- ``invited`` {id, address, state} then ``invite-state`` {id, state: "queued" | "sent" | "failed"} — to who
+  invited: the invitation is in the outbox, then sent (or given up).
 - ``video`` {slots} — which camera each video slot shows (``web/video.py``).
 - ``muted-by-host`` — a host muted this page's microphone (it may unmute itself).
-- ``ended`` {reason: "cancelled" | "ended" | "removed" | "not-open" | "taken-out"} — out of the room, and the socket
-  closes; ``restarting`` — the service stops (the page reconnects by itself).
+- ``renamed`` {name} — this page's new name, as everyone now sees it.
+- ``ended`` {reason: "cancelled" | "ended" | "removed" | "not-open" | "taken-out" | "denied"} — out of the room
+  (or not let in: a page taken out may not come back with its link for an hour, one refused at the lobby for a
+  minute), and the socket closes; ``restarting`` — the service stops (the page reconnects by itself).
 - ``error`` {about, message} — the last message was refused; nothing else changed.
 """
 
@@ -84,12 +88,28 @@ INBOUND: dict[str, Message] = {
     ),
     "mute": Message(Who.ANYONE, "the page mutes or unmutes its own microphone", {"muted": Field(bool)}),
     "hand": Message(Who.IN, "raise or lower one's own hand", {"raised": Field(bool)}),
+    "name": Message(
+        Who.IN,
+        "change one's name in the room (everyone sees it; kept if the page reconnects)",
+        {
+            "name": Field(str, max_len=80, min_len=1),
+        },
+    ),
     "chat": Message(
         Who.IN,
         "a chat message: to everyone, or privately to one participant (`to`, a leg id)",
         {
             "text": Field(str, max_len=MAX_CHAT, min_len=1),
             "to": Field((str, type(None)), required=False, max_len=MAX_ID),
+        },
+    ),
+    "invite": Message(
+        Who.IN,
+        "invite someone by email or mobile number, with an optional message (guests only if "
+        "the host allows it; 10 an hour per participant)",
+        {
+            "address": Field(str, max_len=254, min_len=3),
+            "message": Field((str, type(None)), required=False, max_len=500),
         },
     ),
     "admit": Message(Who.HOST, "let a waiting participant in", _LEG),
@@ -104,7 +124,14 @@ INBOUND: dict[str, Message] = {
     ),
     "chat-delete": Message(Who.HOST, "delete one chat message", {"id": Field(int)}),
     "chat-clear": Message(Who.HOST, "delete every chat message of the conference"),
-    "settings": Message(Who.HOST, "change the room's settings", {"private_chat": Field(bool)}),
+    "settings": Message(
+        Who.HOST,
+        "change the room's settings",
+        {
+            "private_chat": Field(bool, required=False),
+            "guests_invite": Field(bool, required=False),
+        },
+    ),
     "end": Message(Who.HOST, "end the conference for everyone"),
 }
 

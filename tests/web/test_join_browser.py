@@ -144,6 +144,7 @@ def test_room_page_in_french_on_a_phone_sized_screen(tmp_path: Path) -> None:
             expect(page.locator("#participants li")).to_contain_text("Dr Martin (vous) · sur le web")
             page.screenshot(path=str(tmp_path / "room-mobile.png"), full_page=True)
             assert page.evaluate("document.documentElement.scrollWidth") <= 390, "the room scrolls sideways"
+            page.click("#tab-identity")  # "join by phone instead" is one tap away, in its sheet
             for selector in ("#dial-in", "#mute", "#leave"):
                 box = page.locator(selector).bounding_box()
                 assert box is not None, selector

@@ -4,21 +4,27 @@ pushed by the room's hub (nothing sent while nothing changes), the host's action
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import json
 import logging
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bridge import Engine
-from config import Settings
+from config import Settings, load_settings
+from notify.outbox import Outbox, deliver_due
 from rooms import ConferenceDraft, Rooms
+from tests.notify.test_mail import received, smtp_server
+from tests.notify.test_sms import GATEWAY_PASSWORD, GATEWAY_URL, gateway
 from tests.web.test_room_follows import Client, offer, run, until
 from web import protocol, tickets
 from web.app import LIVE
 from web.hub import RateLimit
-from web.live import CHAT_LIMITS, Session
+from web.live import CHAT_LIMITS, INVITE_LIMITS, Session
 
 
 def test_every_message_of_the_protocol_has_its_handler_and_no_handler_is_undocumented() -> None:
@@ -295,3 +301,98 @@ def test_the_61st_message_in_a_minute_is_refused(settings: Settings, rooms: Room
     assert outcomes[6:61] == ["chat"] * 55
     assert "too many messages" in outcomes[61]
     assert outcomes[62] == "a minute later"
+
+
+def test_a_new_name_is_seen_by_everyone_and_kept_across_a_reconnection(settings: Settings, rooms: Rooms) -> None:
+    conference = rooms.create_conference(ConferenceDraft(name="Consultation", lobby_mode="off"))
+
+    async def scenario(client: Client, key: bytes) -> dict[str, Any]:
+        host, _ = await _join(client, key, conference.id, "Dr", host=True)
+        ticket = tickets.issue(key, conference.id, "Anne", "audio", None)
+        anne = await client.ws_connect(f"/ws/room/{ticket}")
+        await anne.send_json(await offer())
+        await until(anne, "answer")
+        await anne.send_json({"type": "name", "name": "  Anne   Petit "})
+        out: dict[str, Any] = {"renamed": await until(anne, "renamed")}
+        seen = await until(host, "participants")
+        while "Anne Petit" not in [p["label"] for p in seen["list"]]:
+            seen = await until(host, "participants")
+        await anne.close()
+        back = await client.ws_connect(f"/ws/room/{ticket}")
+        await back.send_json(await offer())
+        await until(back, "answer")
+        again = await until(host, "participants")
+        while len(again["list"]) < 2:
+            again = await until(host, "participants")
+        out["after"] = sorted(p["label"] for p in again["list"])
+        await back.send_json({"type": "name", "name": "x" * 81})
+        out["too_long"] = (await until(back, "error"))["message"]
+        await back.close()
+        await host.close()
+        return out
+
+    out = run(settings, rooms, scenario)
+    assert out["renamed"]["name"] == "Anne Petit"
+    assert out["after"] == ["Anne Petit", "Dr"]
+    assert "longer than 80" in out["too_long"]
+
+
+def test_invite_from_the_room_by_email_and_sms_through_the_outbox(
+    settings: Settings, rooms: Rooms, tmp_path: Path, database_url: str
+) -> None:
+    conference = rooms.create_conference(ConferenceDraft(name="Consultation", lobby_mode="off"))
+    ticking = Ticking()
+
+    async def scenario(client: Client, key: bytes) -> dict[str, Any]:
+        live = client.app[LIVE]
+        live.invite_limit = RateLimit(*INVITE_LIMITS, clock=ticking)
+        outbox = Outbox(rooms.sessions, wired.retry, rooms.now)
+        host, _ = await _join(client, key, conference.id, "Dr Martin", host=True)
+        guest, _ = await _join(client, key, conference.id, "Anne")
+        out: dict[str, Any] = {}
+        await host.send_json({"type": "invite", "address": "paul.roux@example.org", "message": "Apportez vos analyses"})
+        out["invited"] = await until(host, "invited")
+        await host.send_json({"type": "invite", "address": "06 12 34 56 78"})
+        out["by_sms"] = await until(host, "invited")
+        out["delivered"] = await deliver_due(outbox, wired)
+        out["states"] = sorted([(await until(host, "invite-state", limit_s=8))["state"] for _ in range(2)])
+        await host.send_json({"type": "invite", "address": "paul.roux@example.org"})
+        out["again"] = (await until(host, "error"))["message"]
+        await host.send_json({"type": "invite", "address": "pas une adresse"})
+        out["garbage"] = (await until(host, "error"))["message"]
+        await guest.send_json({"type": "invite", "address": "claire@example.org"})
+        out["guest"] = (await until(guest, "error"))["message"]
+        await host.send_json({"type": "settings", "guests_invite": True})
+        out["settings"] = await until(guest, "settings")
+        for n in range(10):
+            await guest.send_json({"type": "invite", "address": f"p{n}@example.org"})
+            await until(guest, "invited")
+        await guest.send_json({"type": "invite", "address": "p10@example.org"})
+        out["eleventh"] = (await until(guest, "error"))["message"]
+        await host.close()
+        await guest.close()
+        return out
+
+    with smtp_server(tmp_path) as (smtp_port, box), gateway(tmp_path) as (sms_port, sms_out):
+        wired = load_settings(environ={
+            "PASSERELLE_DATABASE__URL": database_url, "PASSERELLE_EMAIL__SMTP": f"127.0.0.1:{smtp_port}",
+            "PASSERELLE_EMAIL__SECURITY": "none", "PASSERELLE_SMS__URL": GATEWAY_URL.format(port=sms_port),
+            "PASSERELLE_SMS__USERNAME": "clinic", "PASSERELLE_SMS__PASSWORD": GATEWAY_PASSWORD,
+        })  # fmt: skip
+        out = run(wired, rooms, scenario)
+        (mail,) = received(box)
+        sms = sms_out.read_text(encoding="utf-8")
+    assert out["invited"]["state"] == "queued"
+    assert out["delivered"] == 2
+    assert out["states"] == ["sent", "sent"]
+    parsed = email.message_from_bytes(mail.as_bytes(), policy=email.policy.default)
+    body = parsed.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Apportez vos analyses" in body
+    assert conference.code_display in body
+    assert "/i/" in body, "the invitee's own link"
+    assert '"to": "33612345678"' in sms
+    assert "already invited" in out["again"]
+    assert "email" in out["garbage"] or "phone" in out["garbage"]
+    assert "only the host may invite" in out["guest"]
+    assert out["settings"]["guests_invite"] is True
+    assert "too many invitations" in out["eleventh"]

@@ -4,6 +4,7 @@ then waits in the same lobby, hearing and seeing nobody, and the host refuses th
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -41,6 +42,9 @@ def test_host_admits_a_waiting_phone_caller_from_the_lobby_panel(tmp_path: Path)
                 phone.command("sndcode", "4821#")
                 waiting = page.locator("#lobby li", has_text="+33 6 •• •• •• 78")
                 expect(waiting).to_have_count(1, timeout=15_000)
+                # The host is told even with the panel out of sight: a badge on its tab, the tab's title.
+                expect(page.locator("#lobby-count")).to_have_text("1")
+                expect(page).to_have_title(re.compile(r"^\(1\) 1 waiting to enter"))
                 expect(page.locator("#participants li")).to_have_count(1)  # waiting is not in the room
                 waiting.locator("button[data-action=admit]").click()
                 expect(page.locator("#participants li")).to_have_count(2, timeout=10_000)
@@ -60,6 +64,10 @@ def test_host_admits_a_waiting_phone_caller_from_the_lobby_panel(tmp_path: Path)
                 expect(page.locator("#participants li")).to_have_count(2)
                 web_waiting.locator("button[data-action=deny]").click()
                 expect(guest.locator("body")).to_have_attribute("data-lobby", "denied", timeout=10_000)
+                expect(guest.locator("#connection")).to_contain_text("did not let you in")
+                # Refused, the same link cannot queue again at once.
+                guest.reload()
+                expect(guest.locator("body")).to_have_attribute("data-ended", "denied", timeout=10_000)
                 expect(guest.locator("#connection")).to_contain_text("did not let you in")
                 expect(page.locator("#lobby")).to_contain_text("Nobody is waiting.")
                 expect(page.locator("#participants li")).to_have_count(2)

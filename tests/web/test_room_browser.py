@@ -1,0 +1,183 @@
+"""The room as people use it, in Debian's Chromium through a real `passerelle serve`, with a baresip phone: the
+host, a guest and a late joiner chat (to everyone and privately; HTML and scripts inert, links safe), the phone
+raises its hand with *9, the host mutes the phone, lowers its hand and takes the guest out; the toolbar and the
+side bar at desktop and phone size, in both languages, with nothing scrolling sideways."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from tests.tools import require
+from tests.web.site import join_room, serving, talking_phone, tone_wav, webrtc_args
+
+SECRET = "room-browser-test-key"
+PAYLOAD = '<img src=x onerror="window.pwned=1"> voir https://example.org/notice?x=1, pas javascript:alert(1)'
+
+
+def open_panel(page: Page, name: str) -> None:
+    tab = page.locator(f"#tab-{name}")
+    if tab.get_attribute("aria-selected") != "true":
+        tab.click()
+    expect(page.locator(f"#panel-{name}")).to_be_visible()
+
+
+def send_chat(page: Page, text: str, to: str | None = None) -> None:
+    """To ``to`` (privately), else to everyone (the recipient chosen stays chosen, as in a private conversation)."""
+    open_panel(page, "chat")
+    page.select_option("#chat-to", label=to or ("Everyone" if page.evaluate("document.documentElement.lang") == "en"
+                                                 else "Tout le monde"))  # fmt: skip
+    page.fill("#chat-text", text)
+    page.press("#chat-text", "Enter")
+
+
+@pytest.mark.e2e
+def test_chat_hands_and_the_hosts_controls_with_a_phone_in_the_room(tmp_path: Path) -> None:
+    mic = tone_wav(tmp_path / "mic.wav", freq=1000.0, seconds=60)
+    phone = talking_phone(tmp_path / "phone", 34800)
+    try:
+        with (
+            serving(
+                tmp_path, PASSERELLE_WEBRTC__HOST_ADDRESSES="127.0.0.1", PASSERELLE_SECURITY__SECRET_KEY=SECRET
+            ) as site,
+            sync_playwright() as p,
+        ):
+            conference = site.conference("--lobby", "off")
+            browser = p.chromium.launch(executable_path=require("chromium"), args=webrtc_args(mic))
+            try:
+                host = browser.new_page(locale="en-GB")
+                join_room(host, site, conference["host_url"], "Dr Martin")
+                guest = browser.new_page(locale="en-GB")
+                join_room(guest, site, conference["join_url"], "Anne <b>Petit</b>")
+                phone.command("dial", f"sip:+33491000000@{site.sip}")
+                time.sleep(1.5)
+                phone.command("sndcode", conference["code"] + "#")
+                people = host.locator("#participants li")
+                expect(people).to_have_count(3, timeout=15_000)
+                expect(host.locator("#people-count")).to_have_text("3")
+                expect(host.locator("#by-phone-count")).to_contain_text("1 by phone")
+                # A name is text, never markup.
+                expect(people.filter(has_text="Anne <b>Petit</b>")).to_have_count(1)
+                assert host.locator("#participants b").count() == 0
+
+                # Chat to everyone: the message is text, its link safe, its script inert.
+                send_chat(guest, PAYLOAD)
+                open_panel(host, "chat")
+                said = host.locator("#chat li", has_text="voir")
+                expect(said).to_have_count(1, timeout=5_000)
+                expect(said.locator(".chat-text")).to_have_text(PAYLOAD)
+                assert said.locator("img").count() == 0
+                link = said.locator("a")
+                expect(link).to_have_count(1)
+                assert link.get_attribute("href") == "https://example.org/notice?x=1"
+                assert link.get_attribute("rel") == "noopener noreferrer"
+                assert host.evaluate("window.pwned") is None
+                # A private message: the guest gets it, marked private.
+                send_chat(host, "Votre ordonnance est prête", to="Anne <b>Petit</b>")
+                private = guest.locator("#chat li.private", has_text="ordonnance")
+                expect(private).to_have_count(1, timeout=5_000)
+                # The unread badge, on a page whose chat is closed.
+                open_panel(guest, "people")
+                send_chat(host, "Tout le monde m'entend ?")
+                expect(guest.locator("#unread")).to_have_text("1", timeout=5_000)
+                open_panel(guest, "chat")
+                expect(guest.locator("#unread")).to_be_hidden()
+                # A late joiner gets the messages to everyone, not the private one.
+                late = browser.new_page(locale="en-GB")
+                join_room(late, site, conference["join_url"], "Claire")
+                open_panel(late, "chat")
+                expect(late.locator("#chat li")).to_have_count(2, timeout=5_000)
+                expect(late.locator("#chat")).not_to_contain_text("ordonnance")
+
+                # *9 from the phone: its hand is up in everyone's list.
+                phone.command("sndcode", "*9")
+                on_phone = people.filter(has_text="by phone")
+                expect(on_phone).to_have_attribute("data-hand", "yes", timeout=5_000)
+                expect(guest.locator("#participants li", has_text="by phone")).to_contain_text("hand raised")
+                # The host mutes the phone and lowers its hand.
+                open_panel(host, "people")
+                on_phone.locator('[data-action="mute-other"]').click()
+                expect(on_phone).to_have_attribute("data-muted", "yes", timeout=5_000)
+                on_phone.locator('[data-action="lower-hand"]').click()
+                expect(on_phone).to_have_attribute("data-hand", "no", timeout=5_000)
+                # A raised hand from the web, seen by the host, lowered from the toolbar.
+                guest.click("#hand")
+                expect(guest.locator("#hand")).to_have_attribute("aria-pressed", "true")
+                expect(people.filter(has_text="Anne")).to_have_attribute("data-hand", "yes", timeout=5_000)
+                guest.click("#hand")
+                expect(people.filter(has_text="Anne")).to_have_attribute("data-hand", "no", timeout=5_000)
+                # The host takes the guest out: told, and the room has two left.
+                host.once("dialog", lambda dialog: dialog.accept())
+                people.filter(has_text="Anne").locator('[data-action="take-out"]').click()
+                expect(guest.locator("body")).to_have_attribute("data-ended", "taken-out", timeout=5_000)
+                expect(guest.locator("#connection")).to_contain_text("took you out")
+                expect(people).to_have_count(3, timeout=5_000)  # the host, the phone, the late joiner
+                phone.command("hangup")
+            finally:
+                browser.close()
+    finally:
+        phone.stop()
+
+
+@pytest.mark.e2e
+def test_the_room_at_desktop_and_phone_size_in_both_languages(tmp_path: Path) -> None:
+    mic = tone_wav(tmp_path / "mic.wav", freq=1000.0, seconds=60)
+    with (
+        serving(
+            tmp_path, PASSERELLE_WEBRTC__HOST_ADDRESSES="127.0.0.1", PASSERELLE_SECURITY__SECRET_KEY=SECRET
+        ) as site,
+        sync_playwright() as p,
+    ):
+        conference = site.conference("--lobby", "off")
+        browser = p.chromium.launch(executable_path=require("chromium"), args=webrtc_args(mic))
+        try:
+            for locale, words in (("fr-FR", ("Quitter", "Discussions", "Lever la main")),
+                                  ("en-GB", ("Leave", "Discussions", "Raise hand"))):  # fmt: skip
+                for width, height in ((1366, 768), (390, 844)):
+                    phone_size = width < 500
+                    page = browser.new_page(viewport={"width": width, "height": height}, locale=locale,
+                                            is_mobile=phone_size, has_touch=phone_size)  # fmt: skip
+                    join_room(page, site, conference["host_url"], "Dr Martin")
+                    expect(page.locator("#leave")).to_have_text(words[0])
+                    expect(page.locator("#tab-chat")).to_contain_text(words[1])
+                    expect(page.locator("#hand")).to_have_text(words[2])
+                    name = f"room-{locale[:2]}-{width}"
+                    page.screenshot(path=str(tmp_path / f"{name}.png"))
+                    assert page.evaluate("document.documentElement.scrollWidth") <= width, f"{name} scrolls sideways"
+                    # The toolbar's controls in the first screen, the leave button red.
+                    for selector in ("#mute", "#hand", "#leave", "#tab-people", "#tab-chat"):
+                        box = page.locator(selector).bounding_box()
+                        assert box is not None, selector
+                        assert box["x"] >= 0
+                        assert box["x"] + box["width"] <= width, f"{selector} is cut off ({name})"
+                        assert box["y"] + box["height"] <= height, f"{selector} is below the first screen ({name})"
+                    leave = page.eval_on_selector("#leave", "e => getComputedStyle(e).backgroundColor")
+                    assert leave == "rgb(165, 14, 14)", leave
+                    # On a phone a panel is a sheet: closed at first, opened and closed by its tab (and Escape).
+                    if phone_size:
+                        expect(page.locator("#panel-people")).to_be_hidden()
+                        page.click("#tab-identity")
+                        expect(page.locator("#panel-identity")).to_be_visible()
+                        expect(page.locator("#panel-identity #dial-in")).to_be_visible()
+                        page.screenshot(path=str(tmp_path / f"{name}-identity.png"))
+                        page.keyboard.press("Escape")
+                        expect(page.locator("#panel-identity")).to_be_hidden()
+                    else:
+                        expect(page.locator("#panel-people")).to_be_visible()
+                    # The keyboard reaches the tabs, and the arrows move between them.
+                    page.focus("#tab-identity")
+                    page.keyboard.press("ArrowDown")
+                    assert page.evaluate("document.activeElement.id") == "tab-people"
+                    open_panel(page, "settings")
+                    # The network panel reads the call's statistics (loopback: a good connection).
+                    expect(page.locator("#net")).to_have_attribute("data-quality", "good", timeout=8_000)
+                    expect(page.locator("#stat-rtt")).to_contain_text("ms")
+                    page.screenshot(path=str(tmp_path / f"{name}-settings.png"))
+                    expect(page.locator("#mic-select option")).not_to_have_count(0)
+                    assert page.evaluate("document.documentElement.scrollWidth") <= width
+                    page.close()
+        finally:
+            browser.close()
