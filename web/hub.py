@@ -116,7 +116,6 @@ class Hub:
         self.guests_invite = False  # may guests invite someone from the room (a host's setting)
         self._flush: asyncio.TimerHandle | None = None
         self._last_list = ""
-        self._last_lobby = ""
 
     # -- members -------------------------------------------------------------------------------------------------
 
@@ -176,7 +175,6 @@ class Hub:
             return
         waiting = [{"id": leg, "label": self.engine.labels.get(leg, "")} for leg in self.lobby.in_room(self.room)]
         text = json.dumps({"type": "lobby", "list": waiting})
-        self._last_lobby = text
         for member in self.members.values():
             if member.host:
                 member.send(text)

@@ -50,12 +50,13 @@ const items = new Map();
 const tiles = new Map();
 let listed = false;
 
-function hostButton(li, action, label) {
+function hostButton(li, action, label, who) {
   const button = document.createElement("button");
   button.type = "button";
   button.className = "small secondary";
   button.dataset.action = action;
   button.textContent = label;
+  button.setAttribute("aria-label", `${label} — ${who}`);
   button.addEventListener("click", () => {
     const p = people.find((q) => q.id === li.dataset.id);
     if (!p) return;
@@ -73,14 +74,9 @@ function listItem(p) {
   if (config.host && p.id !== myId) {
     const actions = document.createElement("span");
     actions.className = "row-actions";
-    const named = (label) => `${label} — ${nameOf(p)}`;
-    const mute = hostButton(li, "mute-other", texts.mute_other);
-    const lower = hostButton(li, "lower-hand", texts.lower_hand);
-    const out = hostButton(li, "take-out", texts.take_out);
-    for (const [button, label] of [[mute, texts.mute_other], [lower, texts.lower_hand], [out, texts.take_out]]) {
-      button.setAttribute("aria-label", named(label));
-    }
-    actions.append(mute, lower, out);
+    actions.append(hostButton(li, "mute-other", texts.mute_other, nameOf(p)),
+                   hostButton(li, "lower-hand", texts.lower_hand, nameOf(p)),
+                   hostButton(li, "take-out", texts.take_out, nameOf(p)));
     li.append(actions);
   }
   return li;
