@@ -68,7 +68,8 @@ def bridge(serve_from: Path | None = None, **extra: str) -> Iterator[Bridge]:
         **extra,
     }
     settings = load_settings(environ=env)
-    upgrade(make_engine(settings.database.url.reveal()))
+    if serve_from is None:  # an older checkout's serve migrates to its own schema (it knows no newer revision)
+        upgrade(make_engine(settings.database.url.reveal()))
     command = [shutil.which("passerelle") or "passerelle", "serve"]
     if serve_from is not None:
         command = [sys.executable, "-m", "passerelle", "serve"]
