@@ -73,7 +73,7 @@ class AsteriskDialler:
             detail = {"to": shown, "outcome": outcome, "via": "asterisk"}
             await asyncio.to_thread(rooms.record, AuditKind.DIAL_OUT, conference_id=conference.id, detail=detail)
         log.info("dial-out through Asterisk: %s", outcome)
-        raise DialOutError(message)
+        raise DialOutError(message, outcome)
 
     async def _originate(self, action_id: str, e164: str, uri: str, timeout_s: int) -> tuple[str, str]:
         settings, ami = self.settings.asterisk, self._ami

@@ -44,6 +44,7 @@ class CallOutcome(StrEnum):
     REFUSED = "refused"  # no valid code in the tries allowed
     DENIED = "denied"  # the host refused the caller in the lobby
     ENDED = "ended"  # joined, then left (hung up or room closed)
+    LOCKED = "locked"  # the right codes, but a host has locked the room
 
 
 @dataclass
@@ -128,6 +129,8 @@ class CallFlow:
         self._tasks: set[asyncio.Task[None]] = set()
         self.settings, self.lobby, self._now = settings, lobby, now
         self.host_present = host_present  # the web site sets it: is a host of this room connected?
+        # The web site sets it: has a host locked this room (nobody new comes in)?
+        self.room_locked: Callable[[Hashable], bool] = lambda room: False
         # The web site sets it: a caller's *9 raises or lowers its hand (leg, room → raised now).
         self.on_hand: Callable[[str, str], bool] | None = None
         # Seconds from the caller's final key (the # of a code, or of the entry code) to hearing the room, for
@@ -252,6 +255,10 @@ class CallFlow:
                     decision = await asyncio.to_thread(self.rooms.resolve_dial_in, code.digits, typed, source=shown)
             if decision is not None and decision.admitted and decision.conference is not None:
                 await asyncio.to_thread(throttle.succeeded, claim)
+                if self.room_locked(str(decision.conference.id)):
+                    log.info("call %s: conference %s is locked; not let in", call.leg.id, decision.conference.id)
+                    await self._say(call, ["locked"])
+                    return CallOutcome.LOCKED
                 return await self._enter(call, decision.conference.id, decision.conference.lobby_mode)
             if code.result is EntryResult.TIMEOUT and decision is None:
                 await asyncio.to_thread(throttle.succeeded, claim)  # nothing was typed: no guess

@@ -54,6 +54,7 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
     app[LIVE].on_room_end = flow.end_room  # a deleted or ended conference: its callers hear it and are hung up
     app[LIVE].phones = flow  # a host mutes or takes out a caller: it hears so
     flow.on_hand = app[LIVE].phone_hand  # a caller's *9 raises its hand in the room's list
+    flow.room_locked = app[LIVE].locked  # a room its host locked takes no new caller
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     media_stop = asyncio.Event()  # after the goodbyes: callers must hear them
@@ -66,8 +67,9 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
     watching = asyncio.create_task(app[LIVE].watch_rooms(stop), name="room watch")  # deletions made elsewhere
     local: web.AppRunner | None = None
     try:
+        dialler = AsteriskDialler(settings, gateway).dial_out if settings.asterisk.ami else gateway.dial_out
+        app[LIVE].dialler = dialler  # a host calls a phone into the room
         if settings.control.socket is not None:
-            dialler = AsteriskDialler(settings, gateway).dial_out if settings.asterisk.ami else gateway.dial_out
             local = await control.start(lobby, settings.control.socket, dialler, control.media_stats(engine, flow))
         await gateway.start()
         listen = settings.http.listen

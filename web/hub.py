@@ -114,6 +114,8 @@ class Hub:
         self.hands: dict[str, float] = {}  # leg → when its hand went up (phones too)
         self.private_chat = True  # may participants write to one another privately (a host's setting)
         self.guests_invite = False  # may guests invite someone from the room (a host's setting)
+        self.locked = False  # nobody new comes in, on the web or by phone (a host's setting)
+        self.calls: dict[str, dict[str, str]] = {}  # the phones a host is calling in: id → {id, label, state, leg}
         self._flush: asyncio.TimerHandle | None = None
         self._last_list = ""
 
@@ -161,6 +163,11 @@ class Hub:
             del self.hands[leg]  # left the room with its hand up
         for person in people:
             person["hand"] = person["id"] in self.hands
+        joined = [key for key, call in self.calls.items() if call.get("leg") in present]
+        for key in joined:  # an answered call is a participant now
+            del self.calls[key]
+        if joined:
+            self.calls_changed()
         text = json.dumps({"type": "participants", "list": people,
                            "by_phone": sum(1 for p in people if p["kind"] == "sip")})  # fmt: skip
         if text == self._last_list:
@@ -169,6 +176,14 @@ class Hub:
         for member in self.members.values():
             if member.admitted:
                 member.send(text)
+
+    @property
+    def calls_message(self) -> dict[str, Any]:
+        shown = [{k: v for k, v in call.items() if k != "leg"} for call in self.calls.values()]
+        return {"type": "calls", "list": shown}
+
+    def calls_changed(self) -> None:
+        self.to_all(self.calls_message)
 
     def lobby_changed(self) -> None:
         if self.lobby is None:
@@ -194,7 +209,8 @@ class Hub:
 
     @property
     def settings(self) -> dict[str, Any]:
-        return {"type": "settings", "private_chat": self.private_chat, "guests_invite": self.guests_invite}
+        return {"type": "settings", "private_chat": self.private_chat, "guests_invite": self.guests_invite,
+                "locked": self.locked}  # fmt: skip
 
     def close(self) -> None:
         if self._flush is not None:
@@ -227,7 +243,10 @@ class Hubs:
         return self._hubs.get(room)
 
     def release(self, hub: Hub) -> None:
-        """Its last page left: the hub goes KEEP_S later unless a page comes back."""
+        """Its last page left: the hub goes KEEP_S later unless a page comes back (a locked room's stays while
+        callers are in it: the lock with it)."""
+        if not hub and not self.engine.legs_in(hub.room):
+            hub.locked = False  # nobody is in the room any more: the next to come finds it open
         if not hub and self._hubs.get(hub.room) is hub and hub.room not in self._expiry:
             self._expiry[hub.room] = asyncio.get_running_loop().call_later(KEEP_S, self._drop, hub)
 
@@ -240,9 +259,13 @@ class Hubs:
             hub.host_legs.clear()
             hub.names.clear()
             hub.hands.clear()
+            hub.locked = False
 
     def _drop(self, hub: Hub) -> None:
         self._expiry.pop(hub.room, None)
+        if hub.locked and self.engine.legs_in(hub.room):
+            self.release(hub)  # callers are in the locked room: looked at again later
+            return
         if not hub and self._hubs.get(hub.room) is hub:
             hub.close()
             del self._hubs[hub.room]

@@ -23,7 +23,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -35,8 +35,10 @@ from bridge.engine import Engine
 from bridge.opus import SharedOpus
 from bridge.webrtc import WebRtcLeg
 from config import LobbyMode, Settings
+from config.errors import PasserelleError
 from notify.invitations import Invitations
 from rooms import Rooms
+from rooms.contacts import dialable_phone, mask_phone
 from rooms.errors import ConflictError, NotFoundError, ValidationError
 from rooms.events import ChangeKind, RoomChange
 from rooms.models import DeliveryState
@@ -54,6 +56,10 @@ TAKEN_OUT_S = 3600.0  # nor one a host took out of the room
 CHAT_LIMITS = ((5, 1.0), (60, 60.0))  # chat messages per participant: 5 a second, 60 a minute
 INVITE_LIMITS = ((10, 3600.0),)  # invitations from the room per participant: 10 an hour
 FOLLOW_S, FOLLOW_FOR_S = 2.0, 600.0  # an invitation's delivery is looked at every 2 s, for 10 minutes
+CALL_LIMITS = ((20, 3600.0),)  # phones a host calls from the room: 20 an hour
+RINGING_MAX = 5  # phones ringing at once for one room
+CALL_SHOWN_S = 20.0  # an unanswered call stays in the list this long, saying why
+JOINING_MAX_S = 30.0  # an answered call that never reached the room leaves the list after this
 
 
 def ticket_key(ticket: str) -> str:
@@ -89,6 +95,10 @@ class Live:
         self.phones: PhoneCalls | None = None  # `passerelle serve`: the call flow
         self.invitations: Invitations | None = None  # the site's: an invitation from the room goes through the outbox
         self.invite_limit = RateLimit(*INVITE_LIMITS)
+        # `passerelle serve`: the dial-out (trunk or Asterisk) — (conference id, number) → the callee's leg id
+        self.dialler: Callable[[str, str], Awaitable[str]] | None = None
+        self.call_limit = RateLimit(*CALL_LIMITS)
+        self._call_ids = itertools.count(1)
         rooms.on_change(self._changed)
 
     # -- the room follows its conference -------------------------------------------------------------------------
@@ -186,6 +196,30 @@ class Live:
                 kind = ChangeKind(reason)
                 self.apply(RoomChange(ticket.conference_id, kind, ticket.invitee_id))
                 return
+
+    def locked(self, room: Hashable) -> bool:
+        """Has a host locked this room (nobody new comes in, by phone either)?"""
+        hub = self.hubs.find(str(room))
+        return hub is not None and hub.locked
+
+    async def ring(self, hub: Hub, call_id: str, number: str) -> None:
+        """Dial ``number`` into the hub's room; its entry in the hub's calls says how it goes."""
+        call, dial = hub.calls[call_id], self.dialler
+        try:
+            if dial is None:
+                raise PasserelleError("this service does not call phones")
+            call["leg"] = await dial(hub.room, number)
+        except PasserelleError as exc:  # DialOutError (busy, no answer…), or the conference no longer joinable
+            call["state"] = getattr(exc, "outcome", "failed")
+        except Exception:
+            log.exception("a call from the room of %s could not be placed", hub.room)
+            call["state"] = "failed"
+        else:
+            call["state"] = "joining"  # "you are joining the conference", then in the list
+        hub.calls_changed()
+        await asyncio.sleep(CALL_SHOWN_S if call["state"] != "joining" else JOINING_MAX_S)
+        if hub.calls.pop(call_id, None) is not None:
+            hub.calls_changed()
 
     def host_in(self, room: Hashable) -> bool:
         """Is a host of this conference in its room (for the lobby's until-host mode)?"""
@@ -368,7 +402,6 @@ class Session:
 
     def leave(self) -> None:
         self.hub.remove(self.leg_id)
-        self.live.hubs.release(self.hub)
         if self.admission is not None:
             self.admission.cancel()
         self.live.video.leave(self.room, self.leg_id)
@@ -377,6 +410,7 @@ class Session:
         self.leg.close()
         if self.leg_id in self.engine:
             self.engine.leave(self.leg_id)
+        self.live.hubs.release(self.hub)  # out of the engine first: an empty room unlocks
         log.info("leg %s (web) left conference %s", self.leg_id, self.room)
 
     # -- signalling ----------------------------------------------------------------------------------------------
@@ -389,6 +423,9 @@ class Session:
         live, room = self.live, self.room
         passed = tickets.has_pass(live.key, self.text, fields.get("pass"))
         outside = None if passed else live._outside_window(self.conference)
+        if outside is None and not passed and not self.ticket.host and live.locked(room):
+            log.info("leg %s: conference %s is locked; not let in", self.leg_id, room)
+            outside = "locked"
         if outside is not None:
             live._tell_and_close(self.member, outside)
             return
@@ -416,6 +453,8 @@ class Session:
         self.member.send({"type": "pass", "pass": tickets.room_pass(self.live.key, self.text)})
         self.hub.admitted(self.member)
         self.member.send(self.hub.settings)
+        if self.hub.calls:
+            self.member.send(self.hub.calls_message)
         camera = self.camera[0] if self.camera else None
         self.live.video.enter(self.room, self.leg_id, self.member.name, camera, self.slots, self._send_video)
         self.live._spawn(self._history())
@@ -547,6 +586,26 @@ class Session:
 
     # -- the host's ----------------------------------------------------------------------------------------------
 
+    async def on_call(self, fields: dict[str, Any]) -> None:
+        live, hub = self.live, self.hub
+        if live.dialler is None:
+            raise Refused("call", "this service does not call phones")
+        settings = live.settings
+        try:
+            number = dialable_phone(fields["number"], settings.locale.phone_region, settings.trunk.allowed_countries)
+        except ValidationError as exc:
+            raise Refused("call", exc.message) from None
+        ringing = [call for call in hub.calls.values() if call["state"] in ("ringing", "joining")]
+        if len(ringing) >= RINGING_MAX:
+            raise Refused("call", f"{RINGING_MAX} phones are being called already: wait for one to answer")
+        if not live.call_limit.allow(self.member.key):
+            raise Refused("call", "too many calls from this room: try again later")
+        call_id = f"call-{next(live._call_ids)}"
+        hub.calls[call_id] = {"id": call_id, "label": mask_phone(number), "state": "ringing"}
+        hub.calls_changed()
+        log.info("host %s calls a phone into conference %s (%s)", self.leg_id, self.room, call_id)
+        live._spawn(live.ring(hub, call_id, number))
+
     async def on_chat_delete(self, fields: dict[str, Any]) -> None:
         if not await asyncio.to_thread(self.live.rooms.chat.delete, self.conference.id, fields["id"]):
             raise Refused("chat-delete", "no such message")
@@ -605,6 +664,9 @@ class Session:
     async def on_settings(self, fields: dict[str, Any]) -> None:
         self.hub.private_chat = fields.get("private_chat", self.hub.private_chat)
         self.hub.guests_invite = fields.get("guests_invite", self.hub.guests_invite)
+        if fields.get("locked", self.hub.locked) is not self.hub.locked:
+            self.hub.locked = fields["locked"]
+            log.info("host %s %s conference %s", self.leg_id, "locked" if self.hub.locked else "unlocked", self.room)
         self.hub.to_all(self.hub.settings)
 
     async def on_end(self, fields: dict[str, Any]) -> None:

@@ -149,6 +149,9 @@ class Pages:
             "end_confirm": _("End the conference for everyone? Everyone, phones included, will be taken out."),
             "ended_taken-out": _("The host took you out of the conference."),
             "ended_denied": _("The host did not let you in."),
+            "ended_locked": _("The host has locked the room: nobody else can come in for now."),
+            "locked": _("The room is locked."),
+            "unlocked": _("The room is open again."),
             "hand_raised": _("hand raised"),
             "raised_hand": _("{name} raised their hand"),
             "mute_other": _("Mute"),
@@ -172,6 +175,13 @@ class Pages:
             "invite_queued": _("on its way"),
             "invite_sent": _("sent"),
             "invite_failed": _("could not be delivered"),
+            "call_ringing": _("ringing…"),
+            "call_joining": _("answered, joining…"),
+            "call_busy": _("busy"),
+            "call_declined": _("declined"),
+            "call_no-answer": _("no answer"),
+            "call_no-trunk": _("this service cannot call out"),
+            "call_failed": _("the call could not be placed"),
         }  # fmt: skip
 
     # -- the join page -------------------------------------------------------------------------------------------
@@ -345,7 +355,12 @@ class Pages:
                   "host": ticket.host}  # fmt: skip
         return await self.render_off_loop(request, "room.html", conference=conference, ticket=ticket, leave="/left",
                                           config=config, chat_download=f"/room/{request.match_info['ticket']}/chat.txt",
-                           dial_in=self.dial_in())  # fmt: skip
+                                          dial_in=self.dial_in(), can_call=self.can_call_out)  # fmt: skip
+
+    @property
+    def can_call_out(self) -> bool:
+        """Does the bridge dial out (a trunk, or a PBX that calls for it)?"""
+        return bool(self.settings.trunk.domain) or self.settings.asterisk.ami is not None
 
     async def left(self, request: web.Request) -> web.Response:
         """Where "Leave" leads: said plainly, for a patient as for a professional (whose dashboard is a click away)."""

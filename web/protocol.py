@@ -21,15 +21,22 @@ What the bridge sends (``OUTBOUND``), to one socket or to everyone in the room:
 - ``chat`` {message: {id, from, name, to, text, at}} — a message, to everyone (``to`` null) or to its sender and
   its one recipient (``to`` a leg id); ``chat-history`` {list} — the room's last 200 messages to everyone, once in;
   ``chat-deleted`` {id}; ``chat-cleared``.
-- ``settings`` {private_chat, guests_invite} — the room's settings, once in and when a host changes them.
+- ``settings`` {private_chat, guests_invite, locked} — the room's settings, once in and when a host changes them.
+  A locked room takes nobody new, on the web or by phone (a caller with the right codes hears so and is hung up);
+  hosts, those in it, a page back with its pass and a caller a host calls still come in. It unlocks when a host
+  says so or when the room is empty.
 - ``invited`` {id, address, state} then ``invite-state`` {id, state: "queued" | "sent" | "failed"} — to who
   invited: the invitation is in the outbox, then sent (or given up).
+- ``calls`` {list: [{id, label, state: "ringing" | "joining" | "busy" | "declined" | "no-answer" | "no-trunk" |
+  "failed"}]} — the phones a host is calling into the room (the number masked), to everyone in it, whenever one
+  changes; one answered is "joining" until it is in the participant list, one not answered stays a moment.
 - ``video`` {slots} — which camera each video slot shows (``web/video.py``).
 - ``muted-by-host`` — a host muted this page's microphone (it may unmute itself).
 - ``renamed`` {name} — this page's new name, as everyone now sees it.
-- ``ended`` {reason: "cancelled" | "ended" | "removed" | "not-open" | "taken-out" | "denied"} — out of the room
-  (or not let in: a page taken out may not come back with its link for an hour, one refused at the lobby for a
-  minute), and the socket closes; ``restarting`` — the service stops (the page reconnects by itself).
+- ``ended`` {reason: "cancelled" | "ended" | "removed" | "not-open" | "taken-out" | "denied" | "locked"} — out of
+  the room, or not let in (a page taken out may not come back with its link for an hour, one refused at the lobby
+  for a minute, none comes into a locked room), and the socket closes; ``restarting`` — the service stops (the
+  page reconnects by itself).
 - ``error`` {about, message} — the last message was refused; nothing else changed.
 """
 
@@ -122,6 +129,12 @@ INBOUND: dict[str, Message] = {
         "not come back with the same link for an hour)",
         _LEG,
     ),
+    "call": Message(
+        Who.HOST,
+        "call a phone into the room through the bridge's dial-out (trunk or PBX); the callee is straight in (no "
+        "code, no lobby, locked or not); 5 ringing at once, 20 an hour per host",
+        {"number": Field(str, max_len=40, min_len=2)},
+    ),
     "chat-delete": Message(Who.HOST, "delete one chat message", {"id": Field(int)}),
     "chat-clear": Message(Who.HOST, "delete every chat message of the conference"),
     "settings": Message(
@@ -130,6 +143,7 @@ INBOUND: dict[str, Message] = {
         {
             "private_chat": Field(bool, required=False),
             "guests_invite": Field(bool, required=False),
+            "locked": Field(bool, required=False),
         },
     ),
     "end": Message(Who.HOST, "end the conference for everyone"),

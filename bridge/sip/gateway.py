@@ -41,7 +41,12 @@ def caller_e164(peer_uri: str, region: str) -> str | None:
 
 
 class DialOutError(PasserelleError):
-    """A dial-out that could not be placed or was not answered; the message says which, for the person asking."""
+    """A dial-out that could not be placed or was not answered; the message says which, for the person asking, and
+    ``outcome`` for a page to say it in its language: "busy", "declined", "no-answer", "no-trunk" or "failed"."""
+
+    def __init__(self, message: str, outcome: str = "failed") -> None:
+        super().__init__(message)
+        self.outcome = outcome
 
 
 class SipGateway:
@@ -150,7 +155,7 @@ class SipGateway:
         e164 = dialable_phone(number, self.settings.locale.phone_region, trunk.allowed_countries)
         conference = await asyncio.to_thread(self.flow.rooms.joinable_conference, conference_id)
         if self._trunk is None:
-            raise DialOutError("trunk.domain: not set, so the bridge cannot call out")
+            raise DialOutError("trunk.domain: not set, so the bridge cannot call out", "no-trunk")
         leg_id = f"out-{next(self._ids)}"
         shown = mask_phone(e164)
         log.info("call %s: dialling %s for conference %s", leg_id, shown, conference.id)
@@ -174,7 +179,7 @@ class SipGateway:
             log.info("call %s: %s", leg_id, outcome)
             raise DialOutError({"busy": "the line is busy", "declined": "the call was declined",
                                 "no-answer": f"no answer within {trunk.answer_timeout_s} s",
-                                "failed": "the call could not be placed"}[outcome])  # fmt: skip
+                                "failed": "the call could not be placed"}[outcome], outcome)  # fmt: skip
         call = self._make_call(sip_call, leg_id, e164, stream, digits)
         self.flow.engine.labels[leg_id] = shown
         self._spawn(self._run(leg_id, call, stream, self.flow.run_direct(call, conference.id)))

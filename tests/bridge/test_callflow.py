@@ -482,3 +482,27 @@ def test_callflow_an_ended_conference_takes_its_callers_out_with_a_word(harness:
     assert not heard_room_after, "out of the mix at once, before the words"
     assert "patient" not in harness.engine
     assert call.leg.closed
+
+
+def test_callflow_a_locked_room_turns_away_a_caller_with_the_right_codes_without_counting_a_failure(
+    harness: Harness, rooms: Rooms
+) -> None:
+    room, code = open_conference(rooms, entry_code="2468")
+    locked = {room}
+    harness.flow.room_locked = lambda r: str(r) in locked
+    turned_away = harness.call(BufferLeg("patient", 8000), code + "#" + "2468#")
+    later = harness.call(BufferLeg("later", 8000), code + "#" + "2468#", caller="+33698765432")
+
+    async def scenario() -> tuple[CallOutcome, bool, CallOutcome]:
+        first = await harness.flow.run(turned_away)
+        was_in = "patient" in harness.engine.legs_in(room)
+        locked.clear()  # the host unlocks
+        return first, was_in, await join_then_hang_up(harness, later, room)
+
+    first, was_in, second = harness.run(scenario)
+    assert first is CallOutcome.LOCKED
+    assert not was_in
+    assert harness.played[:3] == ["welcome", "enter_entry_code", "locked"]
+    assert harness.failures(f"conference:{room}") == 0, "a right code in a locked room counted as a guess"
+    assert harness.failures("caller:+33612345678") == 0
+    assert second is CallOutcome.ENDED

@@ -396,3 +396,58 @@ def test_invite_from_the_room_by_email_and_sms_through_the_outbox(
     assert "only the host may invite" in out["guest"]
     assert out["settings"]["guests_invite"] is True
     assert "too many invitations" in out["eleventh"]
+
+
+def test_a_locked_room_takes_nobody_new_but_those_in_come_back_and_it_opens_when_empty(
+    settings: Settings, rooms: Rooms
+) -> None:
+    conference = rooms.create_conference(ConferenceDraft(name="Consultation", lobby_mode="off"))
+    room = str(conference.id)
+
+    async def scenario(client: Client, key: bytes) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        live = client.app[LIVE]
+        host, _ = await _join(client, key, conference.id, "Dr", host=True)
+        anne_ticket = tickets.issue(key, conference.id, "Anne", "audio", None)
+        anne = await client.ws_connect(f"/ws/room/{anne_ticket}")
+        await until(anne, "welcome")
+        await anne.send_json(await offer())
+        anne_pass = (await until(anne, "pass"))["pass"]
+        await anne.send_json({"type": "settings", "locked": True})
+        out["guest_locks"] = (await until(anne, "error"))["message"]
+        await host.send_json({"type": "settings", "locked": True})
+        out["anne_told"] = (await until(anne, "settings"))["locked"]
+        out["hook"] = live.locked(room)
+        paul = await client.ws_connect(f"/ws/room/{tickets.issue(key, conference.id, 'Paul', 'audio', None)}")
+        await until(paul, "welcome")
+        await paul.send_json(await offer())
+        out["paul"] = (await until(paul, "ended"))["reason"]
+        await anne.close()  # a blip: back with her pass
+        anne = await client.ws_connect(f"/ws/room/{anne_ticket}")
+        await until(anne, "welcome")
+        await anne.send_json(await offer(room_pass=anne_pass))
+        out["anne_back"] = (await until(anne, "settings"))["locked"]
+        colleague, _ = await _join(client, key, conference.id, "Dr Martin", host=True)
+        await until(colleague, "pass")
+        out["in_room"] = len(client.app[LIVE].engine.legs_in(room))
+        await host.send_json({"type": "settings", "locked": False})
+        out["unlocked"] = (await until(anne, "settings"))["locked"]
+        paul = await client.ws_connect(f"/ws/room/{tickets.issue(key, conference.id, 'Paul', 'audio', None)}")
+        await paul.send_json(await offer())
+        await until(paul, "pass")
+        await host.send_json({"type": "settings", "locked": True})
+        await until(anne, "settings")
+        for socket in (host, anne, colleague, paul):
+            await socket.close()
+        await asyncio.sleep(0.3)
+        out["empty_opens"] = live.locked(room)
+        return out
+
+    out = run(settings, rooms, scenario)
+    assert out["guest_locks"] == "only the conference's host may do this"
+    assert (out["anne_told"], out["hook"]) == (True, True)
+    assert out["paul"] == "locked", "a new page came into a locked room"
+    assert out["anne_back"] is True, "a page in the room could not come back after a blip"
+    assert out["in_room"] == 3, "a host or a returning page was kept out"
+    assert out["unlocked"] is False
+    assert out["empty_opens"] is False, "the room stayed locked with nobody in it"

@@ -1,7 +1,9 @@
 """The room as people use it, in Debian's Chromium through a real `passerelle serve`, with a baresip phone: the
 host, a guest and a late joiner chat (to everyone and privately; HTML and scripts inert, links safe), the phone
-raises its hand with *9, the host mutes the phone, lowers its hand and takes the guest out; the toolbar and the
-side bar at desktop and phone size, in both languages, with nothing scrolling sideways."""
+raises its hand with *9, the host mutes the phone, lowers its hand and takes the guest out; the host calls a phone
+into the room (no answer, then answered), locks the room against a page and a caller, and switches microphone,
+noise suppression and speaker during the call; the toolbar and the side bar at desktop and phone size, in both
+languages, with nothing scrolling sideways."""
 
 from __future__ import annotations
 
@@ -11,6 +13,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
+from tests.bridge.phones import Phone
+from tests.bridge.stack import free_port as free_udp_port
+from tests.mixer.signals import tone
 from tests.tools import require
 from tests.web.site import join_room, serving, talking_phone, tone_wav, webrtc_args
 
@@ -23,6 +28,14 @@ def open_panel(page: Page, name: str) -> None:
     if tab.get_attribute("aria-selected") != "true":
         tab.click()
     expect(page.locator(f"#panel-{name}")).to_be_visible()
+
+
+def settle(page: Page, expression: str, value: object, limit_s: float = 10.0) -> None:
+    """Until ``expression`` is ``value`` in the page (wait_for_function's eval is refused by the room's CSP)."""
+    deadline = time.monotonic() + limit_s
+    while page.evaluate(expression) != value:
+        assert time.monotonic() < deadline, f"{expression} is {page.evaluate(expression)!r}, not {value!r}"
+        time.sleep(0.1)
 
 
 def send_chat(page: Page, text: str, to: str | None = None) -> None:
@@ -181,3 +194,106 @@ def test_the_room_at_desktop_and_phone_size_in_both_languages(tmp_path: Path) ->
                     page.close()
         finally:
             browser.close()
+
+
+@pytest.mark.e2e
+def test_the_host_calls_a_phone_locks_the_room_and_switches_devices_without_reconnecting(tmp_path: Path) -> None:
+    mic = tone_wav(tmp_path / "mic.wav", freq=1000.0, seconds=60)
+    callee_port = free_udp_port()
+    callee = Phone(
+        tmp_path / "callee",
+        callee_port,
+        free_udp_port(),
+        35000,
+        tone(1300, 8000 * 60, 8000, rate=8000),
+        keep_sip_port=True,
+    )  # fmt: skip  (answers by hand: first it lets it ring)
+    caller = talking_phone(tmp_path / "caller", 35200)
+    try:
+        with (
+            serving(
+                tmp_path,
+                PASSERELLE_WEBRTC__HOST_ADDRESSES="127.0.0.1",
+                PASSERELLE_SECURITY__SECRET_KEY=SECRET,
+                PASSERELLE_TRUNK__DOMAIN=f"127.0.0.1:{callee_port}",
+                PASSERELLE_TRUNK__ANSWER_TIMEOUT_S="5",
+            ) as site,
+            sync_playwright() as p,
+        ):
+            conference = site.conference("--lobby", "off")
+            browser = p.chromium.launch(executable_path=require("chromium"), args=webrtc_args(mic))
+            try:
+                host = browser.new_page(locale="en-GB")
+                join_room(host, site, conference["host_url"], "Dr Martin")
+                people = host.locator("#participants li")
+                expect(people).to_have_count(1, timeout=10_000)
+                me = people.first.get_attribute("data-id")
+
+                # Devices switched during the call: the sender's track is replaced, the call is not renegotiated.
+                open_panel(host, "settings")
+                expect(host.locator("#mic-select option")).to_have_count(3)  # Chromium's fake microphones
+                host.select_option("#mic-select", label="Fake Audio Input 1")
+                settle(host, "window.passerelleTrackSwitched", 1)
+                assert host.evaluate("window.passerelleSenders()") == ["Fake Audio Input 1"]
+                host.uncheck("#noise")
+                settle(host, "window.passerelleTrackSwitched", 2)
+                assert host.evaluate("window.passerelleSenders()") == ["Fake Audio Input 1"]
+                host.select_option("#speaker-select", label="Fake Audio Output 1")
+                speaker = host.eval_on_selector("#speaker-select", "s => s.value")
+                settle(host, "document.getElementById('remote').sinkId", speaker)
+                expect(host.locator("body")).to_have_attribute("data-audio", "connected")
+                assert people.first.get_attribute("data-id") == me, "the page reconnected to switch a device"
+                assert host.evaluate("window.passerelleOffers") == 1, "a device switch renegotiated the call"
+
+                # Call a phone: it rings, nobody answers; then it answers and the callee is in the room.
+                open_panel(host, "people")
+                host.fill("#call-number", "06 12 34 56 78")
+                host.click("#call-send")
+                calling = host.locator("#calls li")
+                expect(calling).to_have_attribute("data-state", "ringing", timeout=5_000)
+                expect(calling).to_contain_text("+33 6 •• •• •• 78 · ringing")
+                expect(host.locator('#tiles [data-kind="call"]')).to_have_count(1)
+                host.screenshot(path=str(tmp_path / "room-calling.png"))
+                expect(calling).to_have_attribute("data-state", "no-answer", timeout=15_000)
+                expect(calling).to_contain_text("no answer")
+                callee.command("answermode", "auto")
+                host.fill("#call-number", "+33 6 12 34 56 78")
+                host.click("#call-send")
+                expect(people).to_have_count(2, timeout=20_000)
+                expect(people.filter(has_text="+33 6 •• •• •• 78")).to_contain_text("by phone")
+                expect(host.locator("#calls li[data-state=joining], #calls li[data-state=ringing]")).to_have_count(0)
+                host.fill("#call-number", "08 99 12 34 56")  # premium rate: refused before anything is dialled
+                host.click("#call-send")
+                expect(host.locator("#call-error")).to_contain_text("premium-rate")
+
+                # Locked: a new page and a caller with the right code are turned away; the callee stays.
+                host.check("#lock")
+                expect(host.locator("#locked-line")).to_be_visible()
+                guest = browser.new_page(locale="en-GB")
+                guest.goto(site.base + "/" + conference["join_url"].split("/", 3)[3])
+                guest.fill("#name", "Anne")
+                guest.click("#join-button")
+                expect(guest.locator("body")).to_have_attribute("data-ended", "locked", timeout=15_000)
+                expect(guest.locator("#connection")).to_contain_text("locked the room")
+                host.screenshot(path=str(tmp_path / "room-locked.png"))
+                guest.screenshot(path=str(tmp_path / "room-locked-out.png"))
+                caller.command("dial", f"sip:+33491000000@{site.sip}")
+                time.sleep(1.5)
+                caller.command("sndcode", conference["code"] + "#")
+                deadline = time.monotonic() + 20
+                while caller.in_call() and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                assert not caller.in_call(), "the caller was not hung up"
+                expect(people).to_have_count(2)
+                assert "is locked; not let in" in (tmp_path / "serve.log").read_text()
+                # Unlocked: the page comes in.
+                host.uncheck("#lock")
+                expect(host.locator("#locked-line")).to_be_hidden()
+                join_room(guest, site, conference["join_url"], "Anne")
+                expect(people).to_have_count(3, timeout=10_000)
+                callee.command("hangup")
+            finally:
+                browser.close()
+    finally:
+        callee.stop()
+        caller.stop()

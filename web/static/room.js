@@ -154,6 +154,47 @@ function showParticipants(list, byPhone) {
   updateRecipients();
 }
 
+// -- phones a host calls in ------------------------------------------------------------------------------------
+
+const callTiles = new Map();  // call id → its tile on the stage
+
+function showCalls(list) {
+  const ul = document.getElementById("calls");
+  const stage = document.getElementById("tiles");
+  const present = new Set(list.map((c) => c.id));
+  ul.replaceChildren(...list.map((c) => {
+    const li = document.createElement("li");
+    li.dataset.id = c.id;
+    li.dataset.state = c.state;
+    li.textContent = `${c.label} · ${texts[`call_${c.state}`] || texts.call_failed}`;
+    let square = callTiles.get(c.id);
+    if (!square) {
+      square = tile({});
+      square.dataset.kind = "call";
+      callTiles.set(c.id, square);
+      stage.append(square);
+    }
+    square.dataset.state = c.state;
+    square.querySelector(".avatar").textContent = "☎";
+    square.querySelector(".tile-name").textContent = c.label;
+    square.querySelector(".tile-state").textContent = texts[`call_${c.state}`] || texts.call_failed;
+    return li;
+  }));
+  for (const [id, square] of callTiles) {
+    if (present.has(id)) continue;
+    square.remove();
+    callTiles.delete(id);
+  }
+}
+
+document.getElementById("call")?.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const number = document.getElementById("call-number");
+  document.getElementById("call-error").textContent = "";
+  send({ type: "call", number: number.value.trim() });
+  number.value = "";
+});
+
 // -- the lobby (hosts) ----------------------------------------------------------------------------------------
 
 let waitingBefore = 0;
@@ -289,6 +330,9 @@ document.getElementById("chat-clear")?.addEventListener("click", () => {
 document.getElementById("private-chat")?.addEventListener("change", (event) => {
   send({ type: "settings", private_chat: event.currentTarget.checked });
 });
+document.getElementById("lock")?.addEventListener("change", (event) => {
+  send({ type: "settings", locked: event.currentTarget.checked });
+});
 document.getElementById("guests-invite")?.addEventListener("change", (event) => {
   send({ type: "settings", guests_invite: event.currentTarget.checked });
 });
@@ -368,6 +412,8 @@ async function switchTrack(kind, constraints) {
     old.forEach((t) => { microphone.removeTrack(t); t.stop(); });
     microphone.addTrack(track);
     window.passerelleTrackSwitched = (window.passerelleTrackSwitched || 0) + 1;  // tests see the switch
+    window.passerelleSenders = () => pc.getSenders().filter((s) => s.track?.kind === "audio")
+      .map((s) => s.track.label);
   } catch (err) {
     error.textContent = texts.device_failed;
   }
@@ -467,6 +513,7 @@ const handlers = {
   answer: (m) => pc.setRemoteDescription({ type: "answer", sdp: m.sdp }),
   participants: (m) => showParticipants(m.list, m.by_phone || 0),
   lobby: (m) => showLobby(m.list),
+  calls: (m) => showCalls(m.list),
   video: (m) => showVideos(m.slots),
   waiting: () => { say(texts.waiting, "weak"); document.body.dataset.lobby = "waiting"; },
   admitted: () => { say(texts.connected, "good"); document.body.dataset.lobby = "admitted"; },
@@ -479,6 +526,12 @@ const handlers = {
     const invites = document.getElementById("guests-invite");
     if (invites) invites.checked = m.guests_invite;
     if (!config.host) document.getElementById("invite").hidden = !m.guests_invite;
+    const lock = document.getElementById("lock");
+    if (lock) lock.checked = m.locked;
+    const line = document.getElementById("locked-line");
+    if (line.hidden === m.locked) announce(m.locked ? texts.locked : texts.unlocked);
+    line.hidden = !m.locked;
+    document.body.dataset.locked = m.locked ? "yes" : "";
     updateRecipients();
   },
   invited: (m) => {
@@ -508,6 +561,7 @@ const handlers = {
   error: (m) => {
     if (m.about === "chat") document.getElementById("chat-error").textContent = m.message;
     else if (m.about === "invite") document.getElementById("invite-error").textContent = m.message;
+    else if (m.about === "call") document.getElementById("call-error").textContent = m.message;
     else say(m.message, "bad");
   },
   restarting: () => { say(texts.restarting, "weak"); document.body.dataset.restarting = "yes"; },
@@ -563,6 +617,7 @@ async function connect() {
     // The page's state goes with the offer, so a page that reconnects by itself comes back as it was: muted, in.
     socket.send(JSON.stringify({ type: "offer", sdp: here.localDescription.sdp, muted,
                                  pass: sessionStorage.getItem(passKey) }));
+    window.passerelleOffers = (window.passerelleOffers || 0) + 1;  // tests see that a device switch is not one
   };
   socket.onmessage = async (event) => {
     const message = JSON.parse(event.data);
