@@ -7,6 +7,7 @@ languages, with nothing scrolling sideways."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from tests.bridge.stack import free_port as free_udp_port
 from tests.mixer.signals import tone
 from tests.tools import require
 from tests.web.site import join_room, serving, talking_phone, tone_wav, webrtc_args
+from tests.web.test_room_audio import LISTEN
 
 SECRET = "room-browser-test-key"
 PAYLOAD = '<img src=x onerror="window.pwned=1"> voir https://example.org/notice?x=1, pas javascript:alert(1)'
@@ -112,8 +114,13 @@ def test_chat_hands_and_the_hosts_controls_with_a_phone_in_the_room(tmp_path: Pa
                 expect(guest.locator("#participants li", has_text="by phone")).to_contain_text("hand raised")
                 # The host mutes the phone and lowers its hand.
                 open_panel(host, "people")
+                before = guest.evaluate(LISTEN)["phone"]
                 on_phone.locator('[data-action="mute-other"]').click()
                 expect(on_phone).to_have_attribute("data-muted", "yes", timeout=5_000)
+                time.sleep(0.5)  # what was in the jitter buffer
+                after = guest.evaluate(LISTEN)["phone"]
+                assert before > -60, f"the guest did not hear the phone before: {before:.0f} dB"
+                assert after < before - 30, f"the muted phone is still heard: {before:.0f} → {after:.0f} dB"
                 on_phone.locator('[data-action="lower-hand"]').click()
                 expect(on_phone).to_have_attribute("data-hand", "no", timeout=5_000)
                 # A raised hand from the web, seen by the host, lowered from the toolbar.
@@ -244,6 +251,13 @@ def test_the_host_calls_a_phone_locks_the_room_and_switches_devices_without_reco
                 expect(host.locator("body")).to_have_attribute("data-audio", "connected")
                 assert people.first.get_attribute("data-id") == me, "the page reconnected to switch a device"
                 assert host.evaluate("window.passerelleOffers") == 1, "a device switch renegotiated the call"
+                # The pre-call check, again: the new microphone's level moves, a test sound plays on the speaker.
+                host.click("#mic-test")
+                expect(host.locator("body")).to_have_attribute(
+                    "data-mic-level", re.compile(r"^(0\.[3-9]\d|1\.00)$"), timeout=5_000
+                )  # fmt: skip  (the 1 kHz tone)
+                host.click("#speaker-test")
+                expect(host.locator("body")).to_have_attribute("data-speaker", "played", timeout=5_000)
 
                 # Call a phone: it rings, nobody answers; then it answers and the callee is in the room.
                 open_panel(host, "people")

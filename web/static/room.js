@@ -411,6 +411,7 @@ async function switchTrack(kind, constraints) {
     const old = kind === "audio" ? microphone.getAudioTracks() : microphone.getVideoTracks();
     old.forEach((t) => { microphone.removeTrack(t); t.stop(); });
     microphone.addTrack(track);
+    if (kind === "audio" && checkSource) meterMicrophone();  // the meter follows the new microphone
     window.passerelleTrackSwitched = (window.passerelleTrackSwitched || 0) + 1;  // tests see the switch
     window.passerelleSenders = () => pc.getSenders().filter((s) => s.track?.kind === "audio")
       .map((s) => s.track.label);
@@ -418,6 +419,69 @@ async function switchTrack(kind, constraints) {
     error.textContent = texts.device_failed;
   }
 }
+
+// -- the pre-call check, again during the call: the microphone's level, a test sound through the chosen speaker --
+
+let checkContext = null;
+let checkSource = null;
+
+function meterMicrophone() {
+  const track = microphone?.getAudioTracks()[0];
+  const level = document.getElementById("mic-level");
+  if (!track || !level) return;
+  checkContext = checkContext || new AudioContext();
+  checkSource?.disconnect();
+  const analyser = checkContext.createAnalyser();
+  analyser.fftSize = 1024;
+  const source = checkContext.createMediaStreamSource(new MediaStream([track]));
+  source.connect(analyser);
+  checkSource = source;
+  const samples = new Float32Array(analyser.fftSize);
+  const tick = () => {
+    if (source !== checkSource) return;  // another microphone since
+    if (document.getElementById("panel-settings").hidden) {  // measured only while someone looks
+      source.disconnect();
+      checkSource = null;
+      return;
+    }
+    analyser.getFloatTimeDomainData(samples);
+    let sum = 0;
+    for (const x of samples) sum += x * x;
+    // dBFS mapped to 0..1 over -60..0 dB, as on the join page
+    const value = Math.max(0, Math.min(1, (20 * Math.log10(Math.sqrt(sum / samples.length) + 1e-9) + 60) / 60));
+    level.value = value;
+    document.body.dataset.micLevel = value.toFixed(2);
+    requestAnimationFrame(tick);
+  };
+  tick();
+}
+
+async function testSound() {
+  checkContext = checkContext || new AudioContext();
+  const out = checkContext.createMediaStreamDestination();
+  const osc = checkContext.createOscillator();
+  const gain = checkContext.createGain();
+  osc.frequency.value = 660;
+  gain.gain.setValueAtTime(0.2, checkContext.currentTime);
+  gain.gain.exponentialRampToValueAtTime(0.001, checkContext.currentTime + 1.2);
+  osc.connect(gain).connect(out);
+  const player = new Audio();
+  player.srcObject = out.stream;
+  try {
+    if (remote.sinkId && player.setSinkId) await player.setSinkId(remote.sinkId);  // the speaker chosen
+    await player.play();
+  } catch (err) {
+    document.getElementById("device-error").textContent = texts.device_failed;
+    return;
+  }
+  osc.start();
+  osc.stop(checkContext.currentTime + 1.2);
+  osc.onended = () => { player.srcObject = null; };
+  document.body.dataset.speaker = "played";
+}
+
+document.getElementById("mic-test")?.addEventListener("click", meterMicrophone);
+document.getElementById("speaker-test").addEventListener("click", testSound);
 
 function audioConstraints() {
   const noise = document.getElementById("noise")?.checked ?? true;
