@@ -261,6 +261,12 @@ def ip_address(raw: object) -> str:
         raise BadValue("an IP address, e.g. 127.0.0.1 or 2001:db8::1") from None
 
 
+def path(raw: object) -> Path:
+    if not isinstance(raw, str) or not raw.strip():
+        raise BadValue("a file or folder path")
+    return Path(raw).expanduser()
+
+
 def optional_path(raw: object) -> Path | None:
     if not isinstance(raw, str):
         raise BadValue("a file path, or an empty string for none")

@@ -83,6 +83,14 @@ class WebRtcSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class VideoSettings:
+    janus_socket: Path | None = _setting(p.optional_path)
+    folder: Path = _setting(p.path)
+    rtp_port_min: int = _setting(p.integer(1024, 65535))
+    rtp_port_max: int = _setting(p.integer(1024, 65535))
+
+
+@dataclass(frozen=True, slots=True)
 class HttpSettings:
     listen: HostPort = _setting(p.host_port)
     public_base_url: str = _setting(p.base_url)
@@ -213,6 +221,7 @@ class Settings:
     trunk: TrunkSettings
     asterisk: AsteriskSettings
     webrtc: WebRtcSettings
+    video: VideoSettings
     http: HttpSettings
     control: ControlSettings
     database: DatabaseSettings
@@ -324,6 +333,8 @@ def _check_consistency(s: Settings) -> None:
         raise ConfigError("codes.random_entry_code_digits: expected at most codes.entry_code_max_digits")
     if s.limits.delay_initial_s > s.limits.delay_max_s:
         raise ConfigError("limits.delay_initial_s: expected at most limits.delay_max_s")
+    if s.video.rtp_port_max - s.video.rtp_port_min < 100:
+        raise ConfigError("video.rtp_port_max: expected at least 100 ports above video.rtp_port_min")
     if SipTransport.TLS in s.sip.transports and s.sip.tls_certificate is None:
         raise ConfigError('sip.tls_certificate: expected a PEM file path when sip.transports holds "tls"')
     if s.retry.backoff_initial_s > s.retry.backoff_max_s:

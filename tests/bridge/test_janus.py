@@ -1,0 +1,124 @@
+"""The embedded Janus, for real (Debian's `janus`): only the VideoRoom plugin and the Unix-socket transport loaded,
+its API in a folder private to the service, a room whose secret and PIN are needed to change or join it, and a
+Janus killed mid-way started again with its rooms made again by ``on_ready``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.janus import EmbeddedJanus, JanusClient, JanusError
+from config import Settings, load_settings
+from tests.tools import require
+
+ROOM = 4_503_599_627_370_001  # beyond 32 bits, within a JSON number's exact integers
+VIDEOROOM = "janus.plugin.videoroom"
+
+
+def settings_for(folder: Path, **extra: str) -> Settings:
+    return load_settings(environ={"PASSERELLE_VIDEO__FOLDER": str(folder / "janus"),
+                                  "PASSERELLE_WEBRTC__HOST_ADDRESSES": "127.0.0.1", **extra})  # fmt: skip
+
+
+def test_janus_runs_only_what_is_used_guards_its_rooms_and_comes_back_after_a_kill(tmp_path: Path) -> None:
+    require("janus")
+    settings = settings_for(tmp_path)
+    made: list[int] = []
+
+    async def ready(client: JanusClient) -> None:
+        handle = await client.attach(VIDEOROOM)
+        await client.message(handle, {"request": "create", "room": ROOM, "secret": "s-9f2c", "pin": "p-41d0",
+                                      "is_private": True, "publishers": 16})  # fmt: skip
+        made.append(ROOM)
+
+    async def scenario() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        stop = asyncio.Event()
+        janus = EmbeddedJanus(settings, ready)
+        running = asyncio.create_task(janus.run(stop))
+        try:
+            await asyncio.wait_for(janus.ready.wait(), 15)
+            client = janus.client
+            assert client is not None
+            info = await client.info()
+            out["plugins"], out["transports"] = sorted(info["plugins"]), sorted(info["transports"])
+            handle = await client.attach(VIDEOROOM)
+            listed, _ = await client.message(handle, {"request": "list"})
+            out["listed"] = [room["room"] for room in listed["list"]]
+            with pytest.raises(JanusError) as refused:
+                await client.message(handle, {"request": "destroy", "room": ROOM, "secret": "s-0000"})
+            out["destroy_with_a_wrong_secret"] = refused.value.code
+            with pytest.raises(JanusError) as unlisted:
+                await client.message(handle, {"request": "join", "ptype": "publisher", "room": ROOM,
+                                              "pin": "p-0000"}, later=True)  # fmt: skip
+            out["join_with_a_wrong_pin"] = unlisted.value.code
+            joined, _ = await client.message(handle, {"request": "join", "ptype": "publisher", "room": ROOM,
+                                                      "pin": "p-41d0", "display": "web-1"}, later=True)  # fmt: skip
+            out["joined"] = joined["videoroom"]
+            assert janus.process is not None
+            killed_at = asyncio.get_running_loop().time()
+            os.kill(janus.process.pid, signal.SIGKILL)
+            while janus.starts < 2 or not janus.ready.is_set():
+                await asyncio.sleep(0.05)
+            out["back_after_s"] = asyncio.get_running_loop().time() - killed_at
+            again = janus.client
+            assert again is not None
+            assert again is not client
+            handle = await again.attach(VIDEOROOM)
+            exists, _ = await again.message(handle, {"request": "exists", "room": ROOM})
+            out["exists_again"] = exists["exists"]
+        finally:
+            stop.set()
+            await asyncio.wait_for(running, 15)
+        out["stopped"] = janus.process is None
+        return out
+
+    out: dict[str, Any] = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert out["plugins"] == [VIDEOROOM]
+    assert out["transports"] == ["janus.transport.pfunix"]
+    assert ROOM not in out["listed"], "a room is listed to anyone who asks"
+    assert out["destroy_with_a_wrong_secret"] == 433  # JANUS_VIDEOROOM_ERROR_UNAUTHORIZED
+    assert out["join_with_a_wrong_pin"] == 433
+    assert out["joined"] == "joined"
+    assert out["back_after_s"] < 10, f"Janus came back after {out['back_after_s']:.1f} s"
+    assert made == [ROOM, ROOM], "the rooms were not made again after the restart"
+    assert out["exists_again"] is True
+    assert out["stopped"] is True
+    folder = tmp_path / "janus"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    config = (folder / "janus.jcfg").read_text()
+    assert 'ice_enforce_list = "127.0.0.1"' in config
+    assert 'rtp_port_range = "20000-40000"' in config
+    assert sorted(p.name for p in (folder / "plugins").iterdir()) == ["libjanus_videoroom.so"]
+
+
+def test_turn_and_stun_servers_of_webrtc_reach_janus_s_configuration(tmp_path: Path) -> None:
+    from bridge.janus import write_config
+
+    servers = "stun:stun.example.org:3478,turn:turn.example.org:443?transport=tcp"
+    settings = settings_for(
+        tmp_path, PASSERELLE_WEBRTC__ICE_SERVERS=servers,
+        PASSERELLE_WEBRTC__TURN_USERNAME="bridge", PASSERELLE_WEBRTC__TURN_PASSWORD="t0p",
+        PASSERELLE_VIDEO__RTP_PORT_MIN="30000", PASSERELLE_VIDEO__RTP_PORT_MAX="30999",
+    )  # fmt: skip
+    api = write_config(settings, tmp_path / "janus")
+    config = (tmp_path / "janus" / "janus.jcfg").read_text()
+    for line in (
+        'stun_server = "stun.example.org"',
+        "stun_port = 3478",
+        'turn_server = "turn.example.org"',
+        "turn_port = 443",
+        'turn_type = "tcp"',
+        'turn_user = "bridge"',
+        'rtp_port_range = "30000-30999"',
+    ):
+        assert line in config, line
+    assert stat.S_IMODE((tmp_path / "janus" / "janus.jcfg").stat().st_mode) == 0o600  # the TURN password is in it
+    assert api == tmp_path / "janus" / "janus.sock"
+    assert str(api) in (tmp_path / "janus" / "janus.transport.pfunix.jcfg").read_text()
