@@ -108,12 +108,18 @@ def install_audio_jitter_fix() -> None:
     aiortc.rtcrtpreceiver.JitterBuffer = make  # type: ignore[attr-defined,assignment]
 
 
+_unpinned: list[Any] = []  # aioice's own get_host_addresses, once replaced
+
+
 def pin_host_addresses(addresses: tuple[str, ...]) -> None:
-    """Make aioice offer only these host addresses (it offers every non-loopback interface otherwise)."""
-    if not addresses:
-        return
+    """Make aioice offer only these host addresses (none: every non-loopback interface, aioice's own way)."""
     import aioice.ice
 
+    if not _unpinned:
+        _unpinned.append(aioice.ice.get_host_addresses)
+    if not addresses:
+        aioice.ice.get_host_addresses = _unpinned[0]
+        return
     pinned = list(addresses)
 
     def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:

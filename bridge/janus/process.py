@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import shutil
@@ -58,9 +59,12 @@ def write_config(settings: Settings, folder: Path) -> Path:
         (folder / empty).mkdir(exist_ok=True)
     api = folder / "janus.sock"
     webrtc, video = settings.webrtc, settings.video
-    nat = ["nice_debug = false", "ignore_mdns = true", "full_trickle = true"]
-    if webrtc.host_addresses:
-        nat.append(f"ice_enforce_list = {_quote(','.join(webrtc.host_addresses))}")
+    nat = ["nice_debug = false", "ignore_mdns = true"]  # half-trickle: its own candidates are in its SDPs
+    # Janus never gathers on a loopback interface (ice.c skips IFF_LOOPBACK): those addresses are left out, and
+    # with none left it gathers on every other interface (a bridge on 127.0.0.1 still serves this machine's pages).
+    usable = [a for a in webrtc.host_addresses if not ipaddress.ip_address(a).is_loopback]
+    if usable:
+        nat.append(f"ice_enforce_list = {_quote(','.join(usable))}")
     for url in webrtc.ice_servers:  # Janus takes one STUN and one TURN server: the first of each
         scheme, _, rest = url.partition(":")
         host, _, port = rest.split("?", 1)[0].rpartition(":") if ":" in rest else (rest.split("?", 1)[0], "", "")

@@ -26,6 +26,7 @@ def settings_for(folder: Path, **extra: str) -> Settings:
                                   "PASSERELLE_WEBRTC__HOST_ADDRESSES": "127.0.0.1", **extra})  # fmt: skip
 
 
+@pytest.mark.e2e
 def test_janus_runs_only_what_is_used_guards_its_rooms_and_comes_back_after_a_kill(tmp_path: Path) -> None:
     require("janus")
     settings = settings_for(tmp_path)
@@ -93,7 +94,7 @@ def test_janus_runs_only_what_is_used_guards_its_rooms_and_comes_back_after_a_ki
     folder = tmp_path / "janus"
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     config = (folder / "janus.jcfg").read_text()
-    assert 'ice_enforce_list = "127.0.0.1"' in config
+    assert "ice_enforce_list" not in config, "loopback enforced: Janus would gather no address at all"
     assert 'rtp_port_range = "20000-40000"' in config
     assert sorted(p.name for p in (folder / "plugins").iterdir()) == ["libjanus_videoroom.so"]
 
@@ -122,3 +123,81 @@ def test_turn_and_stun_servers_of_webrtc_reach_janus_s_configuration(tmp_path: P
     assert stat.S_IMODE((tmp_path / "janus" / "janus.jcfg").stat().st_mode) == 0o600  # the TURN password is in it
     assert api == tmp_path / "janus" / "janus.sock"
     assert str(api) in (tmp_path / "janus" / "janus.transport.pfunix.jcfg").read_text()
+
+
+@pytest.mark.e2e
+def test_a_page_s_camera_reaches_another_page_through_the_room_in_janus(tmp_path: Path) -> None:
+    """Two aiortc peers stand for the pages: one publishes a camera (VP8), the other subscribes to its feed and
+    decodes frames; the SDPs go through JanusRooms as they will through the room's channel."""
+    from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+
+    from bridge.janus.rooms import Feed, JanusRooms
+    from bridge.webrtc import pin_host_addresses
+
+    require("janus")
+    pin_host_addresses(())  # Janus never uses loopback: the pages reach it on this machine's other addresses
+    settings = settings_for(tmp_path)
+    events: list[tuple[str, str]] = []
+    rooms = JanusRooms(lambda leg, message: events.append((leg, str(message.get("janus")))))
+
+    async def scenario() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        stop = asyncio.Event()
+        janus = EmbeddedJanus(settings, rooms.ready)
+        running = asyncio.create_task(janus.run(stop))
+        publisher, viewer = RTCPeerConnection(), RTCPeerConnection()
+        counting: list[asyncio.Task[None]] = []
+        try:
+            await asyncio.wait_for(janus.ready.wait(), 15)
+            camera = Feed("conference-1", "web-1")
+            publisher.addTrack(VideoStreamTrack())
+            await publisher.setLocalDescription(await publisher.createOffer())
+            answer = await rooms.publish(camera, {"type": "offer", "sdp": publisher.localDescription.sdp})
+            await publisher.setRemoteDescription(RTCSessionDescription(**answer))
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 10
+            while not (feeds := await rooms.feeds_in("conference-1")) and loop.time() < deadline:
+                await asyncio.sleep(0.2)
+            out["feeds"] = [(f["id"], f["display"]) for f in feeds]
+
+            frames: list[Any] = []
+
+            @viewer.on("track")
+            def on_track(track: Any) -> None:
+                async def count() -> None:
+                    while True:
+                        frames.append(await track.recv())
+
+                counting.append(asyncio.ensure_future(count()))
+
+            watcher = Feed("conference-1", "web-2")
+            offer = await rooms.subscribe(watcher, [camera.feed_id])
+            await viewer.setRemoteDescription(RTCSessionDescription(**offer))
+            await viewer.setLocalDescription(await viewer.createAnswer())
+            await rooms.start(watcher, {"type": "answer", "sdp": viewer.localDescription.sdp})
+            deadline = loop.time() + 15
+            while len(frames) < 10 and loop.time() < deadline:
+                await asyncio.sleep(0.1)
+            out["frames"] = len(frames)
+            out["size"] = (frames[-1].width, frames[-1].height) if frames else None
+            await rooms.leave(camera)
+            await rooms.leave(watcher)
+            await asyncio.sleep(0.3)
+            out["after_leaving"] = await rooms.feeds_in("conference-1")
+            await rooms.close_room("conference-1")
+        finally:
+            for task in counting:
+                task.cancel()
+            await publisher.close()
+            await viewer.close()
+            stop.set()
+            await asyncio.wait_for(running, 15)
+        return out
+
+    out = asyncio.run(asyncio.wait_for(scenario(), 90))
+    assert len(out["feeds"]) == 1
+    assert out["feeds"][0][1] == "web-1"
+    assert out["frames"] >= 10, f"the viewer decoded {out['frames']} frames"
+    assert out["size"] == (640, 480)
+    assert out["after_leaving"] == []
+    assert ("web-1", "webrtcup") in events, events

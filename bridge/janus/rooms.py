@@ -1,0 +1,183 @@
+"""Each conference's room in Janus's VideoRoom, and the feeds of the pages in it.
+
+A room is made the first time a page of the conference publishes or watches, with a random id, secret and PIN that
+never leave this process (a page cannot reach Janus's API, and could not guess them if it did); after a Janus
+restart ``ready`` makes every known room again, and the pages publish and subscribe again by themselves.
+
+A page publishes on a handle of its own ("publisher"), and watches the others on a second handle ("subscriber",
+one PeerConnection for every feed it shows: Janus's multistream). Passerelle relays the SDPs between the page and
+Janus; the media goes straight between them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bridge.janus.client import JanusClient, JanusError, JanusGone
+
+log = logging.getLogger(__name__)
+VIDEOROOM = "janus.plugin.videoroom"
+
+
+@dataclass
+class Room:
+    id: int
+    secret: str
+    pin: str
+    publishers: int
+
+
+@dataclass
+class Feed:
+    """A page's place in Janus: its publisher handle (and feed id once it publishes), its subscriber handle."""
+
+    conference: str
+    leg_id: str
+    feed_id: int = field(default_factory=lambda: secrets.randbelow(2**52) + 1)
+    publisher: int | None = None
+    subscriber: int | None = None
+    published: bool = False
+
+
+class JanusRooms:
+    """The conferences' rooms in one Janus; ``on_event(leg_id, message)`` gets what Janus says of a page's handle."""
+
+    def __init__(self, on_event: Callable[[str, dict[str, Any]], None] | None = None, *,
+                 publishers: int = 100, bitrate: int = 1_500_000) -> None:  # fmt: skip
+        self.on_event = on_event
+        self.publishers, self.bitrate = publishers, bitrate
+        self.client: JanusClient | None = None
+        self._admin: int | None = None  # a handle for creating and destroying rooms
+        self._rooms: dict[str, Room] = {}
+        self._lock = asyncio.Lock()
+
+    async def ready(self, client: JanusClient) -> None:
+        """A (new) Janus is up: every room known is made again in it (the pages' handles went with the old one)."""
+        async with self._lock:
+            self.client, self._admin = client, await client.attach(VIDEOROOM)
+            for room in self._rooms.values():
+                await self._create(room)
+        log.info("Janus: %d rooms made", len(self._rooms))
+
+    def _connected(self) -> JanusClient:
+        if self.client is None or self.client.closed.is_set():
+            raise JanusGone("Janus is not running now")
+        return self.client
+
+    async def _create(self, room: Room) -> None:
+        assert self._admin is not None  # noqa: S101 - set with the client, under the lock
+        await self._connected().message(self._admin, {
+            "request": "create", "room": room.id, "secret": room.secret, "pin": room.pin, "is_private": True,
+            "publishers": room.publishers, "bitrate": self.bitrate, "fir_freq": 10, "videocodec": "vp8,h264",
+            "audiocodec": "opus", "notify_joining": False, "require_pvtid": False,
+        })  # fmt: skip
+
+    async def room(self, conference: str) -> Room:
+        """The conference's room, made now if it has none."""
+        async with self._lock:
+            room = self._rooms.get(conference)
+            if room is None:
+                room = Room(secrets.randbelow(2**52) + 1, secrets.token_urlsafe(24), secrets.token_urlsafe(12),
+                            self.publishers)  # fmt: skip
+                self._connected()
+                await self._create(room)
+                self._rooms[conference] = room
+            return room
+
+    async def close_room(self, conference: str) -> None:
+        """The meeting is over: its room goes (and every feed in it)."""
+        async with self._lock:
+            room = self._rooms.pop(conference, None)
+            if room is None or self._admin is None or self.client is None:
+                return
+            try:
+                await self.client.message(self._admin, {"request": "destroy", "room": room.id, "secret": room.secret})
+            except (JanusError, JanusGone) as exc:
+                log.info("Janus: a room could not be destroyed (%s)", exc)
+
+    def _listener(self, leg_id: str) -> Callable[[dict[str, Any]], None]:
+        def heard(message: dict[str, Any]) -> None:
+            if self.on_event is not None:
+                self.on_event(leg_id, message)
+
+        return heard
+
+    async def publish(self, feed: Feed, offer: dict[str, Any]) -> dict[str, Any]:
+        """The page's offer (its camera or screen, no audio) into the room; returns Janus's answer."""
+        client, room = self._connected(), await self.room(feed.conference)
+        if feed.publisher is None:
+            feed.publisher = await client.attach(VIDEOROOM, self._listener(feed.leg_id))
+            await client.message(feed.publisher, {"request": "join", "ptype": "publisher", "room": room.id,
+                                                  "pin": room.pin, "id": feed.feed_id, "display": feed.leg_id},
+                                 later=True)  # fmt: skip
+        _, answer = await client.message(feed.publisher, {"request": "configure", "audio": False, "video": True},
+                                         offer, later=True)  # fmt: skip
+        if answer is None:
+            raise JanusError(0, "Janus gave no answer to the offer")
+        await self._if_complete(feed.publisher, offer)
+        feed.published = True
+        return answer
+
+    async def _if_complete(self, handle: int, description: dict[str, Any]) -> None:
+        """An SDP with all its candidates (``a=end-of-candidates``): Janus waits for no trickle."""
+        if "a=end-of-candidates" in str(description.get("sdp", "")):
+            await self._connected().trickle(handle, None)
+
+    async def unpublish(self, feed: Feed) -> None:
+        if feed.publisher is not None and feed.published and self.client is not None:
+            feed.published = False
+            try:
+                await self.client.message(feed.publisher, {"request": "unpublish"}, later=True)
+            except (JanusError, JanusGone) as exc:
+                log.info("Janus: unpublish of %s: %s", feed.leg_id, exc)
+
+    async def subscribe(self, feed: Feed, feeds: list[int]) -> dict[str, Any]:
+        """Watch ``feeds`` (their feed ids) on the page's subscriber handle; returns Janus's offer for the page."""
+        client, room = self._connected(), await self.room(feed.conference)
+        streams = [{"feed": other} for other in feeds]
+        if feed.subscriber is None:
+            feed.subscriber = await client.attach(VIDEOROOM, self._listener(feed.leg_id))
+            _, offer = await client.message(feed.subscriber, {"request": "join", "ptype": "subscriber",
+                                                              "room": room.id, "pin": room.pin, "streams": streams,
+                                                              "use_msid": True}, later=True)  # fmt: skip
+        else:
+            _, offer = await client.message(feed.subscriber, {"request": "update", "subscribe": streams},
+                                            later=True)  # fmt: skip
+        if offer is None:
+            raise JanusError(0, "Janus sent no offer for these feeds")
+        return offer
+
+    async def start(self, feed: Feed, answer: dict[str, Any]) -> None:
+        """The page's answer to the subscriber offer: the feeds start flowing."""
+        if feed.subscriber is None:
+            raise JanusError(0, "nothing subscribed")
+        await self._connected().message(feed.subscriber, {"request": "start"}, answer, later=True)
+        await self._if_complete(feed.subscriber, answer)
+
+    async def trickle(self, feed: Feed, which: str, candidate: dict[str, Any] | None) -> None:
+        handle = feed.publisher if which == "publisher" else feed.subscriber
+        if handle is not None:
+            await self._connected().trickle(handle, candidate)
+
+    async def leave(self, feed: Feed) -> None:
+        """The page left the room: its handles go (Janus tells the others its feed is gone)."""
+        client = self.client
+        for handle in (feed.publisher, feed.subscriber):
+            if handle is not None and client is not None:
+                await client.detach(handle)
+        feed.publisher = feed.subscriber = None
+        feed.published = False
+
+    async def feeds_in(self, conference: str) -> list[dict[str, Any]]:
+        """The feeds published in the conference's room (id, display: the leg id)."""
+        room = self._rooms.get(conference)
+        if room is None or self._admin is None:
+            return []
+        data, _ = await self._connected().message(self._admin, {"request": "listparticipants", "room": room.id,
+                                                                "secret": room.secret})  # fmt: skip
+        return [p for p in data.get("participants", []) if p.get("publisher")]
