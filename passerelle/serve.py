@@ -18,9 +18,12 @@ from aiohttp import web
 from bridge import Engine
 from bridge.asterisk import AsteriskDialler
 from bridge.callflow import CallFlow, Lobby
+from bridge.janus import EmbeddedJanus, ExternalJanus
+from bridge.janus.rooms import JanusRooms
 from bridge.prompts import PromptLibrary
 from bridge.sip.gateway import SipGateway
 from config import Settings
+from config.errors import ConfigError
 from mixer import MixerConfig
 from notify.outbox import Outbox
 from notify.outbox import run as deliver
@@ -65,6 +68,7 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
     purging = asyncio.create_task(_purge(Retention(rooms.sessions, settings, rooms.now), settings, stop),
                                   name="retention")  # fmt: skip
     watching = asyncio.create_task(app[LIVE].watch_rooms(stop), name="room watch")  # deletions made elsewhere
+    video = _video(settings, app[LIVE], stop)
     local: web.AppRunner | None = None
     try:
         dialler = AsteriskDialler(settings, gateway).dial_out if settings.asterisk.ami else gateway.dial_out
@@ -85,11 +89,28 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
         await media
         await purging
         await watching
+        await video
         await gateway.close()
         await runner.cleanup()
         if local is not None:
             await local.cleanup()
         db.dispose()
+
+
+def _video(settings: Settings, live: Live, stop: asyncio.Event) -> asyncio.Task[None]:
+    """Janus for the cameras: its own child (restarted if it dies) or the operator's (reconnected); its rooms are
+    made again whenever it is back. Without it the audio carries on: a missing `janus` is said, not fatal."""
+    rooms = live.janus = JanusRooms()
+    path = settings.video.janus_socket
+    janus = ExternalJanus(path, rooms.ready) if path is not None else EmbeddedJanus(settings, rooms.ready)
+
+    async def supervise() -> None:
+        try:
+            await janus.run(stop)
+        except ConfigError as exc:
+            log.error("no video: %s", exc)
+
+    return asyncio.create_task(supervise(), name="janus")
 
 
 async def _wind_down(gateway: SipGateway, flow: CallFlow, live: Live, outbox: asyncio.Task[None]) -> None:

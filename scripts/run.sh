@@ -3,5 +3,5 @@
 # HTTP on http://localhost:8080. Extra arguments go to `passerelle serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/setup.sh ""
+source scripts/setup.sh "" janus
 exec passerelle serve "$@"

@@ -32,6 +32,7 @@ from aiohttp import WSMsgType, web
 
 from bridge.callflow import Lobby
 from bridge.engine import Engine
+from bridge.janus.rooms import JanusRooms
 from bridge.opus import SharedOpus
 from bridge.webrtc import WebRtcLeg
 from config import LobbyMode, Settings
@@ -94,6 +95,7 @@ class Live:
         self.on_room_end: Callable[[str], None] | None = None  # `passerelle serve`: the call flow's end_room
         self.phones: PhoneCalls | None = None  # `passerelle serve`: the call flow
         self.invitations: Invitations | None = None  # the site's: an invitation from the room goes through the outbox
+        self.janus: JanusRooms | None = None  # `passerelle serve`: the conferences' rooms in Janus (cameras)
         self.invite_limit = RateLimit(*INVITE_LIMITS)
         # `passerelle serve`: the dial-out (trunk or Asterisk) — (conference id, number) → the callee's leg id
         self.dialler: Callable[[str, str], Awaitable[str]] | None = None

@@ -4,6 +4,6 @@ a configuration written for it (:mod:`bridge.janus.process`). The browser never 
 goes through the room's channel, and only Passerelle knows each room's secret and PIN."""
 
 from bridge.janus.client import JanusClient, JanusError, JanusGone
-from bridge.janus.process import EmbeddedJanus, write_config
+from bridge.janus.process import EmbeddedJanus, ExternalJanus, write_config
 
-__all__ = ["EmbeddedJanus", "JanusClient", "JanusError", "JanusGone", "write_config"]
+__all__ = ["EmbeddedJanus", "ExternalJanus", "JanusClient", "JanusError", "JanusGone", "write_config"]

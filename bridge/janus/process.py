@@ -1,5 +1,5 @@
 """``passerelle serve``'s own Janus: a configuration it writes (only the VideoRoom plugin and the Unix-socket
-transport loaded, the API on a socket in a folder private to the service's user, ICE addresses, NAT and TURN from
+transport loaded, the API on a socket in a folder private to the service's user, ICE addresses and STUN from
 ``[webrtc]``, ``[video]``'s UDP port range), the child started, its log read into Passerelle's, and a restart when it
 dies: ``on_ready`` runs after every start, so the rooms it held are made again and the pages re-publish.
 
@@ -65,17 +65,16 @@ def write_config(settings: Settings, folder: Path) -> Path:
     usable = [a for a in webrtc.host_addresses if not ipaddress.ip_address(a).is_loopback]
     if usable:
         nat.append(f"ice_enforce_list = {_quote(','.join(usable))}")
-    for url in webrtc.ice_servers:  # Janus takes one STUN and one TURN server: the first of each
+    # STUN (the first one) lets Janus learn its public address behind a 1:1 NAT. The TURN servers of [webrtc] are
+    # the pages' to use, in their own PeerConnections to Janus: Janus's guide is clear that Janus itself gets no
+    # TURN server unless it sits behind a restrictive firewall (it would relay every feed through it).
+    for url in webrtc.ice_servers:
         scheme, _, rest = url.partition(":")
-        host, _, port = rest.split("?", 1)[0].rpartition(":") if ":" in rest else (rest.split("?", 1)[0], "", "")
-        port = port or "3478"
-        if scheme == "stun" and not any(line.startswith("stun_server") for line in nat):
-            nat += [f"stun_server = {_quote(host)}", f"stun_port = {int(port)}"]
-        elif scheme == "turn" and not any(line.startswith("turn_server") for line in nat):
-            transport = "tcp" if "transport=tcp" in url else "udp"
-            nat += [f"turn_server = {_quote(host)}", f"turn_port = {int(port)}", f"turn_type = {_quote(transport)}",
-                    f"turn_user = {_quote(webrtc.turn_username)}",
-                    f"turn_pwd = {_quote(webrtc.turn_password.reveal())}"]  # fmt: skip
+        if scheme != "stun":
+            continue
+        host, _, port = rest.split("?", 1)[0].partition(":")
+        nat += [f"stun_server = {_quote(host)}", f"stun_port = {int(port or 3478)}"]
+        break
     general = [
         f"configs_folder = {_quote(str(folder))}",
         f"plugins_folder = {_quote(str(folder / 'plugins'))}",
@@ -119,6 +118,14 @@ def write_config(settings: Settings, folder: Path) -> Path:
     return api
 
 
+def _die_with_parent() -> None:
+    """In the child, before Janus runs: Linux ends it (SIGTERM) if Passerelle dies, even killed (no orphan)."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 class EmbeddedJanus:
     """A Janus child of this process, restarted when it dies; ``on_ready(client)`` after each start."""
 
@@ -158,6 +165,7 @@ class EmbeddedJanus:
             binary, "--configs-folder", str(self.folder), "--config", str(self.folder / "janus.jcfg"),
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,  # a Ctrl-C in the terminal is Passerelle's to handle, not Janus's
+            preexec_fn=_die_with_parent,
         )  # fmt: skip
         self.starts += 1
         reading = asyncio.create_task(self._read_log(self.process))
@@ -215,3 +223,40 @@ class EmbeddedJanus:
                 log.warning("%s", line)
             else:
                 log.debug("%s", line)
+
+
+class ExternalJanus:
+    """An operator's Janus (``[video] janus_socket``): connected to, and again after it restarts or the link
+    breaks (every RESTART_S[-1] seconds); ``on_ready(client)`` after each connection, as for the embedded one."""
+
+    def __init__(self, socket_path: Path, on_ready: Callable[[JanusClient], Awaitable[None]]) -> None:
+        self.socket_path, self.on_ready = socket_path, on_ready
+        self.client: JanusClient | None = None
+        self.starts = 0
+        self.ready = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        told = False
+        while not stop.is_set():
+            try:
+                self.client = await JanusClient.open(self.socket_path)
+                await self.on_ready(self.client)
+            except (OSError, ConnectionError, TimeoutError) as exc:
+                if not told:
+                    log.warning("the operator's Janus at %s cannot be reached: %s", self.socket_path, exc)
+                    told = True
+            else:
+                told = False
+                self.starts += 1
+                self.ready.set()
+                log.info("connected to the operator's Janus at %s", self.socket_path)
+                waits = {asyncio.create_task(stop.wait()), asyncio.create_task(self.client.closed.wait())}
+                _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                for task in pending:
+                    task.cancel()
+                self.ready.clear()
+            if self.client is not None:
+                await self.client.close()
+                self.client = None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), RESTART_S[-1])

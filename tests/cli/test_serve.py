@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -15,6 +17,8 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, inspect
+
+from tests.tools import require
 
 PASSERELLE = shutil.which("passerelle")
 
@@ -75,6 +79,7 @@ def test_serve_upgrades_embedded_database_answers_health_and_stops(tmp_path: Pat
     assert stat.S_IMODE((tmp_path / "var").stat().st_mode) == 0o700
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "var").iterdir()}
     assert modes["db.sqlite3"] == 0o600
+    assert modes.pop("janus") == 0o700  # Janus's configuration (a TURN password may be in it) and API socket
     assert set(modes.values()) == {0o600}, modes
     engine = create_engine(f"sqlite:///{tmp_path / 'var' / 'db.sqlite3'}")
     assert {"users", "conferences", "dial_codes", "invitees", "audit_events"} <= set(inspect(engine).get_table_names())
@@ -137,3 +142,47 @@ def test_console_script_postgres_schema_must_be_upgraded(
     upgraded = subprocess.run([passerelle, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=60)
     assert upgraded.returncode == 0, upgraded.stderr
     assert subprocess.run(listing, env=env, capture_output=True, text=True, timeout=60).returncode == 0
+
+
+def _janus_pid(log: Path, deadline_s: float = 20) -> int:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        found = re.search(r"Janus 1 is up \(pid (\d+)\)", log.read_text())
+        if found:
+            return int(found.group(1))
+        time.sleep(0.2)
+    raise AssertionError(f"no Janus came up: {log.read_text()[-2000:]}")
+
+
+def _gone(pid: int, within_s: float = 10) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.e2e
+def test_serve_runs_its_janus_and_leaves_none_behind_even_when_killed(tmp_path: Path, passerelle: str) -> None:
+    require("janus")
+    env = env_for(tmp_path, PASSERELLE_HTTP__LISTEN=f"127.0.0.1:{free_port()}",
+                  PASSERELLE_SIP__LISTEN=f"127.0.0.1:{free_port()}")  # fmt: skip
+    log = tmp_path / "serve.log"
+    for how in (signal.SIGTERM, signal.SIGKILL):
+        with log.open("w") as out:
+            proc = subprocess.Popen([passerelle, "serve"], env=env, cwd=tmp_path, stderr=out)
+        try:
+            pid = _janus_pid(log)
+            assert (tmp_path / "var" / "janus" / "janus.sock").exists()
+            proc.send_signal(how)
+            proc.wait(timeout=20)
+            assert _gone(pid), f"Janus {pid} outlived passerelle serve ({how.name})"
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
