@@ -101,6 +101,8 @@ def _video(settings: Settings, live: Live, stop: asyncio.Event) -> asyncio.Task[
     """Janus for the cameras: its own child (restarted if it dies) or the operator's (reconnected); its rooms are
     made again whenever it is back. Without it the audio carries on: a missing `janus` is said, not fatal."""
     rooms = live.janus = JanusRooms()
+    rooms.restarted = live.janus_restarted  # the pages publish and watch again
+    rooms.on_event = live.janus_event  # a camera is up: the others may watch it
     path = settings.video.janus_socket
     janus = ExternalJanus(path, rooms.ready) if path is not None else EmbeddedJanus(settings, rooms.ready)
 

@@ -115,6 +115,7 @@ class Hub:
         self.private_chat = True  # may participants write to one another privately (a host's setting)
         self.guests_invite = False  # may guests invite someone from the room (a host's setting)
         self.locked = False  # nobody new comes in, on the web or by phone (a host's setting)
+        self.feeds: dict[str, int] = {}  # leg → its camera's feed id in Janus, while it publishes
         self.calls: dict[str, dict[str, str]] = {}  # the phones a host is calling in: id → {id, label, state, leg}
         self._flush: asyncio.TimerHandle | None = None
         self._last_list = ""
@@ -181,6 +182,13 @@ class Hub:
     def calls_message(self) -> dict[str, Any]:
         shown = [{k: v for k, v in call.items() if k != "leg"} for call in self.calls.values()]
         return {"type": "calls", "list": shown}
+
+    @property
+    def feeds_message(self) -> dict[str, Any]:
+        return {"type": "video-feeds", "list": sorted(self.feeds)}
+
+    def feeds_changed(self) -> None:
+        self.to_all(self.feeds_message)
 
     def calls_changed(self) -> None:
         self.to_all(self.calls_message)

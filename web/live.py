@@ -32,7 +32,8 @@ from aiohttp import WSMsgType, web
 
 from bridge.callflow import Lobby
 from bridge.engine import Engine
-from bridge.janus.rooms import JanusRooms
+from bridge.janus import JanusError, JanusGone
+from bridge.janus.rooms import Feed, JanusRooms
 from bridge.opus import SharedOpus
 from bridge.webrtc import WebRtcLeg
 from config import LobbyMode, Settings
@@ -59,6 +60,7 @@ INVITE_LIMITS = ((10, 3600.0),)  # invitations from the room per participant: 10
 FOLLOW_S, FOLLOW_FOR_S = 2.0, 600.0  # an invitation's delivery is looked at every 2 s, for 10 minutes
 CALL_LIMITS = ((20, 3600.0),)  # phones a host calls from the room: 20 an hour
 RINGING_MAX = 5  # phones ringing at once for one room
+WATCH_MAX = 25  # cameras one page may watch at once
 CALL_SHOWN_S = 20.0  # an unanswered call stays in the list this long, saying why
 JOINING_MAX_S = 30.0  # an answered call that never reached the room leaves the list after this
 
@@ -96,6 +98,7 @@ class Live:
         self.phones: PhoneCalls | None = None  # `passerelle serve`: the call flow
         self.invitations: Invitations | None = None  # the site's: an invitation from the room goes through the outbox
         self.janus: JanusRooms | None = None  # `passerelle serve`: the conferences' rooms in Janus (cameras)
+        self.feeds: dict[str, tuple[Hub, Feed]] = {}  # leg → its room's hub and its place in Janus
         self.invite_limit = RateLimit(*INVITE_LIMITS)
         # `passerelle serve`: the dial-out (trunk or Asterisk) — (conference id, number) → the callee's leg id
         self.dialler: Callable[[str, str], Awaitable[str]] | None = None
@@ -223,6 +226,26 @@ class Live:
         if hub.calls.pop(call_id, None) is not None:
             hub.calls_changed()
 
+    def janus_event(self, leg_id: str, message: dict[str, Any]) -> None:
+        """What Janus says of a page's handle: its camera is up (now the others may watch it), or hung up."""
+        entry = self.feeds.get(leg_id)
+        if entry is None:
+            return
+        hub, feed = entry
+        if message.get("sender") != feed.publisher:
+            return
+        if message.get("janus") == "webrtcup" and feed.published:
+            hub.feeds[leg_id] = feed.feed_id
+            hub.feeds_changed()
+        elif message.get("janus") == "hangup" and hub.feeds.pop(leg_id, None) is not None:
+            hub.feeds_changed()
+
+    def janus_restarted(self) -> None:
+        """Janus was restarted, its feeds gone with it: every page publishes and watches again."""
+        for hub in self.hubs:
+            hub.feeds.clear()
+            hub.to_all({"type": "video-restart"})
+
     def host_in(self, room: Hashable) -> bool:
         """Is a host of this conference in its room (for the lobby's until-host mode)?"""
         hub = self.hubs.find(str(room))
@@ -349,6 +372,7 @@ class Session:
         name = self.hub.names.get(key, ticket.name)  # as the page renamed itself before it reconnected
         self.member = Member(self.leg_id, ticket.host, name, socket, key, ticket.invitee_id)
         self.admission: asyncio.Task[None] | None = None
+        self.feed: Feed | None = None  # its place in Janus, once it publishes or watches a camera
         live._mode[self.room] = conference.lobby_mode
 
         @self.pc.on("track")
@@ -407,6 +431,11 @@ class Session:
         if self.admission is not None:
             self.admission.cancel()
         self.live.video.leave(self.room, self.leg_id)
+        if self.hub.feeds.pop(self.leg_id, None) is not None:
+            self.hub.feeds_changed()
+        self.live.feeds.pop(self.leg_id, None)
+        if self.feed is not None and self.live.janus is not None:
+            self.live._spawn(self.live.janus.leave(self.feed))
         if self.live.lobby is not None:
             self.live.lobby.forget(self.leg_id)
         self.leg.close()
@@ -455,6 +484,8 @@ class Session:
         self.member.send({"type": "pass", "pass": tickets.room_pass(self.live.key, self.text)})
         self.hub.admitted(self.member)
         self.member.send(self.hub.settings)
+        if self.hub.feeds:
+            self.member.send(self.hub.feeds_message)
         if self.hub.calls:
             self.member.send(self.hub.calls_message)
         camera = self.camera[0] if self.camera else None
@@ -504,6 +535,66 @@ class Session:
         # A garbage candidate: said, not fatal (aiortc's parser checks with assert).
         except (ValueError, IndexError, TypeError, KeyError, AssertionError):
             raise Refused("candidate", "this ICE candidate could not be read") from None
+
+    # -- video through Janus ---------------------------------------------------------------------------------------
+
+    def _janus(self, about: str) -> tuple[JanusRooms, Feed]:
+        janus = self.live.janus
+        if janus is None:
+            raise Refused(about, "video is not available on this service")
+        if self.feed is None or not janus.current(self.feed):
+            self.feed = janus.feed(self.room, self.leg_id)
+            self.live.feeds[self.leg_id] = (self.hub, self.feed)
+        return janus, self.feed
+
+    async def on_video_publish(self, fields: dict[str, Any]) -> None:
+        janus, feed = self._janus("video-publish")
+        try:
+            answer = await janus.publish(feed, {"type": "offer", "sdp": fields["sdp"]})
+        except (JanusError, JanusGone) as exc:
+            log.info("leg %s: camera not published (%s)", self.leg_id, exc)
+            raise Refused("video-publish", "the camera could not be sent now: try again in a moment") from None
+        self.member.send({"type": "video-answer", "sdp": answer["sdp"]})  # listed once Janus has it up
+
+    async def on_video_unpublish(self, fields: dict[str, Any]) -> None:
+        janus, feed = self._janus("video-unpublish")
+        if self.hub.feeds.pop(self.leg_id, None) is not None:
+            self.hub.feeds_changed()
+        await janus.unpublish(feed)
+
+    async def on_video_watch(self, fields: dict[str, Any]) -> None:
+        janus, feed = self._janus("video-watch")
+        legs = fields["legs"]
+        if len(legs) > WATCH_MAX or not all(isinstance(leg, str) for leg in legs):
+            raise Refused("video-watch", f"legs: at most {WATCH_MAX} leg ids")
+        wanted = {self.hub.feeds[leg]: leg for leg in legs if leg in self.hub.feeds and leg != self.leg_id}
+        try:
+            offer, mids = await janus.watch(feed, set(wanted))
+        except (JanusError, JanusGone) as exc:
+            log.info("leg %s: cameras not received (%s)", self.leg_id, exc)
+            raise Refused("video-watch", "the cameras could not be received now: try again in a moment") from None
+        if offer is not None:
+            legs_of = {feed_id: leg for leg, feed_id in self.hub.feeds.items()}
+            self.member.send({"type": "video-offer", "sdp": offer["sdp"],
+                              "mids": {mid: legs_of.get(feed_id) for mid, feed_id in mids.items()}})  # fmt: skip
+
+    async def on_video_start(self, fields: dict[str, Any]) -> None:
+        janus, feed = self._janus("video-start")
+        try:
+            await janus.start(feed, {"type": "answer", "sdp": fields["sdp"]})
+        except (JanusError, JanusGone) as exc:
+            log.info("leg %s: cameras not started (%s)", self.leg_id, exc)
+            raise Refused("video-start", "the cameras could not be received now: try again in a moment") from None
+
+    async def on_video_candidate(self, fields: dict[str, Any]) -> None:
+        janus, feed = self._janus("video-candidate")
+        if fields["to"] not in ("publisher", "subscriber"):
+            raise Refused("video-candidate", "to: publisher or subscriber")
+        candidate = None if not fields["candidate"] else {
+            "candidate": fields["candidate"], "sdpMid": fields.get("sdpMid"),
+            "sdpMLineIndex": fields.get("sdpMLineIndex")}  # fmt: skip
+        with contextlib.suppress(JanusError, JanusGone):  # a candidate for a connection Janus no longer has
+            await janus.trickle(feed, fields["to"], candidate)
 
     # -- oneself -------------------------------------------------------------------------------------------------
 

@@ -30,6 +30,10 @@ What the bridge sends (``OUTBOUND``), to one socket or to everyone in the room:
 - ``calls`` {list: [{id, label, state: "ringing" | "joining" | "busy" | "declined" | "no-answer" | "no-trunk" |
   "failed"}]} — the phones a host is calling into the room (the number masked), to everyone in it, whenever one
   changes; one answered is "joining" until it is in the participant list, one not answered stays a moment.
+- ``video-feeds`` {list: [leg id]} — who publishes a camera through Janus, to everyone in the room when it changes
+  (a page then asks for the feeds it shows with ``video-watch``); ``video-answer`` {sdp} — Janus's answer to the
+  page's ``video-publish``; ``video-offer`` {sdp, mids: {mid: leg id}} — Janus's offer for what the page watches
+  (answered with ``video-start``); ``video-restart`` — Janus restarted: publish and watch again.
 - ``video`` {slots} — which camera each video slot shows (``web/video.py``).
 - ``muted-by-host`` — a host muted this page's microphone (it may unmute itself).
 - ``renamed`` {name} — this page's new name, as everyone now sees it.
@@ -88,6 +92,31 @@ INBOUND: dict[str, Message] = {
         Who.ANYONE,
         "one of the page's ICE candidates (trickled)",
         {
+            "candidate": Field(str, max_len=1000),
+            "sdpMid": Field((str, type(None)), required=False, max_len=32),
+            "sdpMLineIndex": Field((int, type(None)), required=False),
+        },
+    ),
+    "video-publish": Message(
+        Who.IN,
+        "the page's offer for its camera (video only) to Janus; answered by video-answer",
+        {"sdp": Field(str, max_len=MAX_FRAME, min_len=1)},
+    ),
+    "video-unpublish": Message(Who.IN, "the page turns its camera off"),
+    "video-watch": Message(
+        Who.IN,
+        "the cameras the page shows (leg ids, at most 25): Janus's offer for them comes as video-offer",
+        {"legs": Field(list)},
+    ),
+    "video-start": Message(
+        Who.IN, "the page's answer to video-offer", {"sdp": Field(str, max_len=MAX_FRAME, min_len=1)}
+    ),
+    "video-candidate": Message(
+        Who.IN,
+        "an ICE candidate of the page's connection to Janus: `to` its publisher or its subscriber side (an empty "
+        "candidate: the last one)",
+        {
+            "to": Field(str, max_len=10, min_len=9),
             "candidate": Field(str, max_len=1000),
             "sdpMid": Field((str, type(None)), required=False, max_len=32),
             "sdpMLineIndex": Field((int, type(None)), required=False),

@@ -42,6 +42,8 @@ class Feed:
     publisher: int | None = None
     subscriber: int | None = None
     published: bool = False
+    watching: set[int] = field(default_factory=set)  # the feeds its subscriber handle receives
+    generation: int = 0  # which Janus its handles are in (JanusRooms.generation when it was made)
 
 
 class JanusRooms:
@@ -55,6 +57,15 @@ class JanusRooms:
         self._admin: int | None = None  # a handle for creating and destroying rooms
         self._rooms: dict[str, Room] = {}
         self._lock = asyncio.Lock()
+        self.generation = 0  # one more at every Janus (re)start: the feeds of an earlier one are gone
+        self.restarted: Callable[[], None] | None = None  # after a restart (not the first start)
+
+    def feed(self, conference: str, leg_id: str) -> Feed:
+        return Feed(conference, leg_id, generation=self.generation)
+
+    def current(self, feed: Feed) -> bool:
+        """Are the feed's handles in the Janus running now?"""
+        return feed.generation == self.generation
 
     async def ready(self, client: JanusClient) -> None:
         """A (new) Janus is up: every room known is made again in it (the pages' handles went with the old one)."""
@@ -62,7 +73,10 @@ class JanusRooms:
             self.client, self._admin = client, await client.attach(VIDEOROOM)
             for room in self._rooms.values():
                 await self._create(room)
+            self.generation += 1
         log.info("Janus: %d rooms made", len(self._rooms))
+        if self.generation > 1 and self.restarted is not None:
+            self.restarted()
 
     def _connected(self) -> JanusClient:
         if self.client is None or self.client.closed.is_set():
@@ -136,21 +150,28 @@ class JanusRooms:
             except (JanusError, JanusGone) as exc:
                 log.info("Janus: unpublish of %s: %s", feed.leg_id, exc)
 
-    async def subscribe(self, feed: Feed, feeds: list[int]) -> dict[str, Any]:
-        """Watch ``feeds`` (their feed ids) on the page's subscriber handle; returns Janus's offer for the page."""
+    async def watch(self, feed: Feed, feeds: set[int]) -> tuple[dict[str, Any] | None, dict[str, int]]:
+        """Watch exactly ``feeds`` (feed ids) on the page's subscriber handle: Janus's new offer for the page (None
+        when nothing changed) and which feed each of its m-lines carries (mid → feed id)."""
         client, room = self._connected(), await self.room(feed.conference)
-        streams = [{"feed": other} for other in feeds]
+        add, drop = sorted(feeds - feed.watching), sorted(feed.watching - feeds)
+        if not add and not drop:
+            return None, {}
         if feed.subscriber is None:
+            if not add:
+                return None, {}
             feed.subscriber = await client.attach(VIDEOROOM, self._listener(feed.leg_id))
-            _, offer = await client.message(feed.subscriber, {"request": "join", "ptype": "subscriber",
-                                                              "room": room.id, "pin": room.pin, "streams": streams,
-                                                              "use_msid": True}, later=True)  # fmt: skip
+            data, offer = await client.message(feed.subscriber, {
+                "request": "join", "ptype": "subscriber", "room": room.id, "pin": room.pin, "use_msid": True,
+                "streams": [{"feed": other} for other in add]}, later=True)  # fmt: skip
         else:
-            _, offer = await client.message(feed.subscriber, {"request": "update", "subscribe": streams},
-                                            later=True)  # fmt: skip
-        if offer is None:
-            raise JanusError(0, "Janus sent no offer for these feeds")
-        return offer
+            data, offer = await client.message(feed.subscriber, {
+                "request": "update", "subscribe": [{"feed": other} for other in add],
+                "unsubscribe": [{"feed": other} for other in drop]}, later=True)  # fmt: skip
+        feed.watching = (feed.watching | set(add)) - set(drop)
+        mids = {str(s["mid"]): int(s["feed_id"]) for s in data.get("streams", [])
+                if s.get("active", True) and "feed_id" in s}  # fmt: skip
+        return offer, mids
 
     async def start(self, feed: Feed, answer: dict[str, Any]) -> None:
         """The page's answer to the subscriber offer: the feeds start flowing."""
@@ -166,12 +187,13 @@ class JanusRooms:
 
     async def leave(self, feed: Feed) -> None:
         """The page left the room: its handles go (Janus tells the others its feed is gone)."""
-        client = self.client
+        client = self.client if self.current(feed) else None  # an earlier Janus's handles went with it
         for handle in (feed.publisher, feed.subscriber):
             if handle is not None and client is not None:
                 await client.detach(handle)
         feed.publisher = feed.subscriber = None
         feed.published = False
+        feed.watching = set()
 
     async def feeds_in(self, conference: str) -> list[dict[str, Any]]:
         """The feeds published in the conference's room (id, display: the leg id)."""

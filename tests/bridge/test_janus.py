@@ -165,7 +165,10 @@ def test_a_page_s_camera_reaches_another_page_through_the_room_in_janus(tmp_path
                 counting.append(asyncio.ensure_future(count()))
 
             watcher = Feed("conference-1", "web-2")
-            offer = await rooms.subscribe(watcher, [camera.feed_id])
+            offer, mids = await rooms.watch(watcher, {camera.feed_id})
+            assert offer is not None
+            out["mids"] = set(mids.values())
+            out["unchanged"] = await rooms.watch(watcher, {camera.feed_id})
             await viewer.setRemoteDescription(RTCSessionDescription(**offer))
             await viewer.setLocalDescription(await viewer.createAnswer())
             await rooms.start(watcher, {"type": "answer", "sdp": viewer.localDescription.sdp})
@@ -193,5 +196,7 @@ def test_a_page_s_camera_reaches_another_page_through_the_room_in_janus(tmp_path
     assert out["feeds"][0][1] == "web-1"
     assert out["frames"] >= 10, f"the viewer decoded {out['frames']} frames"
     assert out["size"] == (640, 480)
+    assert out["mids"] == {out["feeds"][0][0]}, "the offer's m-lines do not say which feed they carry"
+    assert out["unchanged"] == (None, {})
     assert out["after_leaving"] == []
     assert ("web-1", "webrtcup") in events, events
