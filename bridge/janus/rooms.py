@@ -188,6 +188,13 @@ class JanusRooms:
     async def leave(self, feed: Feed) -> None:
         """The page left the room: its handles go (Janus tells the others its feed is gone)."""
         client = self.client if self.current(feed) else None  # an earlier Janus's handles went with it
+        if client is not None and feed.publisher is not None:
+            # Out of the room first (the others are told at once); a detach alone lets the feed linger while
+            # Janus tears the PeerConnection down.
+            try:
+                await client.message(feed.publisher, {"request": "leave"}, later=True)
+            except (JanusError, JanusGone, TimeoutError) as exc:
+                log.info("Janus: leave of %s: %s", feed.leg_id, exc)
         for handle in (feed.publisher, feed.subscriber):
             if handle is not None and client is not None:
                 await client.detach(handle)

@@ -125,7 +125,7 @@ def test_a_page_s_camera_reaches_another_page_through_the_room_in_janus(tmp_path
     decodes frames; the SDPs go through JanusRooms as they will through the room's channel."""
     from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 
-    from bridge.janus.rooms import Feed, JanusRooms
+    from bridge.janus.rooms import JanusRooms
     from bridge.webrtc import pin_host_addresses
 
     require("janus")
@@ -143,7 +143,7 @@ def test_a_page_s_camera_reaches_another_page_through_the_room_in_janus(tmp_path
         counting: list[asyncio.Task[None]] = []
         try:
             await asyncio.wait_for(janus.ready.wait(), 15)
-            camera = Feed("conference-1", "web-1")
+            camera = rooms.feed("conference-1", "web-1")
             publisher.addTrack(VideoStreamTrack())
             await publisher.setLocalDescription(await publisher.createOffer())
             answer = await rooms.publish(camera, {"type": "offer", "sdp": publisher.localDescription.sdp})
@@ -164,7 +164,7 @@ def test_a_page_s_camera_reaches_another_page_through_the_room_in_janus(tmp_path
 
                 counting.append(asyncio.ensure_future(count()))
 
-            watcher = Feed("conference-1", "web-2")
+            watcher = rooms.feed("conference-1", "web-2")
             offer, mids = await rooms.watch(watcher, {camera.feed_id})
             assert offer is not None
             out["mids"] = set(mids.values())
@@ -179,8 +179,10 @@ def test_a_page_s_camera_reaches_another_page_through_the_room_in_janus(tmp_path
             out["size"] = (frames[-1].width, frames[-1].height) if frames else None
             await rooms.leave(camera)
             await rooms.leave(watcher)
-            await asyncio.sleep(0.3)
-            out["after_leaving"] = await rooms.feeds_in("conference-1")
+            deadline = loop.time() + 5  # Janus tears the handles down in its own threads
+            while (left := await rooms.feeds_in("conference-1")) and loop.time() < deadline:
+                await asyncio.sleep(0.1)
+            out["after_leaving"] = left
             await rooms.close_room("conference-1")
         finally:
             for task in counting:
