@@ -190,6 +190,11 @@ class Hub:
     def feeds_changed(self) -> None:
         self.to_all(self.feeds_message)
 
+    def drop_feed(self, leg_id: str) -> None:
+        """The leg's camera is no longer in Janus: the others are told, if it was listed."""
+        if self.feeds.pop(leg_id, None) is not None:
+            self.feeds_changed()
+
     def calls_changed(self) -> None:
         self.to_all(self.calls_message)
 

@@ -237,8 +237,8 @@ class Live:
         if message.get("janus") == "webrtcup" and feed.published:
             hub.feeds[leg_id] = feed.feed_id
             hub.feeds_changed()
-        elif message.get("janus") == "hangup" and hub.feeds.pop(leg_id, None) is not None:
-            hub.feeds_changed()
+        elif message.get("janus") == "hangup":
+            hub.drop_feed(leg_id)
 
     def janus_restarted(self) -> None:
         """Janus was restarted, its feeds gone with it: every page publishes and watches again."""
@@ -431,8 +431,7 @@ class Session:
         if self.admission is not None:
             self.admission.cancel()
         self.live.video.leave(self.room, self.leg_id)
-        if self.hub.feeds.pop(self.leg_id, None) is not None:
-            self.hub.feeds_changed()
+        self.hub.drop_feed(self.leg_id)
         self.live.feeds.pop(self.leg_id, None)
         if self.feed is not None and self.live.janus is not None:
             self.live._spawn(self.live.janus.leave(self.feed))
@@ -558,8 +557,7 @@ class Session:
 
     async def on_video_unpublish(self, fields: dict[str, Any]) -> None:
         janus, feed = self._janus("video-unpublish")
-        if self.hub.feeds.pop(self.leg_id, None) is not None:
-            self.hub.feeds_changed()
+        self.hub.drop_feed(self.leg_id)
         await janus.unpublish(feed)
 
     async def on_video_watch(self, fields: dict[str, Any]) -> None:
@@ -567,9 +565,9 @@ class Session:
         legs = fields["legs"]
         if len(legs) > WATCH_MAX or not all(isinstance(leg, str) for leg in legs):
             raise Refused("video-watch", f"legs: at most {WATCH_MAX} leg ids")
-        wanted = {self.hub.feeds[leg]: leg for leg in legs if leg in self.hub.feeds and leg != self.leg_id}
+        wanted = {self.hub.feeds[leg] for leg in legs if leg in self.hub.feeds and leg != self.leg_id}
         try:
-            offer, mids = await janus.watch(feed, set(wanted))
+            offer, mids = await janus.watch(feed, wanted)
         except (JanusError, JanusGone) as exc:
             log.info("leg %s: cameras not received (%s)", self.leg_id, exc)
             raise Refused("video-watch", "the cameras could not be received now: try again in a moment") from None
