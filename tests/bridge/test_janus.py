@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from bridge.janus import EmbeddedJanus, JanusClient, JanusError
+from bridge.janus import JanusClient, JanusError
 from config import Settings, load_settings
+from tests.bridge.janus_pages import Camera, Viewer, embedded
 from tests.tools import require
 
 ROOM = 4_503_599_627_370_001  # beyond 32 bits, within a JSON number's exact integers
@@ -40,11 +41,7 @@ def test_janus_runs_only_what_is_used_guards_its_rooms_and_comes_back_after_a_ki
 
     async def scenario() -> dict[str, Any]:
         out: dict[str, Any] = {}
-        stop = asyncio.Event()
-        janus = EmbeddedJanus(settings, ready)
-        running = asyncio.create_task(janus.run(stop))
-        try:
-            await asyncio.wait_for(janus.ready.wait(), 15)
+        async with embedded(settings, ready) as janus:
             client = janus.client
             assert client is not None
             info = await client.info()
@@ -74,9 +71,6 @@ def test_janus_runs_only_what_is_used_guards_its_rooms_and_comes_back_after_a_ki
             handle = await again.attach(VIDEOROOM)
             exists, _ = await again.message(handle, {"request": "exists", "room": ROOM})
             out["exists_again"] = exists["exists"]
-        finally:
-            stop.set()
-            await asyncio.wait_for(running, 15)
         out["stopped"] = janus.process is None
         return out
 
@@ -123,7 +117,6 @@ def test_janus_gets_the_stun_server_of_webrtc_and_no_turn_server(tmp_path: Path)
 def test_a_page_s_camera_reaches_another_page_through_the_room_in_janus(tmp_path: Path) -> None:
     """Two aiortc peers stand for the pages: one publishes a camera (VP8), the other subscribes to its feed and
     decodes frames; the SDPs go through JanusRooms as they will through the room's channel."""
-    from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 
     from bridge.janus.rooms import JanusRooms
     from bridge.webrtc import pin_host_addresses
@@ -136,61 +129,36 @@ def test_a_page_s_camera_reaches_another_page_through_the_room_in_janus(tmp_path
 
     async def scenario() -> dict[str, Any]:
         out: dict[str, Any] = {}
-        stop = asyncio.Event()
-        janus = EmbeddedJanus(settings, rooms.ready)
-        running = asyncio.create_task(janus.run(stop))
-        publisher, viewer = RTCPeerConnection(), RTCPeerConnection()
-        counting: list[asyncio.Task[None]] = []
+        publisher, viewer = Camera(), Viewer()
         try:
-            await asyncio.wait_for(janus.ready.wait(), 15)
-            camera = rooms.feed("conference-1", "web-1")
-            publisher.addTrack(VideoStreamTrack())
-            await publisher.setLocalDescription(await publisher.createOffer())
-            answer = await rooms.publish(camera, {"type": "offer", "sdp": publisher.localDescription.sdp})
-            await publisher.setRemoteDescription(RTCSessionDescription(**answer))
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 10
-            while not (feeds := await rooms.feeds_in("conference-1")) and loop.time() < deadline:
-                await asyncio.sleep(0.2)
-            out["feeds"] = [(f["id"], f["display"]) for f in feeds]
-
-            frames: list[Any] = []
-
-            @viewer.on("track")
-            def on_track(track: Any) -> None:
-                async def count() -> None:
-                    while True:
-                        frames.append(await track.recv())
-
-                counting.append(asyncio.ensure_future(count()))
-
-            watcher = rooms.feed("conference-1", "web-2")
-            offer, mids = await rooms.watch(watcher, {camera.feed_id})
-            assert offer is not None
-            out["mids"] = set(mids.values())
-            out["unchanged"] = await rooms.watch(watcher, {camera.feed_id})
-            await viewer.setRemoteDescription(RTCSessionDescription(**offer))
-            await viewer.setLocalDescription(await viewer.createAnswer())
-            await rooms.start(watcher, {"type": "answer", "sdp": viewer.localDescription.sdp})
-            deadline = loop.time() + 15
-            while len(frames) < 10 and loop.time() < deadline:
-                await asyncio.sleep(0.1)
-            out["frames"] = len(frames)
-            out["size"] = (frames[-1].width, frames[-1].height) if frames else None
-            await rooms.leave(camera)
-            await rooms.leave(watcher)
-            deadline = loop.time() + 5  # Janus tears the handles down in its own threads
-            while (left := await rooms.feeds_in("conference-1")) and loop.time() < deadline:
-                await asyncio.sleep(0.1)
-            out["after_leaving"] = left
-            await rooms.close_room("conference-1")
+            async with embedded(settings, rooms.ready):
+                camera = rooms.feed("conference-1", "web-1")
+                answer = await rooms.publish(camera, {"type": "offer", "sdp": await publisher.offer()})
+                await publisher.answered(answer["sdp"])
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + 10
+                while not (feeds := await rooms.feeds_in("conference-1")) and loop.time() < deadline:
+                    await asyncio.sleep(0.2)
+                out["feeds"] = [(f["id"], f["display"]) for f in feeds]
+                watcher = rooms.feed("conference-1", "web-2")
+                offer, mids = await rooms.watch(watcher, {camera.feed_id})
+                assert offer is not None
+                out["mids"] = set(mids.values())
+                out["unchanged"] = await rooms.watch(watcher, {camera.feed_id})
+                await rooms.start(watcher, {"type": "answer", "sdp": await viewer.answer(offer["sdp"])})
+                out["frames"] = await viewer.until_frames(10, 15)
+                last = viewer.frames[-1] if viewer.frames else None
+                out["size"] = (last.width, last.height) if last is not None else None
+                await rooms.leave(camera)
+                await rooms.leave(watcher)
+                deadline = loop.time() + 5  # Janus tears the handles down in its own threads
+                while (left := await rooms.feeds_in("conference-1")) and loop.time() < deadline:
+                    await asyncio.sleep(0.1)
+                out["after_leaving"] = left
+                await rooms.close_room("conference-1")
         finally:
-            for task in counting:
-                task.cancel()
             await publisher.close()
             await viewer.close()
-            stop.set()
-            await asyncio.wait_for(running, 15)
         return out
 
     out = asyncio.run(asyncio.wait_for(scenario(), 90))

@@ -4,7 +4,6 @@ watches, and a Janus killed mid-call comes back with every page told to publish 
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 from pathlib import Path
@@ -12,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from bridge.janus import EmbeddedJanus
 from bridge.janus.rooms import JanusRooms
 from bridge.webrtc import pin_host_addresses
 from config import Settings, load_settings
 from rooms import ConferenceDraft, Rooms
+from tests.bridge.janus_pages import Camera, Viewer, embedded
 from tests.tools import require
 from tests.web.test_room_follows import Client, offer, run, until
 from web import tickets
@@ -35,8 +34,6 @@ async def _page(client: Client, key: bytes, conference_id: Any, name: str, *, ho
 def test_a_camera_goes_through_janus_to_the_others_and_comes_back_after_janus_dies(
     tmp_path: Path, settings: Settings, rooms: Rooms
 ) -> None:
-    from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
-
     require("janus")
     conference = rooms.create_conference(ConferenceDraft(name="Consultation", lobby_mode="until-host"))
     janus_settings = load_settings(environ={"PASSERELLE_VIDEO__FOLDER": str(tmp_path / "janus")})
@@ -46,74 +43,41 @@ def test_a_camera_goes_through_janus_to_the_others_and_comes_back_after_janus_di
         live = client.app[LIVE]
         janus_rooms = live.janus = JanusRooms()
         janus_rooms.restarted, janus_rooms.on_event = live.janus_restarted, live.janus_event
-        stop = asyncio.Event()
-        janus = EmbeddedJanus(janus_settings, janus_rooms.ready)
-        running = asyncio.create_task(janus.run(stop))
-        camera, viewer = RTCPeerConnection(), RTCPeerConnection()
-        counting: list[asyncio.Task[None]] = []
+        camera, viewer, again = Camera(), Viewer(), Camera()
         try:
-            await asyncio.wait_for(janus.ready.wait(), 15)
-            pin_host_addresses(())  # Janus is not on loopback: the pages reach it on this machine's other addresses
-            host, host_leg = await _page(client, key, conference.id, "Dr Martin", host=True)
-            anne, anne_leg = await _page(client, key, conference.id, "Anne")
-            await until(anne, "pass")
-            camera.addTrack(VideoStreamTrack())
-            await camera.setLocalDescription(await camera.createOffer())
-            await host.send_json({"type": "video-publish", "sdp": camera.localDescription.sdp})
-            answer = await until(host, "video-answer")
-            await camera.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
-            out["feeds"] = (await until(anne, "video-feeds"))["list"]
+            async with embedded(janus_settings, janus_rooms.ready) as janus:
+                pin_host_addresses(())  # Janus is not on loopback: the pages reach it on this machine's other ones
+                host, host_leg = await _page(client, key, conference.id, "Dr Martin", host=True)
+                anne, anne_leg = await _page(client, key, conference.id, "Anne")
+                await until(anne, "pass")
+                await host.send_json({"type": "video-publish", "sdp": await camera.offer()})
+                await camera.answered((await until(host, "video-answer"))["sdp"])
+                out["feeds"] = (await until(anne, "video-feeds"))["list"]
+                await anne.send_json({"type": "video-watch", "legs": [host_leg, "web-999"]})
+                video_offer = await until(anne, "video-offer")
+                out["mids"] = list(video_offer["mids"].values())
+                await anne.send_json({"type": "video-start", "sdp": await viewer.answer(video_offer["sdp"])})
+                out["frames"] = await viewer.until_frames(10, 15)
+                await anne.send_json({"type": "video-candidate", "to": "nobody-ok", "candidate": ""})
+                out["bad_side"] = (await until(anne, "error"))["message"]
 
-            frames: list[Any] = []
-
-            @viewer.on("track")
-            def on_track(track: Any) -> None:
-                async def count() -> None:
-                    while True:
-                        frames.append(await track.recv())
-
-                counting.append(asyncio.ensure_future(count()))
-
-            await anne.send_json({"type": "video-watch", "legs": [host_leg, "web-999"]})
-            video_offer = await until(anne, "video-offer")
-            out["mids"] = list(video_offer["mids"].values())
-            await viewer.setRemoteDescription(RTCSessionDescription(sdp=video_offer["sdp"], type="offer"))
-            await viewer.setLocalDescription(await viewer.createAnswer())
-            await anne.send_json({"type": "video-start", "sdp": viewer.localDescription.sdp})
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 15
-            while len(frames) < 10 and loop.time() < deadline:
-                await asyncio.sleep(0.1)
-            out["frames"] = len(frames)
-            await anne.send_json({"type": "video-candidate", "to": "nobody-ok", "candidate": ""})
-            out["bad_side"] = (await until(anne, "error"))["message"]
-
-            # Janus dies: it comes back, every page is told to publish and watch again.
-            assert janus.process is not None
-            os.kill(janus.process.pid, signal.SIGKILL)
-            out["restart_host"] = await until(host, "video-restart", limit_s=15)
-            await until(anne, "video-restart", limit_s=5)
-            out["feeds_after"] = dict(live.hubs.get(str(conference.id)).feeds)
-            again = RTCPeerConnection()
-            again.addTrack(VideoStreamTrack())
-            await again.setLocalDescription(await again.createOffer())
-            await host.send_json({"type": "video-publish", "sdp": again.localDescription.sdp})
-            republished = await until(host, "video-answer", limit_s=15)
-            await again.setRemoteDescription(RTCSessionDescription(sdp=republished["sdp"], type="answer"))
-            out["republished"] = True
-            out["feeds_again"] = (await until(anne, "video-feeds"))["list"]
-            await again.close()
-            await host.send_json({"type": "video-unpublish"})
-            out["unpublished"] = (await until(anne, "video-feeds"))["list"]
-            await host.close()
-            await anne.close()
+                # Janus dies: it comes back, every page is told to publish and watch again.
+                assert janus.process is not None
+                os.kill(janus.process.pid, signal.SIGKILL)
+                out["restart_host"] = await until(host, "video-restart", limit_s=15)
+                await until(anne, "video-restart", limit_s=5)
+                out["feeds_after"] = dict(live.hubs.get(str(conference.id)).feeds)
+                await host.send_json({"type": "video-publish", "sdp": await again.offer()})
+                await again.answered((await until(host, "video-answer", limit_s=15))["sdp"])
+                out["republished"] = True
+                out["feeds_again"] = (await until(anne, "video-feeds"))["list"]
+                await host.send_json({"type": "video-unpublish"})
+                out["unpublished"] = (await until(anne, "video-feeds"))["list"]
+                await host.close()
+                await anne.close()
         finally:
-            for task in counting:
-                task.cancel()
-            await camera.close()
-            await viewer.close()
-            stop.set()
-            await asyncio.wait_for(running, 15)
+            for page in (camera, viewer, again):
+                await page.close()
         out["host_leg"], out["anne_leg"] = host_leg, anne_leg
         return out
 
