@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.bridge.phones import Phone
 from tests.bridge.stack import free_port as free_udp_port
 from tests.mixer.signals import tone
 from tests.tools import require
-from tests.web.site import join_room, serving, talking_phone, tone_wav, webrtc_args
+from tests.web.site import Site, join_room, serving, talking_phone, tone_wav, webrtc_args
 from tests.web.test_room_audio import LISTEN
 
 SECRET = "room-browser-test-key"
@@ -49,95 +52,102 @@ def send_chat(page: Page, text: str, to: str | None = None) -> None:
     page.press("#chat-text", "Enter")
 
 
+@contextmanager
+def room_service(tmp_path: Path, mic: Path, **extra: str) -> Iterator[tuple[Site, dict[str, Any], Browser]]:
+    """A real `passerelle serve` (WebRTC on loopback, host links signed), an open conference of it (no lobby) and
+    Chromium with a fake microphone playing ``mic``."""
+    with (
+        serving(tmp_path, None, PASSERELLE_WEBRTC__HOST_ADDRESSES="127.0.0.1", PASSERELLE_SECURITY__SECRET_KEY=SECRET,
+                **extra) as site,
+        sync_playwright() as p,
+    ):  # fmt: skip
+        conference = site.conference("--lobby", "off")
+        browser = p.chromium.launch(executable_path=require("chromium"), args=webrtc_args(mic))
+        try:
+            yield site, conference, browser
+        finally:
+            browser.close()
+
+
 @pytest.mark.e2e
 def test_chat_hands_and_the_hosts_controls_with_a_phone_in_the_room(tmp_path: Path) -> None:
     mic = tone_wav(tmp_path / "mic.wav", freq=1000.0, seconds=60)
     phone = talking_phone(tmp_path / "phone", 34800)
     try:
-        with (
-            serving(
-                tmp_path, PASSERELLE_WEBRTC__HOST_ADDRESSES="127.0.0.1", PASSERELLE_SECURITY__SECRET_KEY=SECRET
-            ) as site,
-            sync_playwright() as p,
-        ):
-            conference = site.conference("--lobby", "off")
-            browser = p.chromium.launch(executable_path=require("chromium"), args=webrtc_args(mic))
-            try:
-                host = browser.new_page(locale="en-GB")
-                join_room(host, site, conference["host_url"], "Dr Martin")
-                guest = browser.new_page(locale="en-GB")
-                join_room(guest, site, conference["join_url"], "Anne <b>Petit</b>")
-                phone.command("dial", f"sip:+33491000000@{site.sip}")
-                time.sleep(1.5)
-                phone.command("sndcode", conference["code"] + "#")
-                people = host.locator("#participants li")
-                expect(people).to_have_count(3, timeout=15_000)
-                expect(host.locator("#people-count")).to_have_text("3")
-                expect(host.locator("#by-phone-count")).to_contain_text("1 by phone")
-                # A name is text, never markup.
-                expect(people.filter(has_text="Anne <b>Petit</b>")).to_have_count(1)
-                assert host.locator("#participants b").count() == 0
+        with room_service(tmp_path, mic) as (site, conference, browser):
+            host = browser.new_page(locale="en-GB")
+            join_room(host, site, conference["host_url"], "Dr Martin")
+            guest = browser.new_page(locale="en-GB")
+            join_room(guest, site, conference["join_url"], "Anne <b>Petit</b>")
+            phone.command("dial", f"sip:+33491000000@{site.sip}")
+            time.sleep(1.5)
+            phone.command("sndcode", conference["code"] + "#")
+            people = host.locator("#participants li")
+            expect(people).to_have_count(3, timeout=15_000)
+            expect(host.locator("#people-count")).to_have_text("3")
+            expect(host.locator("#by-phone-count")).to_contain_text("1 by phone")
+            # A name is text, never markup.
+            expect(people.filter(has_text="Anne <b>Petit</b>")).to_have_count(1)
+            assert host.locator("#participants b").count() == 0
 
-                # Chat to everyone: the message is text, its link safe, its script inert.
-                send_chat(guest, PAYLOAD)
-                open_panel(host, "chat")
-                said = host.locator("#chat li", has_text="voir")
-                expect(said).to_have_count(1, timeout=5_000)
-                expect(said.locator(".chat-text")).to_have_text(PAYLOAD)
-                assert said.locator("img").count() == 0
-                link = said.locator("a")
-                expect(link).to_have_count(1)
-                assert link.get_attribute("href") == "https://example.org/notice?x=1"
-                assert link.get_attribute("rel") == "noopener noreferrer"
-                assert host.evaluate("window.pwned") is None
-                # A private message: the guest gets it, marked private.
-                send_chat(host, "Votre ordonnance est prête", to="Anne <b>Petit</b>")
-                private = guest.locator("#chat li.private", has_text="ordonnance")
-                expect(private).to_have_count(1, timeout=5_000)
-                # The unread badge, on a page whose chat is closed.
-                open_panel(guest, "people")
-                send_chat(host, "Tout le monde m'entend ?")
-                expect(guest.locator("#unread")).to_have_text("1", timeout=5_000)
-                open_panel(guest, "chat")
-                expect(guest.locator("#unread")).to_be_hidden()
-                # A late joiner gets the messages to everyone, not the private one.
-                late = browser.new_page(locale="en-GB")
-                join_room(late, site, conference["join_url"], "Claire")
-                open_panel(late, "chat")
-                expect(late.locator("#chat li")).to_have_count(2, timeout=5_000)
-                expect(late.locator("#chat")).not_to_contain_text("ordonnance")
+            # Chat to everyone: the message is text, its link safe, its script inert.
+            send_chat(guest, PAYLOAD)
+            open_panel(host, "chat")
+            said = host.locator("#chat li", has_text="voir")
+            expect(said).to_have_count(1, timeout=5_000)
+            expect(said.locator(".chat-text")).to_have_text(PAYLOAD)
+            assert said.locator("img").count() == 0
+            link = said.locator("a")
+            expect(link).to_have_count(1)
+            assert link.get_attribute("href") == "https://example.org/notice?x=1"
+            assert link.get_attribute("rel") == "noopener noreferrer"
+            assert host.evaluate("window.pwned") is None
+            # A private message: the guest gets it, marked private.
+            send_chat(host, "Votre ordonnance est prête", to="Anne <b>Petit</b>")
+            private = guest.locator("#chat li.private", has_text="ordonnance")
+            expect(private).to_have_count(1, timeout=5_000)
+            # The unread badge, on a page whose chat is closed.
+            open_panel(guest, "people")
+            send_chat(host, "Tout le monde m'entend ?")
+            expect(guest.locator("#unread")).to_have_text("1", timeout=5_000)
+            open_panel(guest, "chat")
+            expect(guest.locator("#unread")).to_be_hidden()
+            # A late joiner gets the messages to everyone, not the private one.
+            late = browser.new_page(locale="en-GB")
+            join_room(late, site, conference["join_url"], "Claire")
+            open_panel(late, "chat")
+            expect(late.locator("#chat li")).to_have_count(2, timeout=5_000)
+            expect(late.locator("#chat")).not_to_contain_text("ordonnance")
 
-                # *9 from the phone: its hand is up in everyone's list.
-                phone.command("sndcode", "*9")
-                on_phone = people.filter(has_text="by phone")
-                expect(on_phone).to_have_attribute("data-hand", "yes", timeout=5_000)
-                expect(guest.locator("#participants li", has_text="by phone")).to_contain_text("hand raised")
-                # The host mutes the phone and lowers its hand.
-                open_panel(host, "people")
-                before = guest.evaluate(LISTEN)["phone"]
-                on_phone.locator('[data-action="mute-other"]').click()
-                expect(on_phone).to_have_attribute("data-muted", "yes", timeout=5_000)
-                time.sleep(0.5)  # what was in the jitter buffer
-                after = guest.evaluate(LISTEN)["phone"]
-                assert before > -60, f"the guest did not hear the phone before: {before:.0f} dB"
-                assert after < before - 30, f"the muted phone is still heard: {before:.0f} → {after:.0f} dB"
-                on_phone.locator('[data-action="lower-hand"]').click()
-                expect(on_phone).to_have_attribute("data-hand", "no", timeout=5_000)
-                # A raised hand from the web, seen by the host, lowered from the toolbar.
-                guest.click("#hand")
-                expect(guest.locator("#hand")).to_have_attribute("aria-pressed", "true")
-                expect(people.filter(has_text="Anne")).to_have_attribute("data-hand", "yes", timeout=5_000)
-                guest.click("#hand")
-                expect(people.filter(has_text="Anne")).to_have_attribute("data-hand", "no", timeout=5_000)
-                # The host takes the guest out: told, and the room has two left.
-                host.once("dialog", lambda dialog: dialog.accept())
-                people.filter(has_text="Anne").locator('[data-action="take-out"]').click()
-                expect(guest.locator("body")).to_have_attribute("data-ended", "taken-out", timeout=5_000)
-                expect(guest.locator("#connection")).to_contain_text("took you out")
-                expect(people).to_have_count(3, timeout=5_000)  # the host, the phone, the late joiner
-                phone.command("hangup")
-            finally:
-                browser.close()
+            # *9 from the phone: its hand is up in everyone's list.
+            phone.command("sndcode", "*9")
+            on_phone = people.filter(has_text="by phone")
+            expect(on_phone).to_have_attribute("data-hand", "yes", timeout=5_000)
+            expect(guest.locator("#participants li", has_text="by phone")).to_contain_text("hand raised")
+            # The host mutes the phone and lowers its hand.
+            open_panel(host, "people")
+            before = guest.evaluate(LISTEN)["phone"]
+            on_phone.locator('[data-action="mute-other"]').click()
+            expect(on_phone).to_have_attribute("data-muted", "yes", timeout=5_000)
+            time.sleep(0.5)  # what was in the jitter buffer
+            after = guest.evaluate(LISTEN)["phone"]
+            assert before > -60, f"the guest did not hear the phone before: {before:.0f} dB"
+            assert after < before - 30, f"the muted phone is still heard: {before:.0f} → {after:.0f} dB"
+            on_phone.locator('[data-action="lower-hand"]').click()
+            expect(on_phone).to_have_attribute("data-hand", "no", timeout=5_000)
+            # A raised hand from the web, seen by the host, lowered from the toolbar.
+            guest.click("#hand")
+            expect(guest.locator("#hand")).to_have_attribute("aria-pressed", "true")
+            expect(people.filter(has_text="Anne")).to_have_attribute("data-hand", "yes", timeout=5_000)
+            guest.click("#hand")
+            expect(people.filter(has_text="Anne")).to_have_attribute("data-hand", "no", timeout=5_000)
+            # The host takes the guest out: told, and the room has two left.
+            host.once("dialog", lambda dialog: dialog.accept())
+            people.filter(has_text="Anne").locator('[data-action="take-out"]').click()
+            expect(guest.locator("body")).to_have_attribute("data-ended", "taken-out", timeout=5_000)
+            expect(guest.locator("#connection")).to_contain_text("took you out")
+            expect(people).to_have_count(3, timeout=5_000)  # the host, the phone, the late joiner
+            phone.command("hangup")
     finally:
         phone.stop()
 
@@ -145,62 +155,52 @@ def test_chat_hands_and_the_hosts_controls_with_a_phone_in_the_room(tmp_path: Pa
 @pytest.mark.e2e
 def test_the_room_at_desktop_and_phone_size_in_both_languages(tmp_path: Path) -> None:
     mic = tone_wav(tmp_path / "mic.wav", freq=1000.0, seconds=60)
-    with (
-        serving(
-            tmp_path, PASSERELLE_WEBRTC__HOST_ADDRESSES="127.0.0.1", PASSERELLE_SECURITY__SECRET_KEY=SECRET
-        ) as site,
-        sync_playwright() as p,
-    ):
-        conference = site.conference("--lobby", "off")
-        browser = p.chromium.launch(executable_path=require("chromium"), args=webrtc_args(mic))
-        try:
-            for locale, words in (("fr-FR", ("Quitter", "Discussions", "Lever la main")),
-                                  ("en-GB", ("Leave", "Discussions", "Raise hand"))):  # fmt: skip
-                for width, height in ((1366, 768), (390, 844)):
-                    phone_size = width < 500
-                    page = browser.new_page(viewport={"width": width, "height": height}, locale=locale,
-                                            is_mobile=phone_size, has_touch=phone_size)  # fmt: skip
-                    join_room(page, site, conference["host_url"], "Dr Martin")
-                    expect(page.locator("#leave")).to_have_text(words[0])
-                    expect(page.locator("#tab-chat")).to_contain_text(words[1])
-                    expect(page.locator("#hand")).to_have_text(words[2])
-                    name = f"room-{locale[:2]}-{width}"
-                    page.screenshot(path=str(tmp_path / f"{name}.png"))
-                    assert page.evaluate("document.documentElement.scrollWidth") <= width, f"{name} scrolls sideways"
-                    # The toolbar's controls in the first screen, the leave button red.
-                    for selector in ("#mute", "#hand", "#leave", "#tab-people", "#tab-chat"):
-                        box = page.locator(selector).bounding_box()
-                        assert box is not None, selector
-                        assert box["x"] >= 0
-                        assert box["x"] + box["width"] <= width, f"{selector} is cut off ({name})"
-                        assert box["y"] + box["height"] <= height, f"{selector} is below the first screen ({name})"
-                    leave = page.eval_on_selector("#leave", "e => getComputedStyle(e).backgroundColor")
-                    assert leave == "rgb(165, 14, 14)", leave
-                    # On a phone a panel is a sheet: closed at first, opened and closed by its tab (and Escape).
-                    if phone_size:
-                        expect(page.locator("#panel-people")).to_be_hidden()
-                        page.click("#tab-identity")
-                        expect(page.locator("#panel-identity")).to_be_visible()
-                        expect(page.locator("#panel-identity #dial-in")).to_be_visible()
-                        page.screenshot(path=str(tmp_path / f"{name}-identity.png"))
-                        page.keyboard.press("Escape")
-                        expect(page.locator("#panel-identity")).to_be_hidden()
-                    else:
-                        expect(page.locator("#panel-people")).to_be_visible()
-                    # The keyboard reaches the tabs, and the arrows move between them.
-                    page.focus("#tab-identity")
-                    page.keyboard.press("ArrowDown")
-                    assert page.evaluate("document.activeElement.id") == "tab-people"
-                    open_panel(page, "settings")
-                    # The network panel reads the call's statistics (loopback: a good connection).
-                    expect(page.locator("#net")).to_have_attribute("data-quality", "good", timeout=8_000)
-                    expect(page.locator("#stat-rtt")).to_contain_text("ms")
-                    page.screenshot(path=str(tmp_path / f"{name}-settings.png"))
-                    expect(page.locator("#mic-select option")).not_to_have_count(0)
-                    assert page.evaluate("document.documentElement.scrollWidth") <= width
-                    page.close()
-        finally:
-            browser.close()
+    with room_service(tmp_path, mic) as (site, conference, browser):
+        for locale, words in (("fr-FR", ("Quitter", "Discussions", "Lever la main")),
+                              ("en-GB", ("Leave", "Discussions", "Raise hand"))):  # fmt: skip
+            for width, height in ((1366, 768), (390, 844)):
+                phone_size = width < 500
+                page = browser.new_page(viewport={"width": width, "height": height}, locale=locale,
+                                        is_mobile=phone_size, has_touch=phone_size)  # fmt: skip
+                join_room(page, site, conference["host_url"], "Dr Martin")
+                expect(page.locator("#leave")).to_have_text(words[0])
+                expect(page.locator("#tab-chat")).to_contain_text(words[1])
+                expect(page.locator("#hand")).to_have_text(words[2])
+                name = f"room-{locale[:2]}-{width}"
+                page.screenshot(path=str(tmp_path / f"{name}.png"))
+                assert page.evaluate("document.documentElement.scrollWidth") <= width, f"{name} scrolls sideways"
+                # The toolbar's controls in the first screen, the leave button red.
+                for selector in ("#mute", "#hand", "#leave", "#tab-people", "#tab-chat"):
+                    box = page.locator(selector).bounding_box()
+                    assert box is not None, selector
+                    assert box["x"] >= 0
+                    assert box["x"] + box["width"] <= width, f"{selector} is cut off ({name})"
+                    assert box["y"] + box["height"] <= height, f"{selector} is below the first screen ({name})"
+                leave = page.eval_on_selector("#leave", "e => getComputedStyle(e).backgroundColor")
+                assert leave == "rgb(165, 14, 14)", leave
+                # On a phone a panel is a sheet: closed at first, opened and closed by its tab (and Escape).
+                if phone_size:
+                    expect(page.locator("#panel-people")).to_be_hidden()
+                    page.click("#tab-identity")
+                    expect(page.locator("#panel-identity")).to_be_visible()
+                    expect(page.locator("#panel-identity #dial-in")).to_be_visible()
+                    page.screenshot(path=str(tmp_path / f"{name}-identity.png"))
+                    page.keyboard.press("Escape")
+                    expect(page.locator("#panel-identity")).to_be_hidden()
+                else:
+                    expect(page.locator("#panel-people")).to_be_visible()
+                # The keyboard reaches the tabs, and the arrows move between them.
+                page.focus("#tab-identity")
+                page.keyboard.press("ArrowDown")
+                assert page.evaluate("document.activeElement.id") == "tab-people"
+                open_panel(page, "settings")
+                # The network panel reads the call's statistics (loopback: a good connection).
+                expect(page.locator("#net")).to_have_attribute("data-quality", "good", timeout=8_000)
+                expect(page.locator("#stat-rtt")).to_contain_text("ms")
+                page.screenshot(path=str(tmp_path / f"{name}-settings.png"))
+                expect(page.locator("#mic-select option")).not_to_have_count(0)
+                assert page.evaluate("document.documentElement.scrollWidth") <= width
+                page.close()
 
 
 @pytest.mark.e2e
@@ -217,97 +217,85 @@ def test_the_host_calls_a_phone_locks_the_room_and_switches_devices_without_reco
     )  # fmt: skip  (answers by hand: first it lets it ring)
     caller = talking_phone(tmp_path / "caller", 35200)
     try:
-        with (
-            serving(
-                tmp_path,
-                PASSERELLE_WEBRTC__HOST_ADDRESSES="127.0.0.1",
-                PASSERELLE_SECURITY__SECRET_KEY=SECRET,
-                PASSERELLE_TRUNK__DOMAIN=f"127.0.0.1:{callee_port}",
-                PASSERELLE_TRUNK__ANSWER_TIMEOUT_S="5",
-            ) as site,
-            sync_playwright() as p,
-        ):
-            conference = site.conference("--lobby", "off")
-            browser = p.chromium.launch(executable_path=require("chromium"), args=webrtc_args(mic))
-            try:
-                host = browser.new_page(locale="en-GB")
-                join_room(host, site, conference["host_url"], "Dr Martin")
-                people = host.locator("#participants li")
-                expect(people).to_have_count(1, timeout=10_000)
-                me = people.first.get_attribute("data-id")
+        with room_service(
+            tmp_path, mic, PASSERELLE_TRUNK__DOMAIN=f"127.0.0.1:{callee_port}", PASSERELLE_TRUNK__ANSWER_TIMEOUT_S="5"
+        ) as (site, conference, browser):
+            host = browser.new_page(locale="en-GB")
+            join_room(host, site, conference["host_url"], "Dr Martin")
+            people = host.locator("#participants li")
+            expect(people).to_have_count(1, timeout=10_000)
+            me = people.first.get_attribute("data-id")
 
-                # Devices switched during the call: the sender's track is replaced, the call is not renegotiated.
-                open_panel(host, "settings")
-                expect(host.locator("#mic-select option")).to_have_count(3)  # Chromium's fake microphones
-                host.select_option("#mic-select", label="Fake Audio Input 1")
-                settle(host, "window.passerelleTrackSwitched", 1)
-                assert host.evaluate("window.passerelleSenders()") == ["Fake Audio Input 1"]
-                host.uncheck("#noise")
-                settle(host, "window.passerelleTrackSwitched", 2)
-                assert host.evaluate("window.passerelleSenders()") == ["Fake Audio Input 1"]
-                host.select_option("#speaker-select", label="Fake Audio Output 1")
-                speaker = host.eval_on_selector("#speaker-select", "s => s.value")
-                settle(host, "document.getElementById('remote').sinkId", speaker)
-                expect(host.locator("body")).to_have_attribute("data-audio", "connected")
-                assert people.first.get_attribute("data-id") == me, "the page reconnected to switch a device"
-                assert host.evaluate("window.passerelleOffers") == 1, "a device switch renegotiated the call"
-                # The pre-call check, again: the new microphone's level moves, a test sound plays on the speaker.
-                host.click("#mic-test")
-                expect(host.locator("body")).to_have_attribute(
-                    "data-mic-level", re.compile(r"^(0\.[3-9]\d|1\.00)$"), timeout=5_000
-                )  # fmt: skip  (the 1 kHz tone)
-                host.click("#speaker-test")
-                expect(host.locator("body")).to_have_attribute("data-speaker", "played", timeout=5_000)
+            # Devices switched during the call: the sender's track is replaced, the call is not renegotiated.
+            open_panel(host, "settings")
+            expect(host.locator("#mic-select option")).to_have_count(3)  # Chromium's fake microphones
+            host.select_option("#mic-select", label="Fake Audio Input 1")
+            settle(host, "window.passerelleTrackSwitched", 1)
+            assert host.evaluate("window.passerelleSenders()") == ["Fake Audio Input 1"]
+            host.uncheck("#noise")
+            settle(host, "window.passerelleTrackSwitched", 2)
+            assert host.evaluate("window.passerelleSenders()") == ["Fake Audio Input 1"]
+            host.select_option("#speaker-select", label="Fake Audio Output 1")
+            speaker = host.eval_on_selector("#speaker-select", "s => s.value")
+            settle(host, "document.getElementById('remote').sinkId", speaker)
+            expect(host.locator("body")).to_have_attribute("data-audio", "connected")
+            assert people.first.get_attribute("data-id") == me, "the page reconnected to switch a device"
+            assert host.evaluate("window.passerelleOffers") == 1, "a device switch renegotiated the call"
+            # The pre-call check, again: the new microphone's level moves, a test sound plays on the speaker.
+            host.click("#mic-test")
+            expect(host.locator("body")).to_have_attribute(
+                "data-mic-level", re.compile(r"^(0\.[3-9]\d|1\.00)$"), timeout=5_000
+            )  # fmt: skip  (the 1 kHz tone)
+            host.click("#speaker-test")
+            expect(host.locator("body")).to_have_attribute("data-speaker", "played", timeout=5_000)
 
-                # Call a phone: it rings, nobody answers; then it answers and the callee is in the room.
-                open_panel(host, "people")
-                host.fill("#call-number", "06 12 34 56 78")
-                host.click("#call-send")
-                calling = host.locator("#calls li")
-                expect(calling).to_have_attribute("data-state", "ringing", timeout=5_000)
-                expect(calling).to_contain_text("+33 6 •• •• •• 78 · ringing")
-                expect(host.locator('#tiles [data-kind="call"]')).to_have_count(1)
-                host.screenshot(path=str(tmp_path / "room-calling.png"))
-                expect(calling).to_have_attribute("data-state", "no-answer", timeout=15_000)
-                expect(calling).to_contain_text("no answer")
-                callee.command("answermode", "auto")
-                host.fill("#call-number", "+33 6 12 34 56 78")
-                host.click("#call-send")
-                expect(people).to_have_count(2, timeout=20_000)
-                expect(people.filter(has_text="+33 6 •• •• •• 78")).to_contain_text("by phone")
-                expect(host.locator("#calls li[data-state=joining], #calls li[data-state=ringing]")).to_have_count(0)
-                host.fill("#call-number", "08 99 12 34 56")  # premium rate: refused before anything is dialled
-                host.click("#call-send")
-                expect(host.locator("#call-error")).to_contain_text("premium-rate")
+            # Call a phone: it rings, nobody answers; then it answers and the callee is in the room.
+            open_panel(host, "people")
+            host.fill("#call-number", "06 12 34 56 78")
+            host.click("#call-send")
+            calling = host.locator("#calls li")
+            expect(calling).to_have_attribute("data-state", "ringing", timeout=5_000)
+            expect(calling).to_contain_text("+33 6 •• •• •• 78 · ringing")
+            expect(host.locator('#tiles [data-kind="call"]')).to_have_count(1)
+            host.screenshot(path=str(tmp_path / "room-calling.png"))
+            expect(calling).to_have_attribute("data-state", "no-answer", timeout=15_000)
+            expect(calling).to_contain_text("no answer")
+            callee.command("answermode", "auto")
+            host.fill("#call-number", "+33 6 12 34 56 78")
+            host.click("#call-send")
+            expect(people).to_have_count(2, timeout=20_000)
+            expect(people.filter(has_text="+33 6 •• •• •• 78")).to_contain_text("by phone")
+            expect(host.locator("#calls li[data-state=joining], #calls li[data-state=ringing]")).to_have_count(0)
+            host.fill("#call-number", "08 99 12 34 56")  # premium rate: refused before anything is dialled
+            host.click("#call-send")
+            expect(host.locator("#call-error")).to_contain_text("premium-rate")
 
-                # Locked: a new page and a caller with the right code are turned away; the callee stays.
-                host.check("#lock")
-                expect(host.locator("#locked-line")).to_be_visible()
-                guest = browser.new_page(locale="en-GB")
-                guest.goto(site.base + "/" + conference["join_url"].split("/", 3)[3])
-                guest.fill("#name", "Anne")
-                guest.click("#join-button")
-                expect(guest.locator("body")).to_have_attribute("data-ended", "locked", timeout=15_000)
-                expect(guest.locator("#connection")).to_contain_text("locked the room")
-                host.screenshot(path=str(tmp_path / "room-locked.png"))
-                guest.screenshot(path=str(tmp_path / "room-locked-out.png"))
-                caller.command("dial", f"sip:+33491000000@{site.sip}")
-                time.sleep(1.5)
-                caller.command("sndcode", conference["code"] + "#")
-                deadline = time.monotonic() + 20
-                while caller.in_call() and time.monotonic() < deadline:
-                    time.sleep(0.5)
-                assert not caller.in_call(), "the caller was not hung up"
-                expect(people).to_have_count(2)
-                assert "is locked; not let in" in (tmp_path / "serve.log").read_text()
-                # Unlocked: the page comes in.
-                host.uncheck("#lock")
-                expect(host.locator("#locked-line")).to_be_hidden()
-                join_room(guest, site, conference["join_url"], "Anne")
-                expect(people).to_have_count(3, timeout=10_000)
-                callee.command("hangup")
-            finally:
-                browser.close()
+            # Locked: a new page and a caller with the right code are turned away; the callee stays.
+            host.check("#lock")
+            expect(host.locator("#locked-line")).to_be_visible()
+            guest = browser.new_page(locale="en-GB")
+            guest.goto(site.base + "/" + conference["join_url"].split("/", 3)[3])
+            guest.fill("#name", "Anne")
+            guest.click("#join-button")
+            expect(guest.locator("body")).to_have_attribute("data-ended", "locked", timeout=15_000)
+            expect(guest.locator("#connection")).to_contain_text("locked the room")
+            host.screenshot(path=str(tmp_path / "room-locked.png"))
+            guest.screenshot(path=str(tmp_path / "room-locked-out.png"))
+            caller.command("dial", f"sip:+33491000000@{site.sip}")
+            time.sleep(1.5)
+            caller.command("sndcode", conference["code"] + "#")
+            deadline = time.monotonic() + 20
+            while caller.in_call() and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert not caller.in_call(), "the caller was not hung up"
+            expect(people).to_have_count(2)
+            assert "is locked; not let in" in (tmp_path / "serve.log").read_text()
+            # Unlocked: the page comes in.
+            host.uncheck("#lock")
+            expect(host.locator("#locked-line")).to_be_hidden()
+            join_room(guest, site, conference["join_url"], "Anne")
+            expect(people).to_have_count(3, timeout=10_000)
+            callee.command("hangup")
     finally:
         callee.stop()
         caller.stop()
