@@ -116,6 +116,9 @@ class Hub:
         self.guests_invite = False  # may guests invite someone from the room (a host's setting)
         self.locked = False  # nobody new comes in, on the web or by phone (a host's setting)
         self.feeds: dict[str, int] = {}  # leg → its camera's feed id in Janus, while it publishes
+        self.screens: dict[str, int] = {}  # leg → its screen share's feed id in Janus, while it is up
+        self.sharing: set[str] = set()  # the legs sharing a screen or about to (before Janus has it up)
+        self.many_screens = False  # may several share their screen at once (a host's setting)
         self.calls: dict[str, dict[str, str]] = {}  # the phones a host is calling in: id → {id, label, state, leg}
         self._flush: asyncio.TimerHandle | None = None
         self._last_list = ""
@@ -185,15 +188,31 @@ class Hub:
 
     @property
     def feeds_message(self) -> dict[str, Any]:
-        return {"type": "video-feeds", "list": sorted(self.feeds)}
+        return {"type": "video-feeds", "list": sorted(self.feeds), "screens": sorted(self.screens)}
 
     def feeds_changed(self) -> None:
         self.to_all(self.feeds_message)
 
-    def drop_feed(self, leg_id: str) -> None:
-        """The leg's camera is no longer in Janus: the others are told, if it was listed."""
-        if self.feeds.pop(leg_id, None) is not None:
+    def drop_feed(self, leg_id: str, source: str = "camera") -> None:
+        """The leg's camera (or screen) is no longer in Janus: the others are told, if it was listed."""
+        if source == "screen":
+            self.sharing.discard(leg_id)
+        listed = self.screens if source == "screen" else self.feeds
+        if listed.pop(leg_id, None) is not None:
             self.feeds_changed()
+
+    def video_offer(self, offer: dict[str, Any], mids: dict[str, int]) -> dict[str, Any]:
+        """Janus's offer for a page's subscriber connection, with whose video each m-line carries."""
+        return {"type": "video-offer", "sdp": offer["sdp"],
+                "mids": {mid: self.owner(feed_id) for mid, feed_id in mids.items()}}  # fmt: skip
+
+    def owner(self, feed_id: int) -> dict[str, str] | None:
+        """Whose feed this is: {leg, source} ("camera" or "screen"), or None once it left."""
+        for source, listed in (("camera", self.feeds), ("screen", self.screens)):
+            for leg, listed_id in listed.items():
+                if listed_id == feed_id:
+                    return {"leg": leg, "source": source}
+        return None
 
     def calls_changed(self) -> None:
         self.to_all(self.calls_message)
@@ -223,7 +242,7 @@ class Hub:
     @property
     def settings(self) -> dict[str, Any]:
         return {"type": "settings", "private_chat": self.private_chat, "guests_invite": self.guests_invite,
-                "locked": self.locked}  # fmt: skip
+                "locked": self.locked, "many_screens": self.many_screens}  # fmt: skip
 
     def close(self) -> None:
         if self._flush is not None:

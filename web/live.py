@@ -1,5 +1,6 @@
 """The room WebSocket (``/ws/room/<ticket>``): a browser participant's channel to its room — WebRTC signalling for
-its audio (and video) leg, which joins the conference's engine room beside the phone legs, then the room's life:
+its audio leg, which joins the conference's engine room beside the phone legs, and for its cameras and screen shares
+through Janus (the page's own connections to it, Passerelle relaying their SDPs), then the room's life:
 participants, lobby, hands, the host's actions. Every message is described, with who may send it, in
 ``web/protocol.py``; each has one small handler here (``Session.on_<type>``), and the room's hub (``web/hub.py``)
 pushes what changes to everyone.
@@ -49,7 +50,6 @@ from rooms.views import ConferenceView
 from web import protocol, tickets
 from web.hub import Hub, Hubs, Member, RateLimit
 from web.protocol import Refused, Who
-from web.video import VideoRooms
 
 log = logging.getLogger(__name__)
 WATCH_S = 5.0  # how often an open socket looks at its conference again (changes made by another process or node)
@@ -61,6 +61,9 @@ FOLLOW_S, FOLLOW_FOR_S = 2.0, 600.0  # an invitation's delivery is looked at eve
 CALL_LIMITS = ((20, 3600.0),)  # phones a host calls from the room: 20 an hour
 RINGING_MAX = 5  # phones ringing at once for one room
 WATCH_MAX = 25  # cameras one page may watch at once
+SOURCES = ("camera", "screen")
+SCREEN_BITRATE = 1_500_000  # a screen share: one layer, few pictures a second, sharp
+POINTER_GAP_S = 0.09  # a page points at most ~10 times a second
 CALL_SHOWN_S = 20.0  # an unanswered call stays in the list this long, saying why
 JOINING_MAX_S = 30.0  # an answered call that never reached the room leaves the list after this
 
@@ -90,7 +93,6 @@ class Live:
         # (room, ticket key) → until when it may not come in, and why ("denied" at the lobby, "taken-out")
         self._barred: dict[tuple[str, str], tuple[float, str]] = {}
         webrtc = settings.webrtc
-        self.video = VideoRooms()
         self.opus = SharedOpus(webrtc.opus_bitrate, webrtc.opus_complexity, webrtc.opus_application.value)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -226,24 +228,34 @@ class Live:
         if hub.calls.pop(call_id, None) is not None:
             hub.calls_changed()
 
-    def janus_event(self, leg_id: str, message: dict[str, Any]) -> None:
-        """What Janus says of a page's handle: its camera is up (now the others may watch it), or hung up."""
-        entry = self.feeds.get(leg_id)
+    def janus_event(self, key: str, message: dict[str, Any]) -> None:
+        """What Janus says of a page's handle: its camera (or screen) is up (now the others may watch it), or hung
+        up; a new offer for what it watches (a feed it showed has gone)."""
+        entry = self.feeds.get(key)
         if entry is None:
             return
         hub, feed = entry
-        if message.get("sender") != feed.publisher:
-            return
-        if message.get("janus") == "webrtcup" and feed.published:
-            hub.feeds[leg_id] = feed.feed_id
+        sender = message.get("sender")
+        listed = hub.screens if feed.source == "screen" else hub.feeds
+        if sender == feed.publisher and message.get("janus") == "webrtcup" and feed.published:
+            listed[feed.leg_id] = feed.feed_id
             hub.feeds_changed()
-        elif message.get("janus") == "hangup":
-            hub.drop_feed(leg_id)
+        elif sender == feed.publisher and message.get("janus") == "hangup":
+            hub.drop_feed(feed.leg_id, feed.source)
+        elif sender == feed.subscriber and message.get("jsep", {}).get("type") == "offer":
+            data = message.get("plugindata", {}).get("data", {})
+            feed.mids = {str(s["mid"]): int(s["feed_id"]) for s in data.get("streams", [])
+                         if s.get("active", True) and "feed_id" in s}  # fmt: skip
+            member = hub.members.get(feed.leg_id)
+            if member is not None:
+                member.send(hub.video_offer(message["jsep"], feed.mids))
 
     def janus_restarted(self) -> None:
         """Janus was restarted, its feeds gone with it: every page publishes and watches again."""
         for hub in self.hubs:
             hub.feeds.clear()
+            hub.screens.clear()
+            hub.sharing.clear()
             hub.to_all({"type": "video-restart"})
 
     def host_in(self, room: Hashable) -> bool:
@@ -366,21 +378,18 @@ class Session:
         self.leg_id = f"web-{next(live._ids)}"
         self.pc = RTCPeerConnection(live.configuration())
         self.leg = WebRtcLeg(self.leg_id, self.pc, shared=live.opus)
-        self.camera: list[Any] = []
-        self.slots: list[tuple[str, Any]] = []
         self.hub = live.hubs.get(self.room)
         name = self.hub.names.get(key, ticket.name)  # as the page renamed itself before it reconnected
         self.member = Member(self.leg_id, ticket.host, name, socket, key, ticket.invitee_id)
         self.admission: asyncio.Task[None] | None = None
-        self.feed: Feed | None = None  # its place in Janus, once it publishes or watches a camera
+        self.feeds: dict[str, Feed] = {}  # its places in Janus ("camera", also watching; "screen"), once used
+        self._pointed = 0.0  # when it last pointed on a shared screen
         live._mode[self.room] = conference.lobby_mode
 
         @self.pc.on("track")
         def on_track(track: Any) -> None:
-            if track.kind == "audio":
+            if track.kind == "audio":  # cameras and screens go to Janus, on connections of their own
                 self.leg.receive_from(track)
-            elif track.kind == "video" and ticket.media == "video" and not self.camera:
-                self.camera.append(track)
 
         @self.pc.on("connectionstatechange")
         async def on_state() -> None:
@@ -394,7 +403,8 @@ class Session:
 
     async def run(self) -> None:
         self.hub.add(self.member)
-        self.member.send({"type": "welcome", "you": self.leg_id, "host": self.ticket.host})
+        self.member.send({"type": "welcome", "you": self.leg_id, "host": self.ticket.host,
+                          "video": self.live.janus is not None})  # fmt: skip
         watch = asyncio.get_running_loop().create_task(self.live._watch(self.member, self.ticket))
         try:
             async for message in self.socket:
@@ -430,11 +440,11 @@ class Session:
         self.hub.remove(self.leg_id)
         if self.admission is not None:
             self.admission.cancel()
-        self.live.video.leave(self.room, self.leg_id)
-        self.hub.drop_feed(self.leg_id)
-        self.live.feeds.pop(self.leg_id, None)
-        if self.feed is not None and self.live.janus is not None:
-            self.live._spawn(self.live.janus.leave(self.feed))
+        for feed in self.feeds.values():
+            self.hub.drop_feed(self.leg_id, feed.source)
+            self.live.feeds.pop(feed.key, None)
+            if self.live.janus is not None:
+                self.live._spawn(self.live.janus.leave(feed))
         if self.live.lobby is not None:
             self.live.lobby.forget(self.leg_id)
         self.leg.close()
@@ -465,7 +475,6 @@ class Session:
             log.info("leg %s: bad offer (%s)", self.leg_id, exc)
             raise Refused("offer", "the browser's offer could not be used") from None
         self.pc.addTrack(self.leg.track)
-        self.slots = live.video.open_slots(self.pc)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         self.member.send({"type": "answer", "sdp": self.pc.localDescription.sdp})
         waits = not passed and live.must_wait(self.conference.lobby_mode, room, self.ticket.host)
@@ -487,8 +496,6 @@ class Session:
             self.member.send(self.hub.feeds_message)
         if self.hub.calls:
             self.member.send(self.hub.calls_message)
-        camera = self.camera[0] if self.camera else None
-        self.live.video.enter(self.room, self.leg_id, self.member.name, camera, self.slots, self._send_video)
         self.live._spawn(self._history())
         if self.ticket.host:
             self.hub.lobby_changed()
@@ -500,9 +507,6 @@ class Session:
         chat = self.live.rooms.chat
         history = await asyncio.to_thread(chat.history, self.conference.id, self.hub.since, legs=legs)
         self.member.send({"type": "chat-history", "list": [view.as_message() for view in history]})
-
-    async def _send_video(self, message: dict[str, object]) -> None:
-        self.member.send(message)
 
     async def _wait_for_host(self, lobby: Lobby) -> None:
         """A browser in the lobby: hears nothing, is not heard, until a host admits it (or one comes, in until-host
@@ -537,62 +541,116 @@ class Session:
 
     # -- video through Janus ---------------------------------------------------------------------------------------
 
-    def _janus(self, about: str) -> tuple[JanusRooms, Feed]:
+    def _janus(self, about: str, source: str = "camera") -> tuple[JanusRooms, Feed]:
+        """Janus and this page's feed there: its camera's (which also watches the others) or its screen's."""
         janus = self.live.janus
         if janus is None:
             raise Refused(about, "video is not available on this service")
-        if self.feed is None or not janus.current(self.feed):
-            self.feed = janus.feed(self.room, self.leg_id)
-            self.live.feeds[self.leg_id] = (self.hub, self.feed)
-        return janus, self.feed
+        if source not in SOURCES:
+            raise Refused(about, "source: camera or screen")
+        feed = self.feeds.get(source)
+        if feed is None or not janus.current(feed):
+            feed = self.feeds[source] = janus.feed(self.room, self.leg_id, source)
+            self.live.feeds[feed.key] = (self.hub, feed)
+        return janus, feed
 
     async def on_video_publish(self, fields: dict[str, Any]) -> None:
-        janus, feed = self._janus("video-publish")
+        source = fields.get("source", "camera")
+        janus, feed = self._janus("video-publish", source)
+        if source == "screen":
+            others = self.hub.sharing - {self.leg_id}
+            if others and not self.hub.many_screens:
+                raise Refused("video-publish", "someone is already sharing their screen: one at a time")
+            self.hub.sharing.add(self.leg_id)
         try:
-            answer = await janus.publish(feed, {"type": "offer", "sdp": fields["sdp"]})
+            answer = await janus.publish(feed, {"type": "offer", "sdp": fields["sdp"]},
+                                         bitrate=SCREEN_BITRATE if source == "screen" else None)  # fmt: skip
         except (JanusError, JanusGone) as exc:
-            log.info("leg %s: camera not published (%s)", self.leg_id, exc)
-            raise Refused("video-publish", "the camera could not be sent now: try again in a moment") from None
-        self.member.send({"type": "video-answer", "sdp": answer["sdp"]})  # listed once Janus has it up
+            log.info("leg %s: %s not published (%s)", self.leg_id, source, exc)
+            if source == "screen":
+                self.hub.sharing.discard(self.leg_id)
+            raise Refused("video-publish", "the video could not be sent now: try again in a moment") from None
+        # listed once Janus has it up (its "webrtcup"): Live.janus_event
+        self.member.send({"type": "video-answer", "sdp": answer["sdp"], "source": source})
 
     async def on_video_unpublish(self, fields: dict[str, Any]) -> None:
-        janus, feed = self._janus("video-unpublish")
-        self.hub.drop_feed(self.leg_id)
-        await janus.unpublish(feed)
+        source = fields.get("source", "camera")
+        janus, feed = self._janus("video-unpublish", source)
+        await self._unpublish(janus, feed)
+
+    async def _unpublish(self, janus: JanusRooms, feed: Feed) -> None:
+        self.hub.drop_feed(self.leg_id, feed.source)
+        if feed.source == "screen":  # its own handle: it goes, and a next share starts afresh
+            self.feeds.pop("screen", None)
+            self.live.feeds.pop(feed.key, None)
+            await janus.leave(feed)
+        else:
+            await janus.unpublish(feed)
 
     async def on_video_watch(self, fields: dict[str, Any]) -> None:
         janus, feed = self._janus("video-watch")
-        legs = fields["legs"]
-        if len(legs) > WATCH_MAX or not all(isinstance(leg, str) for leg in legs):
-            raise Refused("video-watch", f"legs: at most {WATCH_MAX} leg ids")
+        legs, screens = fields["legs"], fields.get("screens", [])
+        if len(legs) + len(screens) > WATCH_MAX or not all(isinstance(leg, str) for leg in legs + screens):
+            raise Refused("video-watch", f"legs and screens: at most {WATCH_MAX} leg ids in all")
         wanted = {self.hub.feeds[leg] for leg in legs if leg in self.hub.feeds and leg != self.leg_id}
+        wanted |= {self.hub.screens[leg] for leg in screens if leg in self.hub.screens and leg != self.leg_id}
         try:
             offer, mids = await janus.watch(feed, wanted)
         except (JanusError, JanusGone) as exc:
-            log.info("leg %s: cameras not received (%s)", self.leg_id, exc)
-            raise Refused("video-watch", "the cameras could not be received now: try again in a moment") from None
+            log.info("leg %s: videos not received (%s)", self.leg_id, exc)
+            raise Refused("video-watch", "the videos could not be received now: try again in a moment") from None
         if offer is not None:
-            legs_of = {feed_id: leg for leg, feed_id in self.hub.feeds.items()}
-            self.member.send({"type": "video-offer", "sdp": offer["sdp"],
-                              "mids": {mid: legs_of.get(feed_id) for mid, feed_id in mids.items()}})  # fmt: skip
+            self.member.send(self.hub.video_offer(offer, mids))
 
     async def on_video_start(self, fields: dict[str, Any]) -> None:
         janus, feed = self._janus("video-start")
         try:
             await janus.start(feed, {"type": "answer", "sdp": fields["sdp"]})
         except (JanusError, JanusGone) as exc:
-            log.info("leg %s: cameras not started (%s)", self.leg_id, exc)
-            raise Refused("video-start", "the cameras could not be received now: try again in a moment") from None
+            log.info("leg %s: videos not started (%s)", self.leg_id, exc)
+            raise Refused("video-start", "the videos could not be received now: try again in a moment") from None
+
+    async def on_video_layers(self, fields: dict[str, Any]) -> None:
+        """Which simulcast layer each tile needs (its size), or none for a tile off screen or a hidden tab."""
+        janus, feed = self._janus("video-layers")
+        layers = fields["mids"]
+        if not isinstance(layers, dict) or len(layers) > 2 * WATCH_MAX:
+            raise Refused("video-layers", f"mids: at most {2 * WATCH_MAX} m-lines")
+        if not all(isinstance(mid, str) and len(mid) <= 8 and (layer is None or layer in (0, 1, 2))
+                   and not isinstance(layer, bool) for mid, layer in layers.items()):  # fmt: skip
+            raise Refused("video-layers", "mids: each a mid → 0, 1, 2 (the layer) or null (paused)")
+        try:
+            await janus.configure(feed, layers)
+        except (JanusError, JanusGone) as exc:
+            log.info("leg %s: layers not changed (%s)", self.leg_id, exc)
+            raise Refused("video-layers", "the videos could not be changed now: try again in a moment") from None
 
     async def on_video_candidate(self, fields: dict[str, Any]) -> None:
-        janus, feed = self._janus("video-candidate")
-        if fields["to"] not in ("publisher", "subscriber"):
-            raise Refused("video-candidate", "to: publisher or subscriber")
+        to = fields["to"]
+        if to not in ("publisher", "subscriber", "screen"):
+            raise Refused("video-candidate", "to: publisher, subscriber or screen")
+        janus, feed = self._janus("video-candidate", "screen" if to == "screen" else "camera")
         candidate = None if not fields["candidate"] else {
             "candidate": fields["candidate"], "sdpMid": fields.get("sdpMid"),
             "sdpMLineIndex": fields.get("sdpMLineIndex")}  # fmt: skip
         with contextlib.suppress(JanusError, JanusGone):  # a candidate for a connection Janus no longer has
-            await janus.trickle(feed, fields["to"], candidate)
+            await janus.trickle(feed, "subscriber" if to == "subscriber" else "publisher", candidate)
+
+    async def on_pointer(self, fields: dict[str, Any]) -> None:
+        """A pointer on a shared screen (or null: taken away), to everyone else in the room; at most 10 a second
+        from one page (more are dropped: the next one says where it is)."""
+        screen, x, y = fields["screen"], fields.get("x"), fields.get("y")
+        if screen not in self.hub.screens:
+            raise Refused("pointer", "nobody shares that screen")
+        if (x is None) != (y is None) or (x is not None and y is not None and not (0 <= x <= 1 and 0 <= y <= 1)):
+            raise Refused("pointer", "x and y: both from 0 to 1 (the shared picture's width and height), or null")
+        now = time.monotonic()
+        if now - self._pointed < POINTER_GAP_S and x is not None:
+            return
+        self._pointed = now
+        message = {"type": "pointer", "leg": self.leg_id, "name": self.member.name, "screen": screen,
+                   "x": None if x is None else round(x, 4), "y": None if y is None else round(y, 4)}  # fmt: skip
+        self.hub.to(set(self.hub.members) - {self.leg_id}, message)
 
     # -- oneself -------------------------------------------------------------------------------------------------
 
@@ -752,9 +810,24 @@ class Session:
             self.engine.leave(leg)
         log.info("host %s took %s out of conference %s", self.leg_id, leg, self.room)
 
+    async def on_stop_share(self, fields: dict[str, Any]) -> None:
+        leg = fields["leg"]
+        entry = self.live.feeds.get(f"{leg}:screen")
+        if entry is None or entry[0] is not self.hub:
+            raise Refused("stop-share", "this participant does not share a screen")
+        sharer = self.hub.members.get(leg)
+        if sharer is not None:
+            sharer.send({"type": "share-stopped"})
+        self.hub.drop_feed(leg, "screen")
+        self.live.feeds.pop(f"{leg}:screen", None)
+        if self.live.janus is not None:
+            await self.live.janus.leave(entry[1])
+        log.info("host %s stopped the screen share of %s", self.leg_id, leg)
+
     async def on_settings(self, fields: dict[str, Any]) -> None:
         self.hub.private_chat = fields.get("private_chat", self.hub.private_chat)
         self.hub.guests_invite = fields.get("guests_invite", self.hub.guests_invite)
+        self.hub.many_screens = fields.get("many_screens", self.hub.many_screens)
         if fields.get("locked", self.hub.locked) is not self.hub.locked:
             self.hub.locked = fields["locked"]
             log.info("host %s %s conference %s", self.leg_id, "locked" if self.hub.locked else "unlocked", self.room)

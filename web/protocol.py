@@ -21,7 +21,8 @@ What the bridge sends (``OUTBOUND``), to one socket or to everyone in the room:
 - ``chat`` {message: {id, from, name, to, text, at}} — a message, to everyone (``to`` null) or to its sender and
   its one recipient (``to`` a leg id); ``chat-history`` {list} — the room's last 200 messages to everyone, once in;
   ``chat-deleted`` {id}; ``chat-cleared``.
-- ``settings`` {private_chat, guests_invite, locked} — the room's settings, once in and when a host changes them.
+- ``settings`` {private_chat, guests_invite, locked, many_screens} — the room's settings, once in and when a host
+  changes them (``many_screens``: several may share a screen at once).
   A locked room takes nobody new, on the web or by phone (a caller with the right codes hears so and is hung up);
   hosts, those in it, a page back with its pass and a caller a host calls still come in. It unlocks when a host
   says so or when the room is empty.
@@ -30,11 +31,13 @@ What the bridge sends (``OUTBOUND``), to one socket or to everyone in the room:
 - ``calls`` {list: [{id, label, state: "ringing" | "joining" | "busy" | "declined" | "no-answer" | "no-trunk" |
   "failed"}]} — the phones a host is calling into the room (the number masked), to everyone in it, whenever one
   changes; one answered is "joining" until it is in the participant list, one not answered stays a moment.
-- ``video-feeds`` {list: [leg id]} — who publishes a camera through Janus, to everyone in the room when it changes
-  (a page then asks for the feeds it shows with ``video-watch``); ``video-answer`` {sdp} — Janus's answer to the
-  page's ``video-publish``; ``video-offer`` {sdp, mids: {mid: leg id}} — Janus's offer for what the page watches
-  (answered with ``video-start``); ``video-restart`` — Janus restarted: publish and watch again.
-- ``video`` {slots} — which camera each video slot shows (``web/video.py``).
+- ``video-feeds`` {list: [leg id], screens: [leg id]} — who publishes a camera, who shares a screen, through Janus,
+  to everyone in the room when it changes (a page then asks for those it shows with ``video-watch``);
+  ``video-answer`` {sdp, source} — Janus's answer to the page's ``video-publish``; ``video-offer`` {sdp, mids:
+  {mid: {leg, source} | null}} — Janus's offer for what the page watches (answered with ``video-start``; also
+  when a feed it watched went); ``video-restart`` — Janus restarted: publish and watch again; ``share-stopped`` —
+  a host stopped this page's screen share.
+- ``pointer`` {leg, name, screen, x, y} — someone points on a shared screen (x, y from 0 to 1, or null: gone).
 - ``muted-by-host`` — a host muted this page's microphone (it may unmute itself).
 - ``renamed`` {name} — this page's new name, as everyone now sees it.
 - ``ended`` {reason: "cancelled" | "ended" | "removed" | "not-open" | "taken-out" | "denied" | "locked"} — out of
@@ -99,27 +102,49 @@ INBOUND: dict[str, Message] = {
     ),
     "video-publish": Message(
         Who.IN,
-        "the page's offer for its camera (video only) to Janus; answered by video-answer",
-        {"sdp": Field(str, max_len=MAX_FRAME, min_len=1)},
+        "the page's offer for its camera or its screen share (`source`, camera by default; video only) to Janus; "
+        "answered by video-answer (one screen shared at a time in a room unless a host allows more)",
+        {"sdp": Field(str, max_len=MAX_FRAME, min_len=1), "source": Field(str, required=False, max_len=6)},
     ),
-    "video-unpublish": Message(Who.IN, "the page turns its camera off"),
+    "video-unpublish": Message(
+        Who.IN,
+        "the page turns its camera off, or stops sharing (`source`)",
+        {"source": Field(str, required=False, max_len=6)},
+    ),
     "video-watch": Message(
         Who.IN,
-        "the cameras the page shows (leg ids, at most 25): Janus's offer for them comes as video-offer",
-        {"legs": Field(list)},
+        "the cameras and the screens the page shows (leg ids, at most 25 in all): Janus's offer for them comes as "
+        "video-offer",
+        {"legs": Field(list), "screens": Field(list, required=False)},
+    ),
+    "video-layers": Message(
+        Who.IN,
+        "what each m-line of the page's subscriber connection should receive: {mid: 0 | 1 | 2} (simulcast layer, "
+        "0 the smallest) or {mid: null} (paused: a tile off screen, a hidden tab)",
+        {"mids": Field(dict)},
     ),
     "video-start": Message(
         Who.IN, "the page's answer to video-offer", {"sdp": Field(str, max_len=MAX_FRAME, min_len=1)}
     ),
     "video-candidate": Message(
         Who.IN,
-        "an ICE candidate of the page's connection to Janus: `to` its publisher or its subscriber side (an empty "
-        "candidate: the last one)",
+        "an ICE candidate of the page's connections to Janus: `to` its publisher (camera), its screen or its "
+        "subscriber side (an empty candidate: the last one)",
         {
             "to": Field(str, max_len=10, min_len=9),
             "candidate": Field(str, max_len=1000),
             "sdpMid": Field((str, type(None)), required=False, max_len=32),
             "sdpMLineIndex": Field((int, type(None)), required=False),
+        },
+    ),
+    "pointer": Message(
+        Who.IN,
+        "a pointer on a shared screen (`screen`: the sharer's leg id) at x, y from 0 to 1 of the picture (null: "
+        "taken away), to everyone else; at most 10 a second are passed on",
+        {
+            "screen": Field(str, max_len=MAX_ID, min_len=1),
+            "x": Field((int, float, type(None))),
+            "y": Field((int, float, type(None))),
         },
     ),
     "mute": Message(Who.ANYONE, "the page mutes or unmutes its own microphone", {"muted": Field(bool)}),
@@ -164,6 +189,7 @@ INBOUND: dict[str, Message] = {
         "code, no lobby, locked or not); 5 ringing at once, 20 an hour per host",
         {"number": Field(str, max_len=40, min_len=2)},
     ),
+    "stop-share": Message(Who.HOST, "stop a participant's screen share", _LEG),
     "chat-delete": Message(Who.HOST, "delete one chat message", {"id": Field(int)}),
     "chat-clear": Message(Who.HOST, "delete every chat message of the conference"),
     "settings": Message(
@@ -173,6 +199,7 @@ INBOUND: dict[str, Message] = {
             "private_chat": Field(bool, required=False),
             "guests_invite": Field(bool, required=False),
             "locked": Field(bool, required=False),
+            "many_screens": Field(bool, required=False),
         },
     ),
     "end": Message(Who.HOST, "end the conference for everyone"),

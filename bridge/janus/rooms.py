@@ -38,19 +38,26 @@ class Feed:
 
     conference: str
     leg_id: str
+    source: str = "camera"  # or "screen": a screen share is a second feed of the page, on a handle of its own
     feed_id: int = field(default_factory=lambda: secrets.randbelow(2**52) + 1)
     publisher: int | None = None
     subscriber: int | None = None
     published: bool = False
     watching: set[int] = field(default_factory=set)  # the feeds its subscriber handle receives
     generation: int = 0  # which Janus its handles are in (JanusRooms.generation when it was made)
+    mids: dict[str, int] = field(default_factory=dict)  # the subscriber's m-lines now: mid → the feed it carries
+
+    @property
+    def key(self) -> str:
+        """Who this feed is in Janus (its "display") and in Passerelle: the leg, or the leg's screen."""
+        return self.leg_id if self.source == "camera" else f"{self.leg_id}:{self.source}"
 
 
 class JanusRooms:
     """The conferences' rooms in one Janus; ``on_event(leg_id, message)`` gets what Janus says of a page's handle."""
 
     def __init__(self, on_event: Callable[[str, dict[str, Any]], None] | None = None, *,
-                 publishers: int = 100, bitrate: int = 1_500_000) -> None:  # fmt: skip
+                 publishers: int = 100, bitrate: int = 2_200_000) -> None:  # fmt: skip
         self.on_event = on_event
         self.publishers, self.bitrate = publishers, bitrate
         self.client: JanusClient | None = None
@@ -60,8 +67,8 @@ class JanusRooms:
         self.generation = 0  # one more at every Janus (re)start: the feeds of an earlier one are gone
         self.restarted: Callable[[], None] | None = None  # after a restart (not the first start)
 
-    def feed(self, conference: str, leg_id: str) -> Feed:
-        return Feed(conference, leg_id, generation=self.generation)
+    def feed(self, conference: str, leg_id: str, source: str = "camera") -> Feed:
+        return Feed(conference, leg_id, source, generation=self.generation)
 
     def current(self, feed: Feed) -> bool:
         """Are the feed's handles in the Janus running now?"""
@@ -114,23 +121,26 @@ class JanusRooms:
             except (JanusError, JanusGone) as exc:
                 log.info("Janus: a room could not be destroyed (%s)", exc)
 
-    def _listener(self, leg_id: str) -> Callable[[dict[str, Any]], None]:
+    def _listener(self, key: str) -> Callable[[dict[str, Any]], None]:
         def heard(message: dict[str, Any]) -> None:
             if self.on_event is not None:
-                self.on_event(leg_id, message)
+                self.on_event(key, message)
 
         return heard
 
-    async def publish(self, feed: Feed, offer: dict[str, Any]) -> dict[str, Any]:
-        """The page's offer (its camera or screen, no audio) into the room; returns Janus's answer."""
+    async def publish(self, feed: Feed, offer: dict[str, Any], *, bitrate: int | None = None) -> dict[str, Any]:
+        """The page's offer (its camera or screen, no audio) into the room; returns Janus's answer. ``bitrate``
+        caps what Janus lets the page send (its REMB), under the room's."""
         client, room = self._connected(), await self.room(feed.conference)
         if feed.publisher is None:
-            feed.publisher = await client.attach(VIDEOROOM, self._listener(feed.leg_id))
+            feed.publisher = await client.attach(VIDEOROOM, self._listener(feed.key))
             await client.message(feed.publisher, {"request": "join", "ptype": "publisher", "room": room.id,
-                                                  "pin": room.pin, "id": feed.feed_id, "display": feed.leg_id},
+                                                  "pin": room.pin, "id": feed.feed_id, "display": feed.key},
                                  later=True)  # fmt: skip
-        _, answer = await client.message(feed.publisher, {"request": "configure", "audio": False, "video": True},
-                                         offer, later=True)  # fmt: skip
+        configure: dict[str, Any] = {"request": "configure", "audio": False, "video": True}
+        if bitrate is not None:
+            configure["bitrate"] = min(bitrate, self.bitrate)
+        _, answer = await client.message(feed.publisher, configure, offer, later=True)
         if answer is None:
             raise JanusError(0, "Janus gave no answer to the offer")
         await self._if_complete(feed.publisher, offer)
@@ -160,7 +170,7 @@ class JanusRooms:
         if feed.subscriber is None:
             if not add:
                 return None, {}
-            feed.subscriber = await client.attach(VIDEOROOM, self._listener(feed.leg_id))
+            feed.subscriber = await client.attach(VIDEOROOM, self._listener(feed.key))
             data, offer = await client.message(feed.subscriber, {
                 "request": "join", "ptype": "subscriber", "room": room.id, "pin": room.pin, "use_msid": True,
                 "streams": [{"feed": other} for other in add]}, later=True)  # fmt: skip
@@ -171,7 +181,17 @@ class JanusRooms:
         feed.watching = (feed.watching | set(add)) - set(drop)
         mids = {str(s["mid"]): int(s["feed_id"]) for s in data.get("streams", [])
                 if s.get("active", True) and "feed_id" in s}  # fmt: skip
+        feed.mids = mids
         return offer, mids
+
+    async def configure(self, feed: Feed, layers: dict[str, int | None]) -> None:
+        """What each of the subscriber's m-lines receives: a simulcast layer (0 the lowest, 2 the highest), or
+        nothing (None: a tile off screen, a hidden tab) until asked again. Mids it does not have are left out."""
+        streams = [{"mid": mid, "send": False} if layer is None else {"mid": mid, "send": True, "substream": layer}
+                   for mid, layer in layers.items() if mid in feed.mids]  # fmt: skip
+        if feed.subscriber is None or not streams:
+            return
+        await self._connected().message(feed.subscriber, {"request": "configure", "streams": streams}, later=True)
 
     async def start(self, feed: Feed, answer: dict[str, Any]) -> None:
         """The page's answer to the subscriber offer: the feeds start flowing."""
@@ -201,6 +221,7 @@ class JanusRooms:
         feed.publisher = feed.subscriber = None
         feed.published = False
         feed.watching = set()
+        feed.mids = {}
 
     async def feeds_in(self, conference: str) -> list[dict[str, Any]]:
         """The feeds published in the conference's room (id, display: the leg id)."""

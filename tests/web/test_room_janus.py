@@ -1,6 +1,7 @@
 """Cameras through the room's channel and a real Janus (Debian's): a page publishes, the others are told and
-watch it (aiortc peers stand for the pages and decode the frames), a page in the lobby neither publishes nor
-watches, and a Janus killed mid-call comes back with every page told to publish again."""
+watch it (aiortc peers stand for the pages and decode the frames), a screen share goes the same way, one at a time,
+with the pointers of those who watch it, a page in the lobby neither publishes nor watches, and a Janus killed
+mid-call comes back with every page told to publish again."""
 
 from __future__ import annotations
 
@@ -83,9 +84,9 @@ def test_a_camera_goes_through_janus_to_the_others_and_comes_back_after_janus_di
 
     out = run(settings, rooms, scenario)
     assert out["feeds"] == [out["host_leg"]]
-    assert out["mids"] == [out["host_leg"]], "an unknown leg was watched, or the m-line names no one"
+    assert out["mids"] == [{"leg": out["host_leg"], "source": "camera"}], "an unknown leg was watched"
     assert out["frames"] >= 10, f"Anne's page decoded {out['frames']} frames of the host's camera"
-    assert out["bad_side"] == "to: publisher or subscriber"
+    assert out["bad_side"] == "to: publisher, subscriber or screen"
     assert out["restart_host"] == {"type": "video-restart"}
     assert out["feeds_after"] == {}
     assert out["republished"] is True
@@ -108,3 +109,81 @@ def test_a_page_waiting_in_the_lobby_may_not_publish_or_watch(settings: Settings
         return said
 
     assert run(settings, rooms, scenario) == ["not in the room yet", "not in the room yet"]
+
+
+@pytest.mark.e2e
+def test_a_screen_share_reaches_the_others_one_at_a_time_with_their_pointers_and_a_host_may_stop_it(
+    tmp_path: Path, settings: Settings, rooms: Rooms
+) -> None:
+    require("janus")
+    conference = rooms.create_conference(ConferenceDraft(name="Formation", lobby_mode="off"))
+    janus_settings = load_settings(environ={"PASSERELLE_VIDEO__FOLDER": str(tmp_path / "janus")})
+
+    async def scenario(client: Client, key: bytes) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        live = client.app[LIVE]
+        janus_rooms = live.janus = JanusRooms()
+        janus_rooms.restarted, janus_rooms.on_event = live.janus_restarted, live.janus_event
+        screen, other, viewer = Camera(), Camera(), Viewer()
+        try:
+            async with embedded(janus_settings, janus_rooms.ready):
+                pin_host_addresses(())
+                host, host_leg = await _page(client, key, conference.id, "Dr Martin", host=True)
+                anne, anne_leg = await _page(client, key, conference.id, "Anne")
+                await until(anne, "pass")
+                await anne.send_json({"type": "video-publish", "source": "screen", "sdp": await screen.offer()})
+                answer = await until(anne, "video-answer")
+                out["answer_source"] = answer["source"]
+                await screen.answered(answer["sdp"])
+                feeds = await until(host, "video-feeds")
+                out["listed"] = (feeds["list"], feeds["screens"])
+                # A second share while Anne's is on: refused, until a host allows several.
+                await host.send_json({"type": "video-publish", "source": "screen", "sdp": await other.offer()})
+                out["second"] = (await until(host, "error"))["message"]
+                await host.send_json({"type": "video-watch", "legs": [], "screens": [anne_leg]})
+                video_offer = await until(host, "video-offer")
+                out["mids"] = list(video_offer["mids"].values())
+                await host.send_json({"type": "video-start", "sdp": await viewer.answer(video_offer["sdp"])})
+                out["frames"] = await viewer.until_frames(10, 15)
+                mid = next(iter(video_offer["mids"]))
+                await host.send_json({"type": "video-layers", "mids": {mid: 3}})
+                out["bad_layer"] = (await until(host, "error"))["about"]
+                await host.send_json({"type": "video-layers", "mids": {mid: None}})  # paused: no error
+                await host.send_json({"type": "video-layers", "mids": {mid: 0}})
+                # The host points at the middle of Anne's screen, twice at once: Anne gets the first (10 a second).
+                for x in (0.5, 0.6):
+                    await host.send_json({"type": "pointer", "screen": anne_leg, "x": x, "y": 0.25})
+                out["pointer"] = await until(anne, "pointer")
+                await host.send_json({"type": "pointer", "screen": anne_leg, "x": 1.5, "y": 0.25})
+                out["off_screen"] = (await until(host, "error"))["message"]
+                await host.send_json({"type": "pointer", "screen": host_leg, "x": 0.5, "y": 0.5})
+                out["no_share"] = (await until(host, "error"))["message"]
+                # The host stops Anne's share: she is told, everyone's list loses it.
+                await host.send_json({"type": "stop-share", "leg": anne_leg})
+                out["stopped"] = await until(anne, "share-stopped")
+                out["after_stop"] = (await until(host, "video-feeds"))["screens"]
+                await anne.send_json({"type": "stop-share", "leg": host_leg})
+                out["guest_stop"] = (await until(anne, "error"))["message"]
+                await host.close()
+                await anne.close()
+        finally:
+            for page in (screen, other, viewer):
+                await page.close()
+        out["host_leg"], out["anne_leg"] = host_leg, anne_leg
+        return out
+
+    out = run(settings, rooms, scenario)
+    anne = out["anne_leg"]
+    assert out["answer_source"] == "screen"
+    assert out["listed"] == ([], [anne]), "a screen share is listed as a screen, not a camera"
+    assert out["second"] == "someone is already sharing their screen: one at a time"
+    assert out["mids"] == [{"leg": anne, "source": "screen"}]
+    assert out["frames"] >= 10, f"the host decoded {out['frames']} frames of Anne's screen"
+    assert out["bad_layer"] == "video-layers"
+    assert out["pointer"] == {"type": "pointer", "leg": out["host_leg"], "name": "Dr Martin", "screen": anne,
+                              "x": 0.5, "y": 0.25}  # fmt: skip
+    assert out["off_screen"].startswith("x and y: both from 0 to 1")
+    assert out["no_share"] == "nobody shares that screen"
+    assert out["stopped"] == {"type": "share-stopped"}
+    assert out["after_stop"] == []
+    assert out["guest_stop"] == "only the conference's host may do this"
