@@ -88,6 +88,7 @@ class VideoSettings:
     folder: Path = _setting(p.path)
     rtp_port_min: int = _setting(p.integer(1024, 65535))
     rtp_port_max: int = _setting(p.integer(1024, 65535))
+    screen_fps: int = _setting(p.integer(1, 30))
 
 
 @dataclass(frozen=True, slots=True)

@@ -182,6 +182,14 @@ class Pages:
             "call_no-answer": _("no answer"),
             "call_no-trunk": _("this service cannot call out"),
             "call_failed": _("the call could not be placed"),
+            "camera_failed": _("The camera could not be opened: check that no other application uses it."),
+            "page_of": _("Page {page} of {pages}"),
+            "your_screen": _("Your screen, as the others see it"),
+            "screen_of": _("{name} shares their screen"),
+            "point": _("Point"),
+            "stop_share": _("Stop this share"),
+            "share_stopped_by_host": _("The host stopped your screen share."),
+            "pin": _("Pin"),
         }  # fmt: skip
 
     # -- the join page -------------------------------------------------------------------------------------------
@@ -352,7 +360,7 @@ class Pages:
         ice = [{"urls": url, **({"username": webrtc.turn_username, "credential": webrtc.turn_password.reveal()}
                                 if url.startswith("turn") else {})} for url in webrtc.ice_servers]  # fmt: skip
         config = {"socket": f"/ws/room/{request.match_info['ticket']}", "iceServers": ice, "media": ticket.media,
-                  "host": ticket.host}  # fmt: skip
+                  "host": ticket.host, "screenFps": self.settings.video.screen_fps}  # fmt: skip
         return await self.render_off_loop(request, "room.html", conference=conference, ticket=ticket, leave="/left",
                                           config=config, chat_download=f"/room/{request.match_info['ticket']}/chat.txt",
                                           dial_in=self.dial_in(), can_call=self.can_call_out)  # fmt: skip

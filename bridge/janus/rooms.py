@@ -162,7 +162,9 @@ class JanusRooms:
 
     async def watch(self, feed: Feed, feeds: set[int]) -> tuple[dict[str, Any] | None, dict[str, int]]:
         """Watch exactly ``feeds`` (feed ids) on the page's subscriber handle: Janus's new offer for the page (None
-        when nothing changed) and which feed each of its m-lines carries (mid → feed id)."""
+        when nothing changed) and which feed each of its m-lines carries (mid → feed id). A camera starts at its
+        lowest layer, until the page asks for the one its tile needs (``configure``): asked for later, before the
+        first picture, Janus kept the highest until its next periodic keyframe (10 s)."""
         client, room = self._connected(), await self.room(feed.conference)
         add, drop = sorted(feeds - feed.watching), sorted(feed.watching - feeds)
         if not add and not drop:
@@ -173,10 +175,10 @@ class JanusRooms:
             feed.subscriber = await client.attach(VIDEOROOM, self._listener(feed.key))
             data, offer = await client.message(feed.subscriber, {
                 "request": "join", "ptype": "subscriber", "room": room.id, "pin": room.pin, "use_msid": True,
-                "streams": [{"feed": other} for other in add]}, later=True)  # fmt: skip
+                "streams": [{"feed": other, "substream": 0} for other in add]}, later=True)  # fmt: skip
         else:
             data, offer = await client.message(feed.subscriber, {
-                "request": "update", "subscribe": [{"feed": other} for other in add],
+                "request": "update", "subscribe": [{"feed": other, "substream": 0} for other in add],
                 "unsubscribe": [{"feed": other} for other in drop]}, later=True)  # fmt: skip
         feed.watching = (feed.watching | set(add)) - set(drop)
         mids = {str(s["mid"]): int(s["feed_id"]) for s in data.get("streams", [])

@@ -1,8 +1,9 @@
-// The room: the browser's audio (and camera) leg over WebRTC, signalled over the room's WebSocket and reconnecting
-// by itself after a network blip; the participants, the lobby, hands, the chat and the settings, as the bridge
-// pushes them (web/protocol.py says every message). Plain ES modules.
+// The room: the browser's audio leg over WebRTC, signalled over the room's WebSocket and reconnecting by itself
+// after a network blip; the participants, the lobby, hands, the chat and the settings, as the bridge pushes them
+// (web/protocol.py says every message); cameras and screens through Janus (room-video.js). Plain ES modules.
 
 import { appendText, badge, chime, panelOpen } from "./room-ui.js";
+import { initVideo } from "./room-video.js";
 
 const config = JSON.parse(document.getElementById("room-config").textContent);
 const texts = JSON.parse(document.getElementById("texts").textContent);
@@ -21,8 +22,6 @@ let people = [];
 let privateChat = true;
 // Given by the bridge once in the room: shown again on reconnecting, it goes straight back in (not the lobby).
 const passKey = `passerelle-pass:${config.socket}`;
-const VIDEO_SLOTS = 4;  // cameras shown at once (the bridge's web/video.py SLOTS)
-let videoByMid = {};
 
 function send(message) {
   if (current && current.readyState === WebSocket.OPEN) current.send(JSON.stringify(message));
@@ -48,6 +47,7 @@ function nameOf(p) {
 
 const items = new Map();
 const tiles = new Map();
+const video = initVideo({ send, texts, config, tiles, nameOf, announce });
 let listed = false;
 
 function hostButton(li, action, label, who) {
@@ -66,17 +66,32 @@ function hostButton(li, action, label, who) {
   return button;
 }
 
+function pinButton(li, who) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "small secondary";
+  button.dataset.action = "pin";
+  button.textContent = texts.pin;
+  button.setAttribute("aria-label", `${texts.pin} — ${who}`);
+  button.setAttribute("aria-pressed", "false");
+  button.addEventListener("click", () => video.pin(li.dataset.id));
+  return button;
+}
+
 function listItem(p) {
   const li = document.createElement("li");
   const who = document.createElement("span");
   who.className = "who";
   li.append(who);
-  if (config.host && p.id !== myId) {
+  if (p.id !== myId) {
     const actions = document.createElement("span");
     actions.className = "row-actions";
-    actions.append(hostButton(li, "mute-other", texts.mute_other, nameOf(p)),
-                   hostButton(li, "lower-hand", texts.lower_hand, nameOf(p)),
-                   hostButton(li, "take-out", texts.take_out, nameOf(p)));
+    actions.append(pinButton(li, nameOf(p)));
+    if (config.host) {
+      actions.append(hostButton(li, "mute-other", texts.mute_other, nameOf(p)),
+                     hostButton(li, "lower-hand", texts.lower_hand, nameOf(p)),
+                     hostButton(li, "take-out", texts.take_out, nameOf(p)));
+    }
     li.append(actions);
   }
   return li;
@@ -85,6 +100,7 @@ function listItem(p) {
 function tile(p) {
   const element = document.createElement("li");
   element.className = "tile";
+  if (p.id) element.addEventListener("click", () => video.pin(p.id));  // the list's "Pin", for a mouse
   const initials = document.createElement("span");
   initials.className = "avatar";
   const label = document.createElement("span");
@@ -152,6 +168,7 @@ function showParticipants(list, byPhone) {
   const me = list.find((p) => p.you);
   if (me && me.hand !== hand) setHand(me.hand, false);
   updateRecipients();
+  video.participants(list);
 }
 
 // -- phones a host calls in ------------------------------------------------------------------------------------
@@ -390,7 +407,7 @@ async function listDevices() {
     if (using) select.value = using;
   };
   fill("mic-select", "audioinput", microphone?.getAudioTracks()[0]);
-  fill("camera-select", "videoinput", microphone?.getVideoTracks()[0]);
+  fill("camera-select", "videoinput", window.passerelleVideo?.camera?.stream.getVideoTracks()[0]);
   if ("setSinkId" in HTMLMediaElement.prototype) {
     document.getElementById("speaker-row").hidden = false;
     fill("speaker-select", "audiooutput", null);
@@ -403,12 +420,11 @@ async function switchTrack(kind, constraints) {
   const error = document.getElementById("device-error");
   error.textContent = "";
   try {
-    const stream = await navigator.mediaDevices.getUserMedia(kind === "audio" ? { audio: constraints }
-                                                                              : { video: constraints });
-    const track = kind === "audio" ? stream.getAudioTracks()[0] : stream.getVideoTracks()[0];
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: constraints });
+    const track = stream.getAudioTracks()[0];
     const sender = pc?.getSenders().find((s) => s.track && s.track.kind === kind);
     if (sender) await sender.replaceTrack(track);
-    const old = kind === "audio" ? microphone.getAudioTracks() : microphone.getVideoTracks();
+    const old = microphone.getAudioTracks();
     old.forEach((t) => { microphone.removeTrack(t); t.stop(); });
     microphone.addTrack(track);
     if (kind === "audio" && checkSource) meterMicrophone();  // the meter follows the new microphone
@@ -491,9 +507,12 @@ function audioConstraints() {
 
 document.getElementById("mic-select")?.addEventListener("change", () => switchTrack("audio", audioConstraints()));
 document.getElementById("noise")?.addEventListener("change", () => switchTrack("audio", audioConstraints()));
-document.getElementById("camera-select")?.addEventListener("change", (event) =>
-  switchTrack("video", { deviceId: { exact: event.currentTarget.value }, width: { ideal: 640 },
-                         height: { ideal: 360 }, frameRate: { ideal: 15 } }));
+document.getElementById("camera-select")?.addEventListener("change", (event) => {
+  document.getElementById("device-error").textContent = "";
+  video.switchCamera(event.currentTarget.value).catch(() => {
+    document.getElementById("device-error").textContent = texts.device_failed;
+  });
+});
 document.getElementById("speaker-select")?.addEventListener("change", async (event) => {
   try {
     await remote.setSinkId(event.currentTarget.value);
@@ -539,50 +558,27 @@ setInterval(() => { measure().catch(() => {}); }, 2000);
 
 // -- media and signalling ---------------------------------------------------------------------------------------
 
-function showVideos(slots) {
-  const panel = document.getElementById("video-panel");
-  const grid = document.getElementById("videos");
-  grid.replaceChildren(...slots.map((slot) => {
-    const figure = document.createElement("figure");
-    const video = document.createElement("video");
-    video.autoplay = true;
-    video.muted = true;  // the sound comes mixed by the bridge, in the audio element
-    video.playsInline = true;
-    video.dataset.mid = slot.mid;
-    video.srcObject = videoByMid[slot.mid] || null;
-    const caption = document.createElement("figcaption");
-    caption.textContent = slot.label || texts.someone;
-    figure.append(video, caption);
-    return figure;
-  }));
-  panel.hidden = slots.length === 0;
-  document.body.dataset.video = slots.length ? "yes" : "";
-}
-
 async function openDevices() {
   if (config.media === "listen") return new MediaStream();  // listen only: no microphone is asked for
-  if (config.media === "video") {
-    try {
-      return await navigator.mediaDevices.getUserMedia({
-        audio: true, video: { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 15 } } });
-    } catch (error) {
-      // No camera, or refused: the microphone alone, as on the join page's "microphone only".
-    }
-  }
-  return navigator.mediaDevices.getUserMedia({ audio: true });
+  return navigator.mediaDevices.getUserMedia({ audio: true });  // the camera has a connection of its own
 }
 
 const handlers = {
-  welcome: (m) => { myId = m.you; },
+  welcome: (m) => { myId = m.you; video.welcome(m); },
   answer: (m) => pc.setRemoteDescription({ type: "answer", sdp: m.sdp }),
   participants: (m) => showParticipants(m.list, m.by_phone || 0),
   lobby: (m) => showLobby(m.list),
   calls: (m) => showCalls(m.list),
-  video: (m) => showVideos(m.slots),
+  "video-feeds": (m) => video.feeds(m),
+  "video-answer": (m) => video.answer(m),
+  "video-offer": (m) => video.offer(m),
+  "video-restart": () => video.restart(),
+  "share-stopped": () => video.shareStopped(),
+  pointer: (m) => video.pointer(m),
   waiting: () => { say(texts.waiting, "weak"); document.body.dataset.lobby = "waiting"; },
   admitted: () => { say(texts.connected, "good"); document.body.dataset.lobby = "admitted"; },
   denied: () => { refused = true; say(texts.denied, "bad"); document.body.dataset.lobby = "denied"; },
-  pass: (m) => sessionStorage.setItem(passKey, m.pass),
+  pass: (m) => { sessionStorage.setItem(passKey, m.pass); video.entered(); },
   settings: (m) => {
     privateChat = m.private_chat;
     const box = document.getElementById("private-chat");
@@ -597,6 +593,7 @@ const handlers = {
     line.hidden = !m.locked;
     document.body.dataset.locked = m.locked ? "yes" : "";
     updateRecipients();
+    video.settings(m);
   },
   invited: (m) => {
     const li = document.createElement("li");
@@ -626,6 +623,7 @@ const handlers = {
     if (m.about === "chat") document.getElementById("chat-error").textContent = m.message;
     else if (m.about === "invite") document.getElementById("invite-error").textContent = m.message;
     else if (m.about === "call") document.getElementById("call-error").textContent = m.message;
+    else if (m.about.startsWith("video") || m.about === "pointer") { video.refused(m); say(m.message, "weak"); }
     else say(m.message, "bad");
   },
   restarting: () => { say(texts.restarting, "weak"); document.body.dataset.restarting = "yes"; },
@@ -649,17 +647,7 @@ async function connect() {
   const socket = new WebSocket(`${scheme}//${location.host}${config.socket}`);
   microphone.getAudioTracks().forEach((track) => pc.addTrack(track, microphone));
   pc.addTransceiver("audio", { direction: config.media === "listen" ? "recvonly" : "sendrecv" });
-  microphone.getVideoTracks().forEach((track) => pc.addTransceiver(track, { direction: "sendonly" }));
-  for (let i = 0; i < VIDEO_SLOTS; i += 1) pc.addTransceiver("video", { direction: "recvonly" });
-  videoByMid = {};
   pc.ontrack = (event) => {
-    if (event.track.kind === "video") {
-      const stream = new MediaStream([event.track]);
-      videoByMid[event.transceiver.mid] = stream;
-      const video = document.querySelector(`#videos video[data-mid="${event.transceiver.mid}"]`);
-      if (video) video.srcObject = stream;  // the bridge's "video" message came first
-      return;
-    }
     remote.srcObject = event.streams[0] || new MediaStream([event.track]);
     window.passerelleRemote = remote.srcObject;  // tests listen to it
   };
@@ -690,7 +678,7 @@ async function connect() {
   current = socket;
   socket.onclose = () => {
     here.close();
-    showVideos([]);
+    video.lost();
     document.body.dataset.audio = "lost";
     if (refused || document.body.dataset.leaving) return;
     attempt += 1;
