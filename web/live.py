@@ -384,6 +384,8 @@ class Session:
         self.admission: asyncio.Task[None] | None = None
         self.feeds: dict[str, Feed] = {}  # its places in Janus ("camera", also watching; "screen"), once used
         self._pointed = 0.0  # when it last pointed on a shared screen
+        self._point_next: dict[str, Any] | None = None  # a position that came too soon after the last, to send
+        self._pointing: asyncio.TimerHandle | None = None
         live._mode[self.room] = conference.lobby_mode
 
         @self.pc.on("track")
@@ -437,6 +439,8 @@ class Session:
         await handler(fields)
 
     def leave(self) -> None:
+        if self._pointing is not None:
+            self._pointing.cancel()
         self.hub.remove(self.leg_id)
         if self.admission is not None:
             self.admission.cancel()
@@ -644,13 +648,23 @@ class Session:
             raise Refused("pointer", "nobody shares that screen")
         if (x is None) != (y is None) or (x is not None and y is not None and not (0 <= x <= 1 and 0 <= y <= 1)):
             raise Refused("pointer", "x and y: both from 0 to 1 (the shared picture's width and height), or null")
-        now = time.monotonic()
-        if now - self._pointed < POINTER_GAP_S and x is not None:
-            return
-        self._pointed = now
         message = {"type": "pointer", "leg": self.leg_id, "name": self.member.name, "screen": screen,
                    "x": None if x is None else round(x, 4), "y": None if y is None else round(y, 4)}  # fmt: skip
-        self.hub.to(set(self.hub.members) - {self.leg_id}, message)
+        wait = POINTER_GAP_S - (time.monotonic() - self._pointed)
+        if wait > 0 and x is not None:  # too soon: the latest goes when the gap is over (where it came to rest)
+            if self._pointing is None:
+                self._pointing = asyncio.get_running_loop().call_later(wait, self._point)
+            self._point_next = message
+            return
+        self._point_next = message
+        self._point()
+
+    def _point(self) -> None:
+        self._pointing = None
+        message, self._point_next = self._point_next, None
+        if message is not None:
+            self._pointed = time.monotonic()
+            self.hub.to(set(self.hub.members) - {self.leg_id}, message)
 
     # -- oneself -------------------------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ Janus; the media goes straight between them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from bridge.janus.client import JanusClient, JanusError, JanusGone
 
 log = logging.getLogger(__name__)
 VIDEOROOM = "janus.plugin.videoroom"
+PLI_GAP_S = 1.1  # Janus sends a publisher at most one keyframe request a second
 
 
 @dataclass
@@ -46,6 +48,7 @@ class Feed:
     watching: set[int] = field(default_factory=set)  # the feeds its subscriber handle receives
     generation: int = 0  # which Janus its handles are in (JanusRooms.generation when it was made)
     mids: dict[str, int] = field(default_factory=dict)  # the subscriber's m-lines now: mid → the feed it carries
+    layers: dict[str, int | None] = field(default_factory=dict)  # what each m-line was last asked to receive
 
     @property
     def key(self) -> str:
@@ -66,6 +69,7 @@ class JanusRooms:
         self._lock = asyncio.Lock()
         self.generation = 0  # one more at every Janus (re)start: the feeds of an earlier one are gone
         self.restarted: Callable[[], None] | None = None  # after a restart (not the first start)
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def feed(self, conference: str, leg_id: str, source: str = "camera") -> Feed:
         return Feed(conference, leg_id, source, generation=self.generation)
@@ -177,9 +181,12 @@ class JanusRooms:
                 "request": "join", "ptype": "subscriber", "room": room.id, "pin": room.pin, "use_msid": True,
                 "streams": [{"feed": other, "substream": 0} for other in add]}, later=True)  # fmt: skip
         else:
-            data, offer = await client.message(feed.subscriber, {
-                "request": "update", "subscribe": [{"feed": other, "substream": 0} for other in add],
-                "unsubscribe": [{"feed": other} for other in drop]}, later=True)  # fmt: skip
+            update: dict[str, Any] = {"request": "update"}  # an empty list is refused ("Empty subscription list")
+            if add:
+                update["subscribe"] = [{"feed": other, "substream": 0} for other in add]
+            if drop:
+                update["unsubscribe"] = [{"feed": other} for other in drop]
+            data, offer = await client.message(feed.subscriber, update, later=True)
         feed.watching = (feed.watching | set(add)) - set(drop)
         mids = {str(s["mid"]): int(s["feed_id"]) for s in data.get("streams", [])
                 if s.get("active", True) and "feed_id" in s}  # fmt: skip
@@ -189,11 +196,32 @@ class JanusRooms:
     async def configure(self, feed: Feed, layers: dict[str, int | None]) -> None:
         """What each of the subscriber's m-lines receives: a simulcast layer (0 the lowest, 2 the highest), or
         nothing (None: a tile off screen, a hidden tab) until asked again. Mids it does not have are left out."""
-        streams = [{"mid": mid, "send": False} if layer is None else {"mid": mid, "send": True, "substream": layer}
-                   for mid, layer in layers.items() if mid in feed.mids]  # fmt: skip
+        streams: list[dict[str, Any]] = [
+            {"mid": mid, "send": False} if layer is None else {"mid": mid, "send": True, "substream": layer}
+            for mid, layer in layers.items() if mid in feed.mids
+        ]  # fmt: skip
         if feed.subscriber is None or not streams:
             return
+        feed.layers.update({s["mid"]: s.get("substream") for s in streams})
         await self._connected().message(feed.subscriber, {"request": "configure", "streams": streams}, later=True)
+        # A layer changes on the publisher's next keyframe, which Janus asks for (a PLI) at most once a second:
+        # one asked for within a second of another is put off, and Janus 1.1 never sends a put-off PLI for a
+        # browser's feed (only for its remote publishers'), so the change waited for its periodic keyframe
+        # (10 s). Asked again a second later, the PLI goes.
+        switching = {s["mid"]: s["substream"] for s in streams if "substream" in s}
+        if switching:
+            task = asyncio.get_running_loop().create_task(self._again(feed, switching))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _again(self, feed: Feed, layers: dict[str, int]) -> None:
+        await asyncio.sleep(PLI_GAP_S)
+        still = [{"mid": mid, "send": True, "substream": layer} for mid, layer in layers.items()
+                 if feed.layers.get(mid) == layer and mid in feed.mids]  # fmt: skip
+        if still and feed.subscriber is not None and self.current(feed):
+            with contextlib.suppress(JanusError, JanusGone, TimeoutError):
+                await self._connected().message(feed.subscriber, {"request": "configure", "streams": still},
+                                                later=True)  # fmt: skip
 
     async def start(self, feed: Feed, answer: dict[str, Any]) -> None:
         """The page's answer to the subscriber offer: the feeds start flowing."""
@@ -224,6 +252,7 @@ class JanusRooms:
         feed.published = False
         feed.watching = set()
         feed.mids = {}
+        feed.layers = {}
 
     async def feeds_in(self, conference: str) -> list[dict[str, Any]]:
         """The feeds published in the conference's room (id, display: the leg id)."""

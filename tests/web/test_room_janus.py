@@ -150,10 +150,12 @@ def test_a_screen_share_reaches_the_others_one_at_a_time_with_their_pointers_and
                 out["bad_layer"] = (await until(host, "error"))["about"]
                 await host.send_json({"type": "video-layers", "mids": {mid: None}})  # paused: no error
                 await host.send_json({"type": "video-layers", "mids": {mid: 0}})
-                # The host points at the middle of Anne's screen, twice at once: Anne gets the first (10 a second).
-                for x in (0.5, 0.6):
+                # The host points on Anne's screen three times at once: Anne gets the first at once, the last
+                # ~0.1 s later (10 a second, and where the pointer came to rest), never the one between.
+                for x in (0.5, 0.55, 0.6):
                     await host.send_json({"type": "pointer", "screen": anne_leg, "x": x, "y": 0.25})
                 out["pointer"] = await until(anne, "pointer")
+                out["rest"] = await until(anne, "pointer")
                 await host.send_json({"type": "pointer", "screen": anne_leg, "x": 1.5, "y": 0.25})
                 out["off_screen"] = (await until(host, "error"))["message"]
                 await host.send_json({"type": "pointer", "screen": host_leg, "x": 0.5, "y": 0.5})
@@ -182,6 +184,7 @@ def test_a_screen_share_reaches_the_others_one_at_a_time_with_their_pointers_and
     assert out["bad_layer"] == "video-layers"
     assert out["pointer"] == {"type": "pointer", "leg": out["host_leg"], "name": "Dr Martin", "screen": anne,
                               "x": 0.5, "y": 0.25}  # fmt: skip
+    assert out["rest"]["x"] == 0.6
     assert out["off_screen"].startswith("x and y: both from 0 to 1")
     assert out["no_share"] == "nobody shares that screen"
     assert out["stopped"] == {"type": "share-stopped"}

@@ -78,9 +78,9 @@ export function initVideo({ send, texts, config, tiles, nameOf, announce }) {
     const own = state[source];
     if (!own) return;
     state[source] = null;
+    if (tell) send({ type: "video-unpublish", source });  // before the connection closes (Janus hangs it up)
     own.pc.close();
     own.stream.getTracks().forEach((t) => t.stop());
-    if (tell) send({ type: "video-unpublish", source });
   }
 
   async function cameraOn() {
@@ -208,8 +208,9 @@ export function initVideo({ send, texts, config, tiles, nameOf, announce }) {
     if (!state.visible.has(owner.leg)) return null;
     const video = tilesBox.querySelector(`.tile[data-id="${owner.leg}"] video`);
     if (!video || !isOnScreen(video)) return null;
+    // The smallest layer at least as tall as the tile (in device pixels): 180, 360 or 720 lines.
     const pixels = video.clientHeight * (window.devicePixelRatio || 1);
-    const layer = pixels >= 400 ? 2 : pixels >= 160 ? 1 : 0;
+    const layer = pixels > 360 ? 2 : pixels > 180 ? 1 : 0;
     return Math.min(layer, state.cap);
   }
 
@@ -408,19 +409,19 @@ export function initVideo({ send, texts, config, tiles, nameOf, announce }) {
     const caption = document.createElement("figcaption");
     const who = document.createElement("span");
     who.className = "who";
-    const point = document.createElement("button");
-    point.type = "button";
-    point.className = "small secondary";
-    point.dataset.action = "point";
-    point.setAttribute("aria-pressed", "false");
-    point.textContent = texts.point;
-    point.addEventListener("click", () => {
-      const on = point.getAttribute("aria-pressed") !== "true";
-      point.setAttribute("aria-pressed", String(on));
+    const pointing = document.createElement("button");
+    pointing.type = "button";
+    pointing.className = "small secondary";
+    pointing.dataset.action = "point";
+    pointing.setAttribute("aria-pressed", "false");
+    pointing.textContent = texts.point;
+    pointing.addEventListener("click", () => {
+      const on = pointing.getAttribute("aria-pressed") !== "true";
+      pointing.setAttribute("aria-pressed", String(on));
       figure.dataset.pointing = on ? "yes" : "";
       if (!on) send({ type: "pointer", screen: leg, x: null, y: null });
     });
-    caption.append(who, " ", point);
+    caption.append(who, " ", pointing);
     if (config.host) {
       const stop = document.createElement("button");
       stop.type = "button";
@@ -431,16 +432,22 @@ export function initVideo({ send, texts, config, tiles, nameOf, announce }) {
       caption.append(" ", stop);
     }
     figure.append(frame, caption);
-    let last = 0;
+    // At most one position each POINTER_MS, and the last one always: where the pointer came to rest.
+    let last = 0, latest = null, later = null;
+    const point = () => {
+      later = null;
+      last = performance.now();
+      send({ type: "pointer", screen: leg, x: latest.x, y: latest.y });
+      drawPointer(leg, state.myId, texts.you, latest.x, latest.y);
+    };
     frame.addEventListener("pointermove", (event) => {
       if (figure.dataset.pointing !== "yes") return;
-      const now = performance.now();
-      if (now - last < POINTER_MS) return;
       const at = onPicture(video, event.clientX, event.clientY);
       if (!at) return;
-      last = now;
-      send({ type: "pointer", screen: leg, x: at.x, y: at.y });
-      drawPointer(leg, state.myId, texts.you, at.x, at.y);
+      latest = at;
+      const wait = POINTER_MS - (performance.now() - last);
+      if (wait <= 0) point();
+      else if (!later) later = setTimeout(point, wait);
     });
     frame.addEventListener("pointerleave", () => {
       if (figure.dataset.pointing === "yes") send({ type: "pointer", screen: leg, x: null, y: null });

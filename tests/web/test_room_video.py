@@ -1,0 +1,264 @@
+"""Cameras and screen shares in Chromium (fake camera, fake screen) through a real `passerelle serve` and its Janus
+child: each page shows the others' cameras and its own, moving (frames decoded rising, from the page's receiving
+connection); a tile made large receives a larger layer and a small one a smaller; a camera turned off leaves the
+name on its tile; a screen share reaches the others, one at a time, with the pointers set on it where they were
+set; a guest in the lobby neither sees nor is seen; Janus killed mid-call: the pictures come back within 10 s and
+a phone and a browser keep hearing each other."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.mixer.signals import magnitude_db
+from tests.tools import require
+from tests.web.site import Site, serving, talking_phone, tone_wav, webrtc_args
+
+SECRET = "v" * 64
+# What the page's receiving connection to Janus decodes, per (leg/source) it shows: frames so far, current width.
+RECEIVED = """async () => {
+  const v = window.passerelleVideo, out = {};
+  if (!v.viewer) return out;
+  (await v.viewer.getStats()).forEach((r) => {
+    const owner = r.type === "inbound-rtp" && r.kind === "video" ? v.byMid[r.mid] : null;
+    if (owner) out[`${owner.leg}/${owner.source}`] = { frames: r.framesDecoded || 0, width: r.frameWidth || 0 };
+  });
+  return out;
+}"""
+# Where on the screen share's video element a point (fractions of the shared picture) is, in page coordinates:
+# the picture is shown whole (object-fit: contain), bars around it.
+PICTURE_POINT = """([leg, fx, fy]) => {
+  const video = document.querySelector(`#screens figure[data-leg="${leg}"] video`);
+  const rect = video.getBoundingClientRect();
+  const scale = Math.min(rect.width / video.videoWidth, rect.height / video.videoHeight);
+  const w = video.videoWidth * scale, h = video.videoHeight * scale;
+  return { x: rect.left + (rect.width - w) / 2 + fx * w, y: rect.top + (rect.height - h) / 2 + fy * h };
+}"""
+
+
+@contextmanager
+def video_service(tmp_path: Path, **extra: str) -> Iterator[tuple[Site, dict[str, Any], Browser]]:
+    require("janus")
+    mic = tone_wav(tmp_path / "mic.wav", freq=1000.0, seconds=120)
+    with (
+        serving(tmp_path, None, PASSERELLE_WEBRTC__HOST_ADDRESSES="127.0.0.1", PASSERELLE_SECURITY__SECRET_KEY=SECRET,
+                **extra) as site,
+        sync_playwright() as p,
+    ):  # fmt: skip
+        conference = site.conference("--lobby", "off")
+        browser = p.chromium.launch(executable_path=require("chromium"), args=webrtc_args(mic))
+        try:
+            yield site, conference, browser
+        finally:
+            browser.close()
+
+
+def enter(browser: Browser, site: Site, link: str, name: str, media: str = "video") -> tuple[Page, str]:
+    """A page joins through its link as a person would, until its audio is connected: the page and its leg id."""
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    page.goto(site.base + "/" + link.split("/", 3)[3])
+    page.fill("#name", name)
+    page.check(f"input[name=media][value={media}]")
+    page.click("#join-button")
+    page.wait_for_url("**/room/**")
+    expect(page.locator("body")).to_have_attribute("data-audio", "connected", timeout=20_000)
+    leg = page.evaluate("window.passerelleVideo.myId")
+    assert leg, "the page has no leg id"
+    return page, leg
+
+
+def moving(page: Page, keys: set[str], limit_s: float = 20.0) -> dict[str, Any]:
+    """Until every one of ``keys`` (leg/source) is decoded and its frame count rises over a second."""
+    deadline = time.monotonic() + limit_s
+    seen: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        before = page.evaluate(RECEIVED)
+        time.sleep(1.0)
+        seen = page.evaluate(RECEIVED)
+        if all(k in seen and k in before and seen[k]["frames"] > before[k]["frames"] for k in keys):
+            return seen
+    raise AssertionError(f"not all of {keys} move on this page: {seen}")
+
+
+def width_of(page: Page, key: str, until: Any, limit_s: float = 20.0) -> int:
+    """The received width of ``key`` once ``until(width)`` holds."""
+    deadline, width = time.monotonic() + limit_s, 0
+    while time.monotonic() < deadline:
+        width = page.evaluate(RECEIVED).get(key, {}).get("width", 0)
+        if width and until(width):
+            return int(width)
+        time.sleep(0.5)
+    raise AssertionError(f"{key}: received width {width} did not change as expected")
+
+
+def tile(page: Page, leg: str) -> Any:
+    return page.locator(f'#tiles .tile[data-id="{leg}"]')
+
+
+@pytest.mark.e2e
+def test_cameras_reach_the_others_with_the_layer_their_tile_needs_and_a_camera_off_leaves_the_name(
+    tmp_path: Path,
+) -> None:
+    with video_service(tmp_path) as (site, conference, browser):
+        martin, martin_leg = enter(browser, site, conference["join_url"], "Dr Martin")
+        durand, durand_leg = enter(browser, site, conference["join_url"], "Dr Durand")
+        petit, _ = enter(browser, site, conference["join_url"], "Mme Petit", media="audio")
+        for page, others in ((martin, {durand_leg}), (durand, {martin_leg}), (petit, {martin_leg, durand_leg})):
+            moving(page, {f"{leg}/camera" for leg in others})
+            for leg in others:
+                expect(tile(page, leg)).to_have_attribute("data-video", "yes", timeout=10_000)
+        # One's own camera in one's own tile (as in a mirror), never received back from Janus.
+        expect(tile(martin, martin_leg)).to_have_attribute("data-video", "yes")
+        assert "mirror" in (tile(martin, martin_leg).locator("video").get_attribute("class") or "")
+        assert f"{martin_leg}/camera" not in martin.evaluate(RECEIVED)
+        expect(tile(petit, petit.evaluate("window.passerelleVideo.myId"))).to_have_attribute("data-video", "no")
+
+        # Mme Petit pins Dr Martin: his tile is the large one, and a larger layer comes; unpinned, a smaller one.
+        small = width_of(petit, f"{martin_leg}/camera", lambda w: True)
+        petit.click(f'#participants li[data-id="{martin_leg}"] [data-action="pin"]')
+        expect(tile(petit, martin_leg)).to_have_class(re.compile(r"\bmain\b"))
+        large = width_of(petit, f"{martin_leg}/camera", lambda w: w > small)
+        petit.click(f'#participants li[data-id="{martin_leg}"] [data-action="pin"]')
+        again = width_of(petit, f"{martin_leg}/camera", lambda w: w < large)
+        assert small < large, (small, large)
+        assert again < large, (large, again)
+
+        # Dr Durand turns his camera off: the others show his name where his picture was.
+        durand.click("#camera")
+        expect(durand.locator("#camera")).to_have_attribute("aria-pressed", "false")
+        for page in (martin, petit):
+            expect(tile(page, durand_leg)).to_have_attribute("data-video", "no", timeout=10_000)
+            expect(tile(page, durand_leg).locator(".tile-name")).to_have_text("Dr Durand")
+            expect(tile(page, durand_leg).locator(".avatar")).to_be_visible()
+        durand.click("#camera")  # and on again
+        moving(petit, {f"{durand_leg}/camera"})
+        durand.close()  # his tab closes: his tile leaves the others' pages
+        expect(tile(martin, durand_leg)).to_have_count(0, timeout=10_000)
+
+
+@pytest.mark.e2e
+def test_a_screen_share_reaches_the_others_with_the_pointers_set_on_it_and_the_host_may_stop_it(
+    tmp_path: Path,
+) -> None:
+    with video_service(tmp_path) as (site, conference, browser):
+        host, host_leg = enter(browser, site, conference["host_url"], "Dr Martin", media="audio")
+        anne, anne_leg = enter(browser, site, conference["join_url"], "Anne", media="audio")
+        anne.click("#share")  # Chromium's fake screen (1280 × 720) is chosen without a prompt
+        expect(anne.locator("#share")).to_have_attribute("aria-pressed", "true", timeout=10_000)
+        screen = host.locator(f'#screens figure[data-leg="{anne_leg}"]')
+        expect(screen).to_be_visible(timeout=15_000)
+        expect(screen.locator("figcaption")).to_contain_text("Anne shares their screen")
+        moving(host, {f"{anne_leg}/screen"})
+        expect(host.locator("#share")).to_be_disabled()  # one share at a time
+        settings = anne.evaluate("window.passerelleVideo.screen.stream.getVideoTracks()[0].contentHint")
+        assert settings == "detail"
+
+        # The host points a quarter across, three quarters down Anne's picture: Anne sees his pointer there, named.
+        screen.locator("[data-action=point]").click()
+        expect(screen.locator("video")).to_have_js_property("readyState", 4, timeout=10_000)
+        at = host.evaluate(PICTURE_POINT, [anne_leg, 0.25, 0.75])
+        host.mouse.move(at["x"] - 30, at["y"] - 30)
+        host.mouse.move(at["x"], at["y"], steps=3)
+        pointer = anne.locator(f'#screens figure[data-leg="{anne_leg}"] .pointer[data-leg="{host_leg}"]')
+        expect(pointer).to_have_count(1, timeout=5_000)
+        expect(pointer.locator(".pointer-name")).to_have_text("Dr Martin")
+        deadline = time.monotonic() + 3.0  # the first position of the move, then where it came to rest
+        while True:
+            x, y = float(pointer.get_attribute("data-x") or 0), float(pointer.get_attribute("data-y") or 0)
+            if abs(x - 0.25) < 0.02 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert abs(x - 0.25) < 0.02, x
+        assert abs(y - 0.75) < 0.02, y
+        # Drawn there on Anne's own view of her screen too (letterboxing taken off both ways).
+        drawn = pointer.bounding_box()
+        expected = anne.evaluate(PICTURE_POINT, [anne_leg, x, y])
+        assert drawn is not None
+        assert abs(drawn["x"] + drawn["width"] / 2 - expected["x"]) < 4, (drawn, expected)
+        assert abs(drawn["y"] + drawn["height"] / 2 - expected["y"]) < 4, (drawn, expected)
+
+        # The host stops Anne's share: she is told, and the share leaves the host's page.
+        screen.locator("[data-action=stop-share]").click()
+        expect(anne.locator("#share")).to_have_attribute("aria-pressed", "false", timeout=10_000)
+        expect(anne.locator("#connection")).to_have_text("The host stopped your screen share.")
+        expect(host.locator("#screens")).to_be_hidden(timeout=10_000)
+        expect(host.locator("#share")).to_be_enabled()
+
+
+@pytest.mark.e2e
+def test_a_guest_in_the_lobby_neither_sees_nor_is_seen_until_admitted(tmp_path: Path) -> None:
+    require("janus")
+    mic = tone_wav(tmp_path / "mic.wav", freq=1000.0, seconds=60)
+    with serving(tmp_path, None, PASSERELLE_WEBRTC__HOST_ADDRESSES="127.0.0.1",
+                 PASSERELLE_SECURITY__SECRET_KEY=SECRET) as site, sync_playwright() as p:  # fmt: skip
+        conference = site.conference("--lobby", "always")
+        browser = p.chromium.launch(executable_path=require("chromium"), args=webrtc_args(mic))
+        try:
+            host, host_leg = enter(browser, site, conference["host_url"], "Dr Martin")
+            guest = browser.new_page(viewport={"width": 1366, "height": 768})
+            guest.goto(site.base + "/" + conference["join_url"].split("/", 3)[3])
+            guest.fill("#name", "Mme Durand")
+            guest.check("input[name=media][value=video]")
+            guest.click("#join-button")
+            guest.wait_for_url("**/room/**")
+            expect(guest.locator("body")).to_have_attribute("data-lobby", "waiting", timeout=20_000)
+            waiting = host.locator("#lobby li", has_text="Mme Durand")
+            expect(waiting).to_have_count(1, timeout=10_000)
+            time.sleep(3.0)  # long enough for a camera to go up and be shown, were it allowed
+            assert guest.evaluate("window.passerelleVideo.camera") is None, "a guest in the lobby published"
+            assert guest.evaluate(RECEIVED) == {}, "a guest in the lobby receives a camera"
+            assert host.locator("#tiles .tile[data-video=yes]").count() == 1  # the host's own, only
+            waiting.locator("button[data-action=admit]").click()
+            expect(guest.locator("body")).to_have_attribute("data-lobby", "admitted", timeout=10_000)
+            guest_leg = guest.evaluate("window.passerelleVideo.myId")
+            moving(guest, {f"{host_leg}/camera"})
+            moving(host, {f"{guest_leg}/camera"})
+        finally:
+            browser.close()
+
+
+@pytest.mark.e2e
+def test_janus_killed_mid_call_the_pictures_come_back_within_10_s_and_the_sound_never_stops(tmp_path: Path) -> None:
+    phone = talking_phone(tmp_path / "phone", 35600)
+    try:
+        with video_service(tmp_path) as (site, conference, browser):
+            martin, martin_leg = enter(browser, site, conference["join_url"], "Dr Martin")
+            anne, _ = enter(browser, site, conference["join_url"], "Anne")
+            phone.command("dial", f"sip:+33491000000@{site.sip}")
+            time.sleep(1.5)
+            phone.command("sndcode", conference["code"] + "#")
+            expect(martin.locator("#participants li")).to_have_count(3, timeout=15_000)
+            moving(anne, {f"{martin_leg}/camera"})
+            martin.evaluate("""() => { window.audioLost = 0; new MutationObserver(() => {
+                if (document.body.dataset.audio !== "connected") window.audioLost += 1;
+              }).observe(document.body, { attributes: true, attributeFilter: ["data-audio"] }); }""")
+            found = re.search(r"Janus 1 is up \(pid (\d+)\)", (site.folder / "serve.log").read_text())
+            assert found, "no Janus child in the service's log"
+            os.kill(int(found.group(1)), signal.SIGKILL)
+            killed = time.monotonic()
+            time.sleep(0.5)
+            back = moving(anne, {f"{martin_leg}/camera"}, limit_s=15.0)
+            back_after = time.monotonic() - killed
+            time.sleep(max(0.0, 9.0 - back_after))
+            lost = martin.evaluate("window.audioLost")
+            phone.command("hangup")
+        after_kill = phone.heard()[-8000 * 8 :]  # the last 8 s of the call, all after the kill
+    finally:
+        phone.stop()
+    assert back, "the camera did not come back"
+    assert back_after < 10.0, f"the camera came back {back_after:.1f} s after Janus was killed"
+    assert lost == 0, "the browser's audio connection dropped while Janus restarted"
+    # The phone heard the browsers' tone in every second after the kill (the bridge's mix never stopped).
+    seconds = np.array_split(after_kill, 8)
+    levels = [magnitude_db(second, 1000, rate=8000) for second in seconds]
+    assert min(levels) > -50, f"the phone's sound dropped after the kill: {levels}"
