@@ -194,10 +194,9 @@ def _emit(as_json: bool, data: Any, human: Callable[[], object]) -> None:
         human()
 
 
-BENCHMARKS = {
-    name: f"bench.{name}"
-    for name in ("dtmf", "hostile", "latency", "mixer", "room", "rooms", "sip", "site", "talkoff", "web", "webrtc")
-}
+_BENCH_NAMES = ("dtmf", "hostile", "latency", "mixer", "room", "rooms", "sip", "site", "talkoff", "video", "web",
+                "webrtc")  # fmt: skip
+BENCHMARKS = {name: f"bench.{name}" for name in _BENCH_NAMES}
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,7 +1,7 @@
-"""``passerelle serve``'s own Janus: a configuration it writes (only the VideoRoom plugin and the Unix-socket
-transport loaded, the API on a socket in a folder private to the service's user, ICE addresses and STUN from
-``[webrtc]``, ``[video]``'s UDP port range), the child started, its log read into Passerelle's, and a restart when it
-dies: ``on_ready`` runs after every start, so the rooms it held are made again and the pages re-publish.
+"""``passerelle serve``'s own Janus: a configuration it writes (only the VideoRoom plugin and the WebSockets
+transport loaded, the API on a Unix socket in a folder private to the service's user, no TCP port; ICE addresses
+and STUN from ``[webrtc]``, ``[video]``'s UDP port range), the child started, its log read into Passerelle's, and a
+restart when it dies: ``on_ready`` runs after every start, so the rooms it held are made again and the pages re-publish.
 
 Janus's own files are in Debian's folders (``janus``'s ``/usr/lib/<arch>/janus``); the configuration folder links
 only the two modules used, so nothing else is loaded whatever the package ships."""
@@ -19,13 +19,15 @@ import sysconfig
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bridge.janus.client import JanusClient
+from bridge.janus.client import JanusClient, JanusError
 from config import Settings
 from config.errors import ConfigError
 
 log = logging.getLogger("janus")
 PLUGINS = ("libjanus_videoroom.so",)
-TRANSPORTS = ("libjanus_pfunix.so",)
+# The WebSockets transport on a Unix socket: the Unix-socket transport (pfunix) drops every message over 8 kB
+# (its read buffer), and a page's answer for the cameras it watches is 1.4 kB per camera.
+TRANSPORTS = ("libjanus_websockets.so",)
 START_S = 10.0  # its socket must appear within this
 RESTART_S = (0.5, 1.0, 2.0, 5.0)  # waits before each restart in a row (the last one repeats)
 STEADY_S = 30.0  # a Janus up this long resets the series of restarts
@@ -57,7 +59,7 @@ def write_config(settings: Settings, folder: Path) -> Path:
             (own / name).symlink_to(source)
     for empty in ("events", "loggers"):
         (folder / empty).mkdir(exist_ok=True)
-    api = folder / "janus.sock"
+    api = folder / "janus-ws.sock"
     webrtc, video = settings.webrtc, settings.video
     nat = ["nice_debug = false", "ignore_mdns = true"]  # half-trickle: its own candidates are in its SDPs
     # Janus never gathers on a loopback interface (ice.c skips IFF_LOOPBACK): those addresses are left out, and
@@ -102,9 +104,15 @@ def write_config(settings: Settings, folder: Path) -> Path:
             "transports": [],
             "events": ["broadcast = false"],
         },
-        "janus.transport.pfunix.jcfg": {
-            "general": ["enabled = true", 'json = "compact"', f"path = {_quote(str(api))}", 'type = "SOCK_SEQPACKET"'],
-            "admin": ["admin_enabled = false"],
+        "janus.transport.websockets.jcfg": {
+            "general": [
+                'json = "compact"',
+                "ws = true",
+                f"ws_unix = {_quote(str(api))}",
+                "wss = false",
+                'ws_logging = "err"',
+            ],
+            "admin": ["admin_ws = false", "admin_wss = false"],
         },
         # Rooms are made by Passerelle through the API, each with its own secret and PIN; none at start.
         "janus.plugin.videoroom.jcfg": {"general": ["string_ids = false", "lock_rtp_forward = true"]},
@@ -146,7 +154,7 @@ class EmbeddedJanus:
             started = asyncio.get_running_loop().time()
             try:
                 await self._once(binary, stop)
-            except (OSError, ConnectionError, TimeoutError) as exc:
+            except (OSError, ConnectionError, TimeoutError, JanusError) as exc:
                 log.warning("Janus could not be started or reached: %s", exc)
             finally:
                 await self._end()
@@ -241,7 +249,7 @@ class ExternalJanus:
             try:
                 self.client = await JanusClient.open(self.socket_path)
                 await self.on_ready(self.client)
-            except (OSError, ConnectionError, TimeoutError) as exc:
+            except (OSError, ConnectionError, TimeoutError, JanusError) as exc:
                 if not told:
                     log.warning("the operator's Janus at %s cannot be reached: %s", self.socket_path, exc)
                     told = True

@@ -178,7 +178,7 @@ def test_serve_runs_its_janus_and_leaves_none_behind_even_when_killed(tmp_path: 
             proc = subprocess.Popen([passerelle, "serve"], env=env, cwd=tmp_path, stderr=out)
         try:
             pid = _janus_pid(log)
-            assert (tmp_path / "var" / "janus" / "janus.sock").exists()
+            assert (tmp_path / "var" / "janus" / "janus-ws.sock").exists()
             proc.send_signal(how)
             proc.wait(timeout=20)
             assert _gone(pid), f"Janus {pid} outlived passerelle serve ({how.name})"

@@ -1,9 +1,9 @@
 """Cameras and screen shares in Chromium (fake camera, fake screen) through a real `passerelle serve` and its Janus
 child: each page shows the others' cameras and its own, moving (frames decoded rising, from the page's receiving
-connection); a tile made large receives a larger layer and a small one a smaller; a camera turned off leaves the
-name on its tile; a screen share reaches the others, one at a time, with the pointers set on it where they were
-set; a guest in the lobby neither sees nor is seen; Janus killed mid-call: the pictures come back within 10 s and
-a phone and a browser keep hearing each other."""
+connection); a tile made large receives a larger layer and a small one a smaller; a hidden tab receives nothing
+until it is back; a camera turned off leaves the name on its tile; a screen share reaches the others, one at a
+time, with the pointers set on it where they were set; a guest in the lobby neither sees nor is seen; Janus killed
+mid-call: the pictures come back within 10 s and a phone and a browser keep hearing each other."""
 
 from __future__ import annotations
 
@@ -132,6 +132,20 @@ def test_cameras_reach_the_others_with_the_layer_their_tile_needs_and_a_camera_o
         again = width_of(petit, f"{martin_leg}/camera", lambda w: w < large)
         assert small < large, (small, large)
         assert again < large, (large, again)
+
+        # Mme Petit's tab goes to the background: nothing comes any more (Janus stops sending); back, it comes again.
+        petit.evaluate("""() => { Object.defineProperty(document, "hidden", { configurable: true, get: () => true });
+                                  document.dispatchEvent(new Event("visibilitychange")); }""")
+        time.sleep(2.0)  # the pause asked and taken
+        before = petit.evaluate(RECEIVED)
+        time.sleep(2.0)
+        after = petit.evaluate(RECEIVED)
+        for leg in (martin_leg, durand_leg):
+            key = f"{leg}/camera"
+            assert after[key]["frames"] - before[key]["frames"] <= 1, f"a hidden tab still receives {key}"
+        petit.evaluate("""() => { Object.defineProperty(document, "hidden", { configurable: true, get: () => false });
+                                  document.dispatchEvent(new Event("visibilitychange")); }""")
+        moving(petit, {f"{martin_leg}/camera", f"{durand_leg}/camera"})
 
         # Dr Durand turns his camera off: the others show his name where his picture was.
         durand.click("#camera")
