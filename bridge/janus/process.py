@@ -89,6 +89,9 @@ def write_config(settings: Settings, folder: Path) -> Path:
         'server_name = "passerelle-video"',
         "session_timeout = 60",
         "hide_dependencies = true",
+        # Handles share one event loop per core instead of a thread each: half the CPU per stream forwarded in a
+        # training of 12 (0.07 % of a core against 0.14 %; one loop: the same, but one core at most; 4: 0.12 %).
+        f"event_loops = {max(1, os.cpu_count() or 1)}",
     ]
     files = {
         "janus.jcfg": {

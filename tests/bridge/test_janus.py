@@ -95,6 +95,7 @@ def test_janus_runs_only_what_is_used_guards_its_rooms_and_comes_back_after_a_ki
     config = (folder / "janus.jcfg").read_text()
     assert "ice_enforce_list" not in config, "loopback enforced: Janus would gather no address at all"
     assert 'rtp_port_range = "20000-40000"' in config
+    assert f"event_loops = {os.cpu_count()}" in config  # shared loops, not a thread per handle
     assert sorted(p.name for p in (folder / "plugins").iterdir()) == ["libjanus_videoroom.so"]
 
 
