@@ -140,6 +140,14 @@ def test_a_screen_share_reaches_the_others_one_at_a_time_with_their_pointers_and
                 # A second share while Anne's is on: refused, until a host allows several.
                 await host.send_json({"type": "video-publish", "source": "screen", "sdp": await other.offer()})
                 out["second"] = (await until(host, "error"))["message"]
+                # A host allows several shares: the host's own goes up beside Anne's.
+                await host.send_json({"type": "settings", "many_screens": True})
+                out["many"] = (await until(anne, "settings"))["many_screens"]
+                await host.send_json({"type": "video-publish", "source": "screen", "sdp": await other.offer()})
+                await other.answered((await until(host, "video-answer"))["sdp"])
+                out["both"] = (await until(anne, "video-feeds"))["screens"]
+                await host.send_json({"type": "video-unpublish", "source": "screen"})
+                out["one_again"] = (await until(anne, "video-feeds"))["screens"]
                 await host.send_json({"type": "video-watch", "legs": [], "screens": [anne_leg]})
                 video_offer = await until(host, "video-offer")
                 out["mids"] = list(video_offer["mids"].values())
@@ -179,6 +187,9 @@ def test_a_screen_share_reaches_the_others_one_at_a_time_with_their_pointers_and
     assert out["answer_source"] == "screen"
     assert out["listed"] == ([], [anne]), "a screen share is listed as a screen, not a camera"
     assert out["second"] == "someone is already sharing their screen: one at a time"
+    assert out["many"] is True
+    assert out["both"] == sorted([anne, out["host_leg"]])
+    assert out["one_again"] == [anne]
     assert out["mids"] == [{"leg": anne, "source": "screen"}]
     assert out["frames"] >= 10, f"the host decoded {out['frames']} frames of Anne's screen"
     assert out["bad_layer"] == "video-layers"

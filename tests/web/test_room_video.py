@@ -147,6 +147,18 @@ def test_cameras_reach_the_others_with_the_layer_their_tile_needs_and_a_camera_o
                                   document.dispatchEvent(new Event("visibilitychange")); }""")
         moving(petit, {f"{martin_leg}/camera", f"{durand_leg}/camera"})
 
+        # Dr Martin picks his camera again in the settings: the new track goes into the same sender, no new offer
+        # for the audio, and his picture keeps coming to the others.
+        offers = martin.evaluate("window.passerelleOffers")
+        martin.click("#tab-settings")
+        martin.select_option("#camera-select", index=0)
+        deadline = time.monotonic() + 5
+        while not martin.evaluate("window.passerelleTrackSwitched") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert martin.evaluate("window.passerelleTrackSwitched") == 1, "the camera was not switched"
+        assert martin.evaluate("window.passerelleOffers") == offers, "the audio was negotiated again"
+        moving(petit, {f"{martin_leg}/camera"})
+
         # Dr Durand turns his camera off: the others show his name where his picture was.
         durand.click("#camera")
         expect(durand.locator("#camera")).to_have_attribute("aria-pressed", "false")
@@ -253,6 +265,12 @@ def test_janus_killed_mid_call_the_pictures_come_back_within_10_s_and_the_sound_
             phone.command("sndcode", conference["code"] + "#")
             expect(martin.locator("#participants li")).to_have_count(3, timeout=15_000)
             moving(anne, {f"{martin_leg}/camera"})
+            # Speaker view: with Anne muted (the browsers' microphones play a steady tone), the one the mixer hears
+            # is the phone, and its tile is the large one.
+            anne.click("#mute")
+            martin.click("#layout")
+            expect(martin.locator('#tiles .tile[data-kind="sip"]')).to_have_class(re.compile(r"\bmain\b"),
+                                                                                 timeout=10_000)  # fmt: skip
             martin.evaluate("""() => { window.audioLost = 0; new MutationObserver(() => {
                 if (document.body.dataset.audio !== "connected") window.audioLost += 1;
               }).observe(document.body, { attributes: true, attributeFilter: ["data-audio"] }); }""")
