@@ -242,6 +242,10 @@ class Live:
             hub.feeds_changed()
         elif sender == feed.publisher and message.get("janus") == "hangup":
             hub.drop_feed(feed.leg_id, feed.source)
+        elif sender == feed.subscriber and message.get("janus") == "slowlink" and message.get("uplink") is False:
+            member = hub.members.get(feed.leg_id)  # what Janus sends this page is being lost: smaller layers
+            if member is not None:
+                member.send({"type": "video-slow"})
         elif sender == feed.subscriber and message.get("jsep", {}).get("type") == "offer":
             data = message.get("plugindata", {}).get("data", {})
             feed.mids = {str(s["mid"]): int(s["feed_id"]) for s in data.get("streams", [])

@@ -36,7 +36,8 @@ What the bridge sends (``OUTBOUND``), to one socket or to everyone in the room:
   ``video-answer`` {sdp, source} — Janus's answer to the page's ``video-publish``; ``video-offer`` {sdp, mids:
   {mid: {leg, source} | null}} — Janus's offer for what the page watches (answered with ``video-start``; also
   when a feed it watched went); ``video-restart`` — Janus restarted: publish and watch again; ``share-stopped`` —
-  a host stopped this page's screen share.
+  a host stopped this page's screen share; ``video-slow`` — Janus sees this page lose what it sends it (4 packets
+  a second or more): the page asks for smaller layers for a while.
 - ``pointer`` {leg, name, screen, x, y} — someone points on a shared screen (x, y from 0 to 1, or null: gone).
 - ``muted-by-host`` — a host muted this page's microphone (it may unmute itself).
 - ``renamed`` {name} — this page's new name, as everyone now sees it.

@@ -101,6 +101,9 @@ def write_config(settings: Settings, folder: Path) -> Path:
                 "ipv6 = false",
                 f'rtp_port_range = "{video.rtp_port_min}-{video.rtp_port_max}"',
                 "nack_optimizations = true",
+                # Janus says so ("slowlink") when a page loses 4 or more of the packets it sends it in a second:
+                # that page's layers go down (Live.janus_event, room-video.js).
+                "slowlink_threshold = 4",
             ],
             "nat": nat,
             "plugins": [],

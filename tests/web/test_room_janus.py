@@ -59,6 +59,11 @@ def test_a_camera_goes_through_janus_to_the_others_and_comes_back_after_janus_di
                 out["mids"] = list(video_offer["mids"].values())
                 await anne.send_json({"type": "video-start", "sdp": await viewer.answer(video_offer["sdp"])})
                 out["frames"] = await viewer.until_frames(10, 15)
+                # Janus says it loses what it sends Anne (its "slowlink" on her subscriber handle): she is told.
+                watcher = live.feeds[anne_leg][1]
+                live.janus_event(anne_leg, {"janus": "slowlink", "sender": watcher.subscriber, "mid": "0",
+                                            "media": "video", "uplink": False, "lost": 9})  # fmt: skip
+                out["slow"] = await until(anne, "video-slow")
                 await anne.send_json({"type": "video-candidate", "to": "nobody-ok", "candidate": ""})
                 out["bad_side"] = (await until(anne, "error"))["message"]
 
@@ -86,6 +91,7 @@ def test_a_camera_goes_through_janus_to_the_others_and_comes_back_after_janus_di
     assert out["feeds"] == [out["host_leg"]]
     assert out["mids"] == [{"leg": out["host_leg"], "source": "camera"}], "an unknown leg was watched"
     assert out["frames"] >= 10, f"Anne's page decoded {out['frames']} frames of the host's camera"
+    assert out["slow"] == {"type": "video-slow"}
     assert out["bad_side"] == "to: publisher, subscriber or screen"
     assert out["restart_host"] == {"type": "video-restart"}
     assert out["feeds_after"] == {}

@@ -7,10 +7,14 @@ mid-call: the pictures come back within 10 s and a phone and a browser keep hear
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import re
 import signal
+import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,9 +24,12 @@ import numpy as np
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from config import load_settings
 from tests.mixer.signals import magnitude_db
 from tests.tools import require
 from tests.web.site import Site, serving, talking_phone, tone_wav, webrtc_args
+from web import tickets
+from web.app import service_key
 
 SECRET = "v" * 64
 # What the page's receiving connection to Janus decodes, per (leg/source) it shows: frames so far, current width.
@@ -61,6 +68,45 @@ def video_service(tmp_path: Path, **extra: str) -> Iterator[tuple[Site, dict[str
             yield site, conference, browser
         finally:
             browser.close()
+
+
+@contextmanager
+def quiet_pages(site: Site, conference_id: str, count: int) -> Iterator[None]:
+    """``count`` more participants in the room for the length of the block: room sockets with an audio offer
+    and no candidates (as `passerelle bench room`'s pages), held open from a thread of their own."""
+    from bench.roomclients import make_offer
+
+    key = service_key(load_settings(environ=site.env))
+    ready, stop = threading.Event(), threading.Event()
+
+    async def hold() -> None:
+        import aiohttp
+
+        sdp = await make_offer()
+        async with aiohttp.ClientSession() as session:
+            sockets = []
+            for n in range(count):
+                ticket = tickets.issue(key, uuid.UUID(conference_id), f"Stagiaire {n + 1}", "listen", None)
+                socket = await session.ws_connect(f"{site.base.replace('http', 'ws')}/ws/room/{ticket}")
+                await socket.send_json({"type": "offer", "sdp": sdp})
+                sockets.append(socket)
+            ready.set()
+            while not stop.is_set():
+                for socket in sockets:  # read what comes, so the room never waits on them
+                    with contextlib.suppress(TimeoutError):
+                        await socket.receive(timeout=0.01)
+                await asyncio.sleep(0.05)
+            for socket in sockets:
+                await socket.close()
+
+    thread = threading.Thread(target=lambda: asyncio.run(hold()), daemon=True)
+    thread.start()
+    assert ready.wait(30), "the quiet participants did not come in"
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(15)
 
 
 def enter(browser: Browser, site: Site, link: str, name: str, media: str = "video") -> tuple[Page, str]:
@@ -294,3 +340,34 @@ def test_janus_killed_mid_call_the_pictures_come_back_within_10_s_and_the_sound_
     seconds = np.array_split(after_kill, 8)
     levels = [magnitude_db(second, 1000, rate=8000) for second in seconds]
     assert min(levels) > -50, f"the phone's sound dropped after the kill: {levels}"
+
+
+@pytest.mark.e2e
+def test_a_training_of_twelve_is_paged_by_nine_and_a_page_shows_only_its_own_cameras(tmp_path: Path) -> None:
+    with video_service(tmp_path) as (site, conference, browser):
+        trainer, trainer_leg = enter(browser, site, conference["host_url"], "Dr Martin")
+        page = browser.new_page(viewport={"width": 1100, "height": 800})  # narrower than 1200 px: 9 tiles a page
+        page.goto(site.base + "/" + conference["join_url"].split("/", 3)[3])
+        page.fill("#name", "Anne")
+        page.check("input[name=media][value=audio]")
+        page.click("#join-button")
+        expect(page.locator("body")).to_have_attribute("data-audio", "connected", timeout=20_000)
+        with quiet_pages(site, conference["id"], 10):  # 12 in the room
+            expect(page.locator("#participants li")).to_have_count(12, timeout=15_000)
+            shown = page.locator("#tiles .tile:not([hidden])")
+            expect(shown).to_have_count(9)
+            expect(page.locator("#page-of")).to_have_text("Page 1 of 2")
+            expect(page.locator("#page-prev")).to_be_disabled()
+            moving(page, {f"{trainer_leg}/camera"})  # the trainer is on the first page
+            page.click("#page-next")
+            expect(shown).to_have_count(3)
+            expect(page.locator("#page-of")).to_have_text("Page 2 of 2")
+            # The trainer's tile is on page 1 now hidden: his camera is no longer received.
+            deadline = time.monotonic() + 10
+            while f"{trainer_leg}/camera" in page.evaluate(RECEIVED) and time.monotonic() < deadline:
+                time.sleep(0.3)
+            assert f"{trainer_leg}/camera" not in page.evaluate(RECEIVED), "a camera off the page is still received"
+            assert page.evaluate("document.documentElement.scrollWidth") <= 1100
+            page.click("#page-prev")
+            moving(page, {f"{trainer_leg}/camera"})
+        trainer.close()

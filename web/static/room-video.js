@@ -44,7 +44,10 @@ export function initVideo({ send, texts, config, tiles, nameOf, announce }) {
     page: 0,
     pinned: null,
     speaker: null,
-    cap: 2,  // the highest layer the network allows now
+    cap: 2,  // the highest layer the network allows now: the lower of what the page measures and what Janus says
+    statsCap: 2,
+    slowCap: 2,
+    slowAt: 0,
     layers: {},  // mid → what was last asked for
     visible: new Set(),  // tiles (leg ids) in view
     manyScreens: false,
@@ -259,12 +262,21 @@ export function initVideo({ send, texts, config, tiles, nameOf, announce }) {
     lastLoss = { lost, received };
     const total = (lost - before.lost) + (received - before.received);
     const loss = total > 0 ? (100 * (lost - before.lost)) / total : 0;
-    const cap = loss > 8 || (rtt ?? 0) > 500 ? 0 : loss > 3 || (rtt ?? 0) > 300 ? 1 : 2;
+    state.statsCap = loss > 8 || (rtt ?? 0) > 500 ? 0 : loss > 3 || (rtt ?? 0) > 300 ? 1 : 2;
+    if (state.slowCap < 2 && performance.now() - state.slowAt > 10_000) {  // a calm 10 s: one layer back up
+      state.slowCap += 1;
+      state.slowAt = performance.now();
+    }
+    capLayers();
+  }, 3000);
+
+  function capLayers() {
+    const cap = Math.min(state.statsCap, state.slowCap);
     if (cap !== state.cap) {
       state.cap = cap;
       layers();
     }
-  }, 3000);
+  }
 
   // -- the stage ------------------------------------------------------------------------------------------------
 
@@ -628,6 +640,11 @@ export function initVideo({ send, texts, config, tiles, nameOf, announce }) {
       own?.pc.setRemoteDescription({ type: "answer", sdp: message.sdp }).catch(() => {});
     },
     offer: onOffer,
+    slow() {  // Janus loses what it sends this page: one layer down, for at least 10 s
+      state.slowCap = Math.max(0, Math.min(state.slowCap, state.cap) - 1);
+      state.slowAt = performance.now();
+      capLayers();
+    },
     pointer(message) {
       const person = state.people.find((p) => p.id === message.leg);
       drawPointer(message.screen, message.leg, person ? nameOf(person) : message.name, message.x, message.y);

@@ -574,6 +574,7 @@ const handlers = {
   "video-offer": (m) => video.offer(m),
   "video-restart": () => video.restart(),
   "share-stopped": () => video.shareStopped(),
+  "video-slow": () => video.slow(),
   pointer: (m) => video.pointer(m),
   waiting: () => { say(texts.waiting, "weak"); document.body.dataset.lobby = "waiting"; },
   admitted: () => { say(texts.connected, "good"); document.body.dataset.lobby = "admitted"; },
