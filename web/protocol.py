@@ -132,7 +132,7 @@ INBOUND: dict[str, Message] = {
         "an ICE candidate of the page's connections to Janus: `to` its publisher (camera), its screen or its "
         "subscriber side (an empty candidate: the last one)",
         {
-            "to": Field(str, max_len=10, min_len=9),
+            "to": Field(str, max_len=10, min_len=6),
             "candidate": Field(str, max_len=1000),
             "sdpMid": Field((str, type(None)), required=False, max_len=32),
             "sdpMLineIndex": Field((int, type(None)), required=False),

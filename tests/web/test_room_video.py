@@ -234,6 +234,9 @@ def test_a_screen_share_reaches_the_others_with_the_pointers_set_on_it_and_the_h
         expect(host.locator("#share")).to_be_disabled()  # one share at a time
         settings = anne.evaluate("window.passerelleVideo.screen.stream.getVideoTracks()[0].contentHint")
         assert settings == "detail"
+        # Nothing of the share was refused on the way (its candidates to Janus included).
+        expect(anne.locator("#connection")).to_have_text("Audio connected.")
+        expect(host.locator("#connection")).to_have_text("Audio connected.")
 
         # The host points a quarter across, three quarters down Anne's picture: Anne sees his pointer there, named.
         screen.locator("[data-action=point]").click()
