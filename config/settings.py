@@ -92,6 +92,14 @@ class VideoSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class FilesSettings:
+    folder: Path = _setting(p.path)
+    max_mb: int = _setting(p.integer(1, 2048))
+    quota_mb: int = _setting(p.integer(1, 100_000))
+    clamd: Path | None = _setting(p.optional_path)
+
+
+@dataclass(frozen=True, slots=True)
 class HttpSettings:
     listen: HostPort = _setting(p.host_port)
     public_base_url: str = _setting(p.base_url)
@@ -176,6 +184,7 @@ class RetentionSettings:
     invitees_days: int = _setting(p.integer(1, 3650))
     audit_days: int = _setting(p.integer(1, 3650))
     chat_days: int = _setting(p.integer(1, 3650))
+    files_days: int = _setting(p.integer(1, 3650))
     purge_every_min: int = _setting(p.integer(1, 24 * 60))
 
 
@@ -223,6 +232,7 @@ class Settings:
     asterisk: AsteriskSettings
     webrtc: WebRtcSettings
     video: VideoSettings
+    files: FilesSettings
     http: HttpSettings
     control: ControlSettings
     database: DatabaseSettings

@@ -215,6 +215,11 @@ class AuditKind(StrEnum):
     # Wrong codes for one conference past its free allowance: someone may be guessing; its host is told.
     CODE_GUESSING = "code.guessing"
     CONFERENCE_ENDED = "conference.ended"  # by its host, for everyone in it
+    # A file of a room: its id, size and type only (its name may identify a patient: never in the trail).
+    FILE_UPLOADED = "file.uploaded"
+    FILE_REFUSED = "file.refused"  # too large, over the quota, a type not allowed, a virus: the reason code
+    FILE_DOWNLOADED = "file.downloaded"
+    FILE_DELETED = "file.deleted"
 
 
 class AuditEvent(Base):
@@ -327,3 +332,22 @@ class ChatMessage(Base):
     recipient: Mapped[str | None] = mapped_column(String(200))
     recipient_leg: Mapped[str | None] = mapped_column(String(40))
     text: Mapped[str] = mapped_column(Text)
+
+
+class RoomFile(Base):
+    """A file shared in a room: its bytes under ``[files] folder`` by a random name (never the upload's), its name
+    and uploader as the room showed them (health data: never logged, never in the audit trail); purged by the
+    retention (``files_days`` after it was shared) and with its conference."""
+
+    __tablename__ = "room_files"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    conference_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("conferences.id", ondelete="CASCADE"), index=True)
+    shared_at: Mapped[datetime] = mapped_column(index=True)
+    name: Mapped[str] = mapped_column(String(255))  # as uploaded, cleaned: shown in the room, given on download
+    uploader: Mapped[str] = mapped_column(String(200))  # the name the room showed
+    uploader_key: Mapped[str] = mapped_column(String(64))  # a digest of the uploader's ticket: who may delete it
+    media_type: Mapped[str] = mapped_column(String(120))  # decided from the content
+    size: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
+    stored_as: Mapped[str] = mapped_column(String(64), unique=True)  # its file's name under [files] folder

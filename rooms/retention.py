@@ -11,7 +11,9 @@ What goes, and when (all instants UTC, judged against the service's clock):
 - a deleted conference's links (kept as digests, so that its join page says "cancelled") ``invitees_days`` after
   the deletion;
 - chat messages ``chat_days`` after they were sent (with their conference when it is deleted: the room shows a
-  late joiner only the messages of the meeting it is in).
+  late joiner only the messages of the meeting it is in);
+- a room's shared files ``files_days`` after they were shared (with their conference when it is deleted), their
+  bytes under ``[files] folder`` with them.
 
 ``passerelle serve`` runs :meth:`Retention.purge` every ``purge_every_min``; ``passerelle purge [--dry-run]`` runs
 it once and prints what went (or would go).
@@ -38,6 +40,7 @@ from rooms.models import (
     Invitee,
     OutboxMessage,
     OutboxState,
+    RoomFile,
     ThrottleGate,
     WebSession,
 )
@@ -48,6 +51,13 @@ log = logging.getLogger(__name__)
 class Retention:
     def __init__(self, sessions: sessionmaker[Session], settings: Settings, clock: Callable[[], datetime]) -> None:
         self._sessions, self._settings, self._clock = sessions, settings, clock
+
+    def _sweep_files(self) -> int:
+        from rooms.files import Files
+
+        r = self._settings.files
+        files = Files(self._sessions, self._clock, r.folder, max_bytes=r.max_mb << 20, quota_bytes=r.quota_mb << 20)
+        return files.sweep()
 
     def purge(self, *, dry_run: bool = False) -> dict[str, int]:
         """Delete (or, with ``dry_run``, count) what is past its time; how many rows of each kind."""
@@ -69,6 +79,7 @@ class Retention:
             ),
             "invitees": delete(Invitee).where(Invitee.conference_id.in_(ended)),
             "chat_messages": delete(ChatMessage).where(ChatMessage.sent_at < now - timedelta(days=r.chat_days)),
+            "room_files": delete(RoomFile).where(RoomFile.shared_at < now - timedelta(days=r.files_days)),
             "audit_events": delete(AuditEvent).where(AuditEvent.at < now - timedelta(days=r.audit_days)),
             "failed_attempts": delete(FailedAttempt).where(FailedAttempt.at < failures_before),
             "throttle_gates": delete(ThrottleGate).where(ThrottleGate.next_try_at < failures_before),
@@ -87,6 +98,8 @@ class Retention:
                 else:
                     counts[kind] = int(s.execute(statement, execution_options={"synchronize_session": False})
                                        .rowcount or 0)  # type: ignore[attr-defined]  # fmt: skip
+        if not dry_run:  # the bytes of the files whose rows went (purged here, or with their conference)
+            counts["room_file_bytes"] = self._sweep_files()
         if any(counts.values()):
             log.info("retention %s: %s", "would purge" if dry_run else "purged",
                      ", ".join(f"{n} {kind}" for kind, n in counts.items() if n))  # fmt: skip

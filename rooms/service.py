@@ -28,6 +28,7 @@ from rooms.contacts import normalise_email, normalise_phone
 from rooms.dial_in import DialInDecision, DialInOutcome, Refusal
 from rooms.errors import ConflictError, NotFoundError, ValidationError
 from rooms.events import ChangeKind, RoomChange
+from rooms.files import Clamd, Files
 from rooms.models import (
     AuditEvent,
     AuditKind,
@@ -146,6 +147,10 @@ class Rooms:
         self._code_limits: CodeLimits | None = None
         self._listeners: list[Callable[[RoomChange], None]] = []
         self.chat = Chat(sessions, clock)  # the rooms' chat messages
+        f = settings.files
+        scanner = Clamd(f.clamd) if f.clamd is not None else None
+        self.files = Files(sessions, clock, f.folder, max_bytes=f.max_mb << 20, quota_bytes=f.quota_mb << 20,
+                           scanner=scanner)  # the files shared in the rooms  # fmt: skip
 
     def on_change(self, listener: Callable[[RoomChange], None]) -> None:
         """``listener`` is told of each deletion, ending and invitee removal once committed (from any thread)."""

@@ -37,6 +37,7 @@ def test_every_audit_kind_is_accepted_by_the_migrated_schema(engine: Engine) -> 
     with engine.begin() as conn:
         kinds = set(conn.scalars(text("SELECT kind FROM audit_events")))
     later = {AuditKind.DIAL_OUT, AuditKind.CONFERENCE_UPDATED, AuditKind.INVITEE_REMOVED, AuditKind.SIGNED_IN,
-             AuditKind.CODE_GUESSING, AuditKind.CONFERENCE_ENDED}  # fmt: skip
+             AuditKind.CODE_GUESSING, AuditKind.CONFERENCE_ENDED, AuditKind.FILE_UPLOADED, AuditKind.FILE_REFUSED,
+             AuditKind.FILE_DOWNLOADED, AuditKind.FILE_DELETED}  # fmt: skip
     assert kinds == {k.value for k in AuditKind} - {k.value for k in later}, "downgrade keeps the older kinds only"
     db.upgrade(engine)
