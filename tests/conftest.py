@@ -69,8 +69,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
-    return load_settings(environ={"PASSERELLE_DATABASE__URL": database_url})
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return load_settings(environ={"PASSERELLE_DATABASE__URL": database_url,
+                                  "PASSERELLE_FILES__FOLDER": str(tmp_path / "files")})  # fmt: skip
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from web.api import Api
 from web.auth import Auth
 from web.live import Live
 from web.pages import Pages
+from web.room_files import RoomFiles
 from web.site import Site
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -83,6 +84,8 @@ def create_app(
         live.invitations = invitations
         app.router.add_get(r"/ws/room/{ticket:[A-Za-z0-9_.-]{1,2000}}", live.room_socket)
         app.router.add_get(r"/room/{ticket:[A-Za-z0-9_.-]{1,2000}}/chat.txt", live.chat_text)
+        live.files = RoomFiles(live)
+        live.files.routes(app)
     app.router.add_get("/api/net/ping", pages.ping)
     app.router.add_get("/api/net/download", pages.download)
     app.router.add_static("/static", STATIC, append_version=False)

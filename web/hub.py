@@ -119,6 +119,7 @@ class Hub:
         self.screens: dict[str, int] = {}  # leg → its screen share's feed id in Janus, while it is up
         self.sharing: set[str] = set()  # the legs sharing a screen or about to (before Janus has it up)
         self.many_screens = False  # may several share their screen at once (a host's setting)
+        self.guests_upload = False  # may guests share files (a host's setting; hosts always may)
         self.calls: dict[str, dict[str, str]] = {}  # the phones a host is calling in: id → {id, label, state, leg}
         self._flush: asyncio.TimerHandle | None = None
         self._last_list = ""
@@ -242,7 +243,8 @@ class Hub:
     @property
     def settings(self) -> dict[str, Any]:
         return {"type": "settings", "private_chat": self.private_chat, "guests_invite": self.guests_invite,
-                "locked": self.locked, "many_screens": self.many_screens}  # fmt: skip
+                "locked": self.locked, "many_screens": self.many_screens,
+                "guests_upload": self.guests_upload}  # fmt: skip
 
     def close(self) -> None:
         if self._flush is not None:

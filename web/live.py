@@ -50,6 +50,7 @@ from rooms.views import ConferenceView
 from web import protocol, tickets
 from web.hub import Hub, Hubs, Member, RateLimit
 from web.protocol import Refused, Who
+from web.room_files import RoomFiles
 
 log = logging.getLogger(__name__)
 WATCH_S = 5.0  # how often an open socket looks at its conference again (changes made by another process or node)
@@ -99,6 +100,7 @@ class Live:
         self.on_room_end: Callable[[str], None] | None = None  # `passerelle serve`: the call flow's end_room
         self.phones: PhoneCalls | None = None  # `passerelle serve`: the call flow
         self.invitations: Invitations | None = None  # the site's: an invitation from the room goes through the outbox
+        self.files: RoomFiles | None = None  # the rooms' files over HTTP (web/room_files.py)
         self.janus: JanusRooms | None = None  # `passerelle serve`: the conferences' rooms in Janus (cameras)
         self.feeds: dict[str, tuple[Hub, Feed]] = {}  # leg → its room's hub and its place in Janus
         self.invite_limit = RateLimit(*INVITE_LIMITS)
@@ -505,9 +507,14 @@ class Session:
         if self.hub.calls:
             self.member.send(self.hub.calls_message)
         self.live._spawn(self._history())
+        if self.live.files is not None:
+            self.live._spawn(self._files(self.live.files))
         if self.ticket.host:
             self.hub.lobby_changed()
             self.live.host_arrived(self.hub)
+
+    async def _files(self, files: RoomFiles) -> None:
+        self.member.send(await files.listing(self.room))
 
     async def _history(self) -> None:
         """The meeting's chat so far: to everyone, and this ticket's own private messages."""
@@ -846,6 +853,7 @@ class Session:
         self.hub.private_chat = fields.get("private_chat", self.hub.private_chat)
         self.hub.guests_invite = fields.get("guests_invite", self.hub.guests_invite)
         self.hub.many_screens = fields.get("many_screens", self.hub.many_screens)
+        self.hub.guests_upload = fields.get("guests_upload", self.hub.guests_upload)
         if fields.get("locked", self.hub.locked) is not self.hub.locked:
             self.hub.locked = fields["locked"]
             log.info("host %s %s conference %s", self.leg_id, "locked" if self.hub.locked else "unlocked", self.room)

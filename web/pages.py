@@ -360,7 +360,8 @@ class Pages:
         ice = [{"urls": url, **({"username": webrtc.turn_username, "credential": webrtc.turn_password.reveal()}
                                 if url.startswith("turn") else {})} for url in webrtc.ice_servers]  # fmt: skip
         config = {"socket": f"/ws/room/{request.match_info['ticket']}", "iceServers": ice, "media": ticket.media,
-                  "host": ticket.host, "screenFps": self.settings.video.screen_fps}  # fmt: skip
+                  "host": ticket.host, "screenFps": self.settings.video.screen_fps,
+                  "csrf": request.get(CSRF_TOKEN, ""), "maxFileMb": self.settings.files.max_mb}  # fmt: skip
         return await self.render_off_loop(request, "room.html", conference=conference, ticket=ticket, leave="/left",
                                           config=config, chat_download=f"/room/{request.match_info['ticket']}/chat.txt",
                                           dial_in=self.dial_in(), can_call=self.can_call_out)  # fmt: skip

@@ -21,8 +21,11 @@ What the bridge sends (``OUTBOUND``), to one socket or to everyone in the room:
 - ``chat`` {message: {id, from, name, to, text, at}} — a message, to everyone (``to`` null) or to its sender and
   its one recipient (``to`` a leg id); ``chat-history`` {list} — the room's last 200 messages to everyone, once in;
   ``chat-deleted`` {id}; ``chat-cleared``.
-- ``settings`` {private_chat, guests_invite, locked, many_screens} — the room's settings, once in and when a host
-  changes them (``many_screens``: several may share a screen at once).
+- ``settings`` {private_chat, guests_invite, locked, many_screens, guests_upload} — the room's settings, once in
+  and when a host changes them (``many_screens``: several may share a screen at once; ``guests_upload``: guests
+  may share files, hosts always may).
+- ``files`` {list: [{id, name, by, at, size, type, preview}]} — the room's files (``web/room_files.py``), once in
+  and whenever one is shared or deleted.
   A locked room takes nobody new, on the web or by phone (a caller with the right codes hears so and is hung up);
   hosts, those in it, a page back with its pass and a caller a host calls still come in. It unlocks when a host
   says so or when the room is empty.
@@ -201,6 +204,7 @@ INBOUND: dict[str, Message] = {
             "guests_invite": Field(bool, required=False),
             "locked": Field(bool, required=False),
             "many_screens": Field(bool, required=False),
+            "guests_upload": Field(bool, required=False),
         },
     ),
     "end": Message(Who.HOST, "end the conference for everyone"),
