@@ -190,6 +190,15 @@ class Pages:
             "stop_share": _("Stop this share"),
             "share_stopped_by_host": _("The host stopped your screen share."),
             "pin": _("Pin"),
+            "bytes": _("bytes"),
+            "kind_text": _("text"),
+            "download": _("Download"),
+            "preview": _("Preview"),
+            "delete_file_confirm": _("Delete {name} for everyone?"),
+            "file_failed": _("The file could not be sent: try again."),
+            "file_shared": _("{name} shared a file"),
+            "file_sent": _("{name} is shared with the room."),
+            "file_too_large": _("This file is larger than {mb} MB."),
         }  # fmt: skip
 
     # -- the join page -------------------------------------------------------------------------------------------

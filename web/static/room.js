@@ -3,6 +3,7 @@
 // (web/protocol.py says every message); cameras and screens through Janus (room-video.js). Plain ES modules.
 
 import { appendText, badge, chime, panelOpen } from "./room-ui.js";
+import { initFiles } from "./room-files.js";
 import { initVideo } from "./room-video.js";
 
 const config = JSON.parse(document.getElementById("room-config").textContent);
@@ -48,6 +49,7 @@ function nameOf(p) {
 const items = new Map();
 const tiles = new Map();
 const video = initVideo({ send, texts, config, tiles, nameOf, announce });
+const files = initFiles({ send, config, texts, badge, announce });
 let listed = false;
 
 function hostButton(li, action, label, who) {
@@ -576,6 +578,7 @@ const handlers = {
   "share-stopped": () => video.shareStopped(),
   "video-slow": () => video.slow(),
   pointer: (m) => video.pointer(m),
+  files: (m) => files.files(m),
   waiting: () => { say(texts.waiting, "weak"); document.body.dataset.lobby = "waiting"; },
   admitted: () => { say(texts.connected, "good"); document.body.dataset.lobby = "admitted"; },
   denied: () => { refused = true; say(texts.denied, "bad"); document.body.dataset.lobby = "denied"; },
@@ -595,6 +598,7 @@ const handlers = {
     document.body.dataset.locked = m.locked ? "yes" : "";
     updateRecipients();
     video.settings(m);
+    files.settings(m);
   },
   invited: (m) => {
     const li = document.createElement("li");
