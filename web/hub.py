@@ -120,6 +120,7 @@ class Hub:
         self.sharing: set[str] = set()  # the legs sharing a screen or about to (before Janus has it up)
         self.many_screens = False  # may several share their screen at once (a host's setting)
         self.guests_upload = False  # may guests share files (a host's setting; hosts always may)
+        self.presentation: dict[str, Any] | None = None  # the PDF presented: file, name, page, by, by_name
         self.calls: dict[str, dict[str, str]] = {}  # the phones a host is calling in: id → {id, label, state, leg}
         self._flush: asyncio.TimerHandle | None = None
         self._last_list = ""
@@ -206,6 +207,10 @@ class Hub:
         """Janus's offer for a page's subscriber connection, with whose video each m-line carries."""
         return {"type": "video-offer", "sdp": offer["sdp"],
                 "mids": {mid: self.owner(feed_id) for mid, feed_id in mids.items()}}  # fmt: skip
+
+    @property
+    def presentation_message(self) -> dict[str, Any]:
+        return {"type": "presentation", **(self.presentation or {"file": None})}
 
     def owner(self, feed_id: int) -> dict[str, str] | None:
         """Whose feed this is: {leg, source} ("camera" or "screen"), or None once it left."""

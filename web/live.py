@@ -64,6 +64,7 @@ RINGING_MAX = 5  # phones ringing at once for one room
 WATCH_MAX = 25  # cameras one page may watch at once
 SOURCES = ("camera", "screen")
 SCREEN_BITRATE = 1_500_000  # a screen share: one layer, few pictures a second, sharp
+MAX_PAGE = 10_000  # a presentation's pages
 POINTER_GAP_S = 0.09  # a page points at most ~10 times a second
 CALL_SHOWN_S = 20.0  # an unanswered call stays in the list this long, saying why
 JOINING_MAX_S = 30.0  # an answered call that never reached the room leaves the list after this
@@ -447,6 +448,9 @@ class Session:
     def leave(self) -> None:
         if self._pointing is not None:
             self._pointing.cancel()
+        if self.hub.presentation is not None and self.hub.presentation["by"] == self.leg_id:
+            self.hub.presentation = None  # its presenter left: the others go back to the cameras
+            self.hub.to_all(self.hub.presentation_message)
         self.hub.remove(self.leg_id)
         if self.admission is not None:
             self.admission.cancel()
@@ -506,6 +510,8 @@ class Session:
             self.member.send(self.hub.feeds_message)
         if self.hub.calls:
             self.member.send(self.hub.calls_message)
+        if self.hub.presentation is not None:
+            self.member.send(self.hub.presentation_message)
         self.live._spawn(self._history())
         if self.live.files is not None:
             self.live._spawn(self._files(self.live.files))
@@ -834,6 +840,33 @@ class Session:
         elif self.live.phones is None or not self.live.phones.take_out(leg, self.room):
             self.engine.leave(leg)
         log.info("host %s took %s out of conference %s", self.leg_id, leg, self.room)
+
+    async def on_present(self, fields: dict[str, Any]) -> None:
+        current = self.hub.presentation
+        if current is not None and current["by"] != self.leg_id and not self.ticket.host:
+            raise Refused("present", "someone else is presenting")
+        if fields["page"] < 1 or fields["page"] > MAX_PAGE:
+            raise Refused("present", f"page: from 1 to {MAX_PAGE}")
+        if current is None or current["file"] != fields["file"]:
+            listed = await asyncio.to_thread(self.live.rooms.files.listed, self.conference.id)
+            pdf = next((f for f in listed if str(f.id) == fields["file"] and f.media_type == "application/pdf"), None)
+            if pdf is None:
+                raise Refused("present", "file: a PDF of this room's files")
+            self.hub.presentation = {"file": fields["file"], "name": pdf.name, "page": fields["page"],
+                                     "by": self.leg_id, "by_name": self.member.name}  # fmt: skip
+        else:
+            self.hub.presentation = {**current, "page": fields["page"], "by": self.leg_id,
+                                     "by_name": self.member.name}  # fmt: skip
+        self.hub.to_all(self.hub.presentation_message)
+
+    async def on_present_stop(self, fields: dict[str, Any]) -> None:
+        current = self.hub.presentation
+        if current is None:
+            return
+        if current["by"] != self.leg_id and not self.ticket.host:
+            raise Refused("present-stop", "only its presenter or a host may stop the presentation")
+        self.hub.presentation = None
+        self.hub.to_all(self.hub.presentation_message)
 
     async def on_stop_share(self, fields: dict[str, Any]) -> None:
         leg = fields["leg"]

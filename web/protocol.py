@@ -41,6 +41,8 @@ What the bridge sends (``OUTBOUND``), to one socket or to everyone in the room:
   when a feed it watched went); ``video-restart`` — Janus restarted: publish and watch again; ``share-stopped`` —
   a host stopped this page's screen share; ``video-slow`` — Janus sees this page lose what it sends it (4 packets
   a second or more): the page asks for smaller layers for a while.
+- ``presentation`` {file, name, page, by, by_name} — the PDF presented and the page its presenter is on, to
+  everyone in the room when it changes and once in (``file`` null: none now).
 - ``pointer`` {leg, name, screen, x, y} — someone points on a shared screen (x, y from 0 to 1, or null: gone).
 - ``muted-by-host`` — a host muted this page's microphone (it may unmute itself).
 - ``renamed`` {name} — this page's new name, as everyone now sees it.
@@ -151,6 +153,12 @@ INBOUND: dict[str, Message] = {
             "y": Field((int, float, type(None))),
         },
     ),
+    "present": Message(
+        Who.IN,
+        "present a PDF of the room's files, or turn its page: a host, or anyone while nobody else presents",
+        {"file": Field(str, max_len=36, min_len=36), "page": Field(int)},
+    ),
+    "present-stop": Message(Who.IN, "stop the presentation (its presenter, or a host)"),
     "mute": Message(Who.ANYONE, "the page mutes or unmutes its own microphone", {"muted": Field(bool)}),
     "hand": Message(Who.IN, "raise or lower one's own hand", {"raised": Field(bool)}),
     "name": Message(

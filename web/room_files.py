@@ -155,6 +155,9 @@ class RoomFiles:
         if not member.host and view.uploader_key != uploader_key(member.key):
             raise _refused(web.HTTPForbidden, "not-yours", "Only the host or who shared it can delete this file.")
         await asyncio.to_thread(self.files.delete, ticket.conference_id, file_id)
+        if hub.presentation is not None and hub.presentation["file"] == str(file_id):
+            hub.presentation = None  # the file presented is gone: so is the presentation
+            hub.to_all(hub.presentation_message)
         await self.tell(hub)
         return web.json_response({"deleted": str(file_id)})
 

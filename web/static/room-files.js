@@ -12,7 +12,7 @@ const KINDS = {
   "application/vnd.ms-office": "Office",
 };
 
-export function initFiles({ send: tell, config, texts, badge, announce }) {
+export function initFiles({ send: tell, config, texts, badge, announce, onPresent }) {
   const base = `/room/${config.socket.split("/").pop()}/files`;
   const list = document.getElementById("files");
   const input = document.getElementById("file-input");
@@ -64,6 +64,16 @@ export function initFiles({ send: tell, config, texts, badge, announce }) {
         look.addEventListener("click", () => preview(f));
       }
       actions.append(look);
+    }
+    if (f.type === "application/pdf") {
+      const show = document.createElement("button");
+      show.type = "button";
+      show.className = "small secondary";
+      show.dataset.action = "present";
+      show.textContent = texts.present;
+      show.setAttribute("aria-label", `${texts.present} — ${f.name}`);
+      show.addEventListener("click", () => onPresent(f.id));
+      actions.append(show);
     }
     if (config.host || mine.has(f.id)) {
       const remove = document.createElement("button");

@@ -368,7 +368,8 @@ export function initVideo({ send, texts, config, tiles, nameOf, announce }) {
     renderScreens();
     const cameras = [...tilesBox.querySelectorAll(".tile[data-video=yes]")].length;
     document.body.dataset.video = cameras || screensBox.children.length ? "yes" : "";
-    stage.dataset.sharing = screensBox.children.length ? "yes" : "";
+    const presenting = !document.getElementById("presentation").hidden;
+    stage.dataset.sharing = screensBox.children.length || presenting ? "yes" : "";
     watch();
     layers();
   }
@@ -595,6 +596,7 @@ export function initVideo({ send, texts, config, tiles, nameOf, announce }) {
 
   return {
     pin,
+    refresh: render,
     switchCamera,
     welcome(message) {
       state.myId = message.you;

@@ -4,6 +4,7 @@
 
 import { appendText, badge, chime, panelOpen } from "./room-ui.js";
 import { initFiles } from "./room-files.js";
+import { initPresent } from "./room-present.js";
 import { initVideo } from "./room-video.js";
 
 const config = JSON.parse(document.getElementById("room-config").textContent);
@@ -49,7 +50,8 @@ function nameOf(p) {
 const items = new Map();
 const tiles = new Map();
 const video = initVideo({ send, texts, config, tiles, nameOf, announce });
-const files = initFiles({ send, config, texts, badge, announce });
+const present = initPresent({ send, config, texts, onStage: () => video.refresh() });
+const files = initFiles({ send, config, texts, badge, announce, onPresent: (id) => present.present(id) });
 let listed = false;
 
 function hostButton(li, action, label, who) {
@@ -566,7 +568,7 @@ async function openDevices() {
 }
 
 const handlers = {
-  welcome: (m) => { myId = m.you; video.welcome(m); },
+  welcome: (m) => { myId = m.you; video.welcome(m); present.welcome(m); },
   answer: (m) => pc.setRemoteDescription({ type: "answer", sdp: m.sdp }),
   participants: (m) => showParticipants(m.list, m.by_phone || 0),
   lobby: (m) => showLobby(m.list),
@@ -579,6 +581,7 @@ const handlers = {
   "video-slow": () => video.slow(),
   pointer: (m) => video.pointer(m),
   files: (m) => files.files(m),
+  presentation: (m) => present.presentation(m),
   waiting: () => { say(texts.waiting, "weak"); document.body.dataset.lobby = "waiting"; },
   admitted: () => { say(texts.connected, "good"); document.body.dataset.lobby = "admitted"; },
   denied: () => { refused = true; say(texts.denied, "bad"); document.body.dataset.lobby = "denied"; },
@@ -629,6 +632,7 @@ const handlers = {
     else if (m.about === "invite") document.getElementById("invite-error").textContent = m.message;
     else if (m.about === "call") document.getElementById("call-error").textContent = m.message;
     else if (m.about.startsWith("video") || m.about === "pointer") { video.refused(m); say(m.message, "weak"); }
+    else if (m.about.startsWith("present")) document.getElementById("present-error").textContent = m.message;
     else say(m.message, "bad");
   },
   restarting: () => { say(texts.restarting, "weak"); document.body.dataset.restarting = "yes"; },

@@ -1,0 +1,93 @@
+"""A presentation in Chromium against a real `passerelle serve`: the host presents a PDF of the room's files, the
+other page shows its page drawn by pdf.js (not blank) and follows the page turns; it may browse on its own and go
+back to the presenter's page; a malformed PDF is said on the page and nothing else stops; the host stops it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.web.site import join_room, tone_wav
+from tests.web.test_room_browser import room_service
+from tests.web.test_room_files_browser import payload
+
+# How much of the canvas is not white: the page was drawn (a blank canvas has none).
+INKED = """() => { const c = document.getElementById("present-canvas");
+  const data = c.getContext("2d").getImageData(0, 0, c.width, c.height).data; let n = 0;
+  for (let i = 0; i < data.length; i += 4) if (data[i] < 200 || data[i + 1] < 200 || data[i + 2] < 200) n++;
+  return n; }"""
+
+
+def pdf(pages: int) -> bytes:
+    """A real PDF of ``pages`` pages, each with a dark band and its number in Helvetica, made here: objects 1 the
+    catalogue, 2 the page tree, 3 the font, then a content stream and its page for each page."""
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"", b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    kids = []
+    for n in range(1, pages + 1):
+        content = f"0.1 0.2 0.5 rg 50 {600 - 40 * n} 500 120 re f BT /F1 48 Tf 80 700 Td (Page {n}) Tj ET".encode()
+        objects.append(f"<< /Length {len(content)} >>\nstream\n".encode() + content + b"\nendstream")
+        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {len(objects)} 0 R "
+                       "/Resources << /Font << /F1 3 0 R >> >> >>".encode())  # fmt: skip
+        kids.append(f"{len(objects)} 0 R")
+    objects[1] = f"<< /Type /Pages /Kids [{' '.join(kids)}] /Count {pages} >>".encode()
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets)
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
+
+
+def shown_page(page: Page) -> str:
+    return page.locator("#present-canvas").get_attribute("data-page") or ""
+
+
+@pytest.mark.e2e
+def test_a_pdf_presented_by_the_host_is_followed_browsed_and_a_broken_one_is_said(tmp_path: Path) -> None:
+    mic = tone_wav(tmp_path / "mic.wav", freq=1000.0, seconds=60)
+    with room_service(tmp_path, mic) as (site, conference, browser):
+        host = browser.new_page(viewport={"width": 1366, "height": 768}, locale="fr-FR")
+        join_room(host, site, conference["host_url"], "Dr Martin")
+        guest = browser.new_page(viewport={"width": 1366, "height": 768}, locale="en-GB")
+        join_room(guest, site, conference["join_url"], "Anne")
+        host.click("#tab-files")
+        host.set_input_files("#file-input", files=[payload("protocole.pdf", "application/pdf", pdf(3))])
+        expect(host.locator("#files li")).to_have_count(1, timeout=10_000)
+        host.locator("#files li [data-action=present]").click()
+        expect(guest.locator("#presentation")).to_be_visible(timeout=10_000)
+        expect(guest.locator("#present-title")).to_have_text("Dr Martin presents protocole.pdf")
+        expect(guest.locator("#present-canvas")).to_have_attribute("data-page", "1", timeout=15_000)
+        expect(guest.locator("#present-page")).to_have_text("Page 1 of 3")
+        assert guest.evaluate(INKED) > 1000, "the page was not drawn"
+        host.screenshot(path=str(tmp_path / "present-fr-1366.png"))
+
+        host.click("#present-next")  # the host turns: the guest follows
+        expect(guest.locator("#present-canvas")).to_have_attribute("data-page", "2", timeout=10_000)
+        guest.click("#present-next")  # the guest browses on its own
+        expect(guest.locator("#present-canvas")).to_have_attribute("data-page", "3")
+        expect(guest.locator("#present-follow")).not_to_be_checked()
+        host.click("#present-prev")
+        expect(host.locator("#present-canvas")).to_have_attribute("data-page", "1", timeout=10_000)
+        guest.wait_for_timeout(1000)
+        assert shown_page(guest) == "3", "a guest browsing on its own was taken back"
+        guest.click("#present-back")
+        expect(guest.locator("#present-canvas")).to_have_attribute("data-page", "1", timeout=10_000)
+        guest.screenshot(path=str(tmp_path / "present-en-1366.png"))
+
+        # A broken PDF (a PDF's first bytes, then anything): said on the page; the room goes on.
+        host.set_input_files("#file-input", files=[payload("casse.pdf", "application/pdf",
+                                                           b"%PDF-1.7\n" + os.urandom(4000))])  # fmt: skip
+        expect(host.locator("#files li")).to_have_count(2, timeout=10_000)
+        host.locator('#files li:has-text("casse.pdf") [data-action=present]').click()
+        expect(guest.locator("#present-error")).to_have_text("This PDF cannot be shown: download it instead.",
+                                                             timeout=15_000)  # fmt: skip
+        expect(guest.locator("body")).to_have_attribute("data-audio", "connected")
+        host.click("#present-stop")
+        expect(guest.locator("#presentation")).to_be_hidden(timeout=10_000)

@@ -1,0 +1,129 @@
+// A presentation: a PDF of the room's files shown to everyone on the stage, page by page, rendered here by pdf.js
+// (vendored, its worker parsing the file: a malformed or hostile PDF fails there, said, and nothing else stops;
+// glyphs drawn by pdf.js itself, not handed to the browser's font engine, the standard fonts vendored with it).
+// The presenter turns the pages and the others follow, or browse on their own and come back.
+
+import * as pdfjs from "./vendor/pdfjs/pdf.min.js";
+
+pdfjs.GlobalWorkerOptions.workerSrc = "/static/vendor/pdfjs/pdf.worker.min.js";
+
+export function initPresent({ send, config, texts, onStage }) {
+  const base = `/room/${config.socket.split("/").pop()}/files`;
+  const box = document.getElementById("presentation");
+  const canvas = document.getElementById("present-canvas");
+  const follow = document.getElementById("present-follow");
+  const error = document.getElementById("present-error");
+  const state = { current: null, doc: null, file: null, page: 1, pages: 0, myId: null, loading: null, drawn: 0 };
+  window.passerellepresent = state;  // tests read the page shown
+
+  const presenting = () => state.current && state.current.by === state.myId;
+
+  async function load(file) {
+    state.doc?.destroy();
+    state.doc = null;
+    state.file = file;
+    error.textContent = "";
+    canvas.hidden = false;
+    try {
+      const doc = await pdfjs.getDocument({ url: `${base}/${file}?inline=1`, isEvalSupported: false,
+                                            enableXfa: false, disableFontFace: true, withCredentials: true,
+                                            standardFontDataUrl: "/static/vendor/pdfjs/standard_fonts/" }).promise;
+      if (state.file !== file) { doc.destroy(); return; }  // another came meanwhile
+      state.doc = doc;
+      state.pages = doc.numPages;
+    } catch (err) {
+      canvas.hidden = true;
+      error.textContent = texts.present_failed;
+      document.body.dataset.present = "failed";
+    }
+  }
+
+  let queue = Promise.resolve();
+
+  function show(page) {
+    queue = queue.then(async () => {
+      if (!state.doc) return;
+      state.page = Math.max(1, Math.min(page, state.pages));
+      try {
+        const pdfPage = await state.doc.getPage(state.page);
+        const frame = canvas.parentElement;
+        const natural = pdfPage.getViewport({ scale: 1 });
+        const scale = Math.min(frame.clientWidth / natural.width, (window.innerHeight * 0.55) / natural.height);
+        const ratio = window.devicePixelRatio || 1;
+        const viewport = pdfPage.getViewport({ scale: scale * ratio });
+        canvas.width = Math.floor(viewport.width);
+        canvas.height = Math.floor(viewport.height);
+        canvas.style.width = `${Math.floor(viewport.width / ratio)}px`;
+        canvas.style.height = `${Math.floor(viewport.height / ratio)}px`;
+        await pdfPage.render({ canvasContext: canvas.getContext("2d"), viewport }).promise;
+        state.drawn += 1;
+        canvas.dataset.page = String(state.page);
+        document.body.dataset.present = "shown";
+      } catch (err) {
+        error.textContent = texts.present_failed;
+        document.body.dataset.present = "failed";
+      }
+      controls();
+    });
+    return queue;
+  }
+
+  function controls() {
+    const mine = presenting();
+    document.getElementById("present-page").textContent = texts.page_of.replace("{page}", String(state.page))
+      .replace("{pages}", String(state.pages || "?"));
+    document.getElementById("present-prev").disabled = state.page <= 1;
+    document.getElementById("present-next").disabled = state.page >= state.pages;
+    document.getElementById("present-follow-row").hidden = mine;
+    document.getElementById("present-back").hidden = mine || follow.checked || !state.current
+      || state.page === state.current.page;
+    document.getElementById("present-stop").hidden = !(mine || config.host);
+  }
+
+  function turn(step) {
+    const page = state.page + step;
+    if (presenting()) send({ type: "present", file: state.current.file, page });
+    else {
+      follow.checked = false;
+      show(page);
+    }
+  }
+
+  document.getElementById("present-prev").addEventListener("click", () => turn(-1));
+  document.getElementById("present-next").addEventListener("click", () => turn(1));
+  follow.addEventListener("change", () => { if (follow.checked && state.current) show(state.current.page); });
+  document.getElementById("present-back").addEventListener("click", () => {
+    follow.checked = true;
+    if (state.current) show(state.current.page);
+  });
+  document.getElementById("present-stop").addEventListener("click", () => send({ type: "present-stop" }));
+
+  return {
+    welcome(m) { state.myId = m.you; },
+    present(file) { send({ type: "present", file, page: 1 }); },
+    async presentation(m) {
+      if (!m.file) {
+        state.current = null;
+        state.doc?.destroy();
+        state.doc = state.file = null;
+        box.hidden = true;
+        document.body.dataset.present = "";
+        onStage();
+        return;
+      }
+      const fresh = !state.current || state.current.file !== m.file;
+      state.current = m;
+      box.hidden = false;
+      document.getElementById("present-title").textContent = texts.presents.replace("{name}", m.by_name)
+        .replace("{file}", m.name);
+      onStage();
+      if (fresh) {
+        follow.checked = true;
+        state.loading = load(m.file);
+      }
+      await state.loading;
+      if (fresh || follow.checked || presenting()) await show(m.page);
+      else controls();
+    },
+  };
+}
