@@ -137,3 +137,47 @@ def test_a_page_in_the_lobby_may_not_share_a_file(settings: Settings, rooms: Roo
         return status, body["reason"]
 
     assert run(settings, rooms, scenario) == (403, "not-in")
+
+
+def test_a_presentation_is_a_pdf_of_the_room_one_presenter_at_a_time(settings: Settings, rooms: Rooms) -> None:
+    conference = rooms.create_conference(ConferenceDraft(name="Formation", lobby_mode="off"))
+
+    async def scenario(client: Client, key: bytes) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        host, host_ticket = await _page(client, key, conference.id, "Dr Martin", host=True)
+        await until(host, "pass")
+        guest, _ = await _page(client, key, conference.id, "Anne")
+        await until(guest, "pass")
+        csrf = await _csrf(client, host_ticket)
+        _, shared = await _share(client, host_ticket, csrf, "protocole.pdf", PDF)
+        _, text = await _share(client, host_ticket, csrf, "notes.txt", b"notes\n")
+        await host.send_json({"type": "present", "file": text["id"], "page": 1})
+        out["not_pdf"] = (await until(host, "error"))["message"]
+        await host.send_json({"type": "present", "file": shared["id"], "page": 0})
+        out["page_zero"] = (await until(host, "error"))["message"]
+        await host.send_json({"type": "present", "file": shared["id"], "page": 1})
+        out["shown"] = await until(guest, "presentation")
+        await guest.send_json({"type": "present", "file": shared["id"], "page": 2})
+        out["guest_turns"] = (await until(guest, "error"))["message"]
+        await guest.send_json({"type": "present-stop"})
+        out["guest_stops"] = (await until(guest, "error"))["message"]
+        late, _ = await _page(client, key, conference.id, "Paul")
+        out["late"] = (await until(late, "presentation"))["page"]
+        await host.send_json({"type": "present", "file": shared["id"], "page": 3})
+        out["turned"] = (await until(guest, "presentation"))["page"]
+        await client.delete(f"/room/{host_ticket}/files/{shared['id']}", headers={"X-CSRF-Token": csrf})
+        out["deleted"] = (await until(guest, "presentation"))["file"]
+        for socket in (host, guest, late):
+            await socket.close()
+        return out
+
+    out = run(settings, rooms, scenario)
+    assert out["not_pdf"] == "file: a PDF of this room's files"
+    assert out["page_zero"] == "page: from 1 to 10000"
+    shown = out["shown"]
+    assert (shown["name"], shown["page"], shown["by_name"]) == ("protocole.pdf", 1, "Dr Martin")
+    assert out["guest_turns"] == "someone else is presenting"
+    assert out["guest_stops"] == "only its presenter or a host may stop the presentation"
+    assert out["late"] == 1
+    assert out["turned"] == 3
+    assert out["deleted"] is None
