@@ -24,6 +24,7 @@ from aiohttp import web
 
 from bridge.callflow import Lobby
 from bridge.engine import Engine
+from web.board import Board
 
 log = logging.getLogger(__name__)
 FLUSH_S = 0.1  # the participant list goes out at most 10 times a second
@@ -121,6 +122,9 @@ class Hub:
         self.many_screens = False  # may several share their screen at once (a host's setting)
         self.guests_upload = False  # may guests share files (a host's setting; hosts always may)
         self.presentation: dict[str, Any] | None = None  # the PDF presented: file, name, page, by, by_name
+        self.board = Board()  # the room's whiteboard, for this meeting
+        self.board_hosts_only = False  # only hosts draw on it (a host's setting)
+        self.board_rate = RateLimit((30, 1.0))  # operations per participant
         self.calls: dict[str, dict[str, str]] = {}  # the phones a host is calling in: id → {id, label, state, leg}
         self._flush: asyncio.TimerHandle | None = None
         self._last_list = ""
@@ -249,7 +253,7 @@ class Hub:
     def settings(self) -> dict[str, Any]:
         return {"type": "settings", "private_chat": self.private_chat, "guests_invite": self.guests_invite,
                 "locked": self.locked, "many_screens": self.many_screens,
-                "guests_upload": self.guests_upload}  # fmt: skip
+                "guests_upload": self.guests_upload, "board_hosts_only": self.board_hosts_only}  # fmt: skip
 
     def close(self) -> None:
         if self._flush is not None:

@@ -48,6 +48,7 @@ from rooms.models import DeliveryState
 from rooms.schedule import WindowState
 from rooms.views import ConferenceView
 from web import protocol, tickets
+from web.board import BoardError
 from web.hub import Hub, Hubs, Member, RateLimit
 from web.protocol import Refused, Who
 from web.room_files import RoomFiles
@@ -512,6 +513,7 @@ class Session:
             self.member.send(self.hub.calls_message)
         if self.hub.presentation is not None:
             self.member.send(self.hub.presentation_message)
+        self.member.send({"type": "board", **self.hub.board.snapshot()})
         self.live._spawn(self._history())
         if self.live.files is not None:
             self.live._spawn(self._files(self.live.files))
@@ -841,6 +843,17 @@ class Session:
             self.engine.leave(leg)
         log.info("host %s took %s out of conference %s", self.leg_id, leg, self.room)
 
+    async def on_board(self, fields: dict[str, Any]) -> None:
+        if self.hub.board_hosts_only and not self.ticket.host:
+            raise Refused("board", "only the host draws on the board now")
+        if not self.hub.board_rate.allow(self.member.key):
+            raise Refused("board", "too many operations: at most 30 a second")
+        try:
+            message = self.hub.board.apply(self.member.key, fields, host=self.ticket.host)
+        except BoardError as refused:
+            raise Refused("board", str(refused)) from None
+        self.hub.to_all(message)
+
     async def on_present(self, fields: dict[str, Any]) -> None:
         current = self.hub.presentation
         if current is not None and current["by"] != self.leg_id and not self.ticket.host:
@@ -887,6 +900,7 @@ class Session:
         self.hub.guests_invite = fields.get("guests_invite", self.hub.guests_invite)
         self.hub.many_screens = fields.get("many_screens", self.hub.many_screens)
         self.hub.guests_upload = fields.get("guests_upload", self.hub.guests_upload)
+        self.hub.board_hosts_only = fields.get("board_hosts_only", self.hub.board_hosts_only)
         if fields.get("locked", self.hub.locked) is not self.hub.locked:
             self.hub.locked = fields["locked"]
             log.info("host %s %s conference %s", self.leg_id, "locked" if self.hub.locked else "unlocked", self.room)

@@ -21,9 +21,10 @@ What the bridge sends (``OUTBOUND``), to one socket or to everyone in the room:
 - ``chat`` {message: {id, from, name, to, text, at}} — a message, to everyone (``to`` null) or to its sender and
   its one recipient (``to`` a leg id); ``chat-history`` {list} — the room's last 200 messages to everyone, once in;
   ``chat-deleted`` {id}; ``chat-cleared``.
-- ``settings`` {private_chat, guests_invite, locked, many_screens, guests_upload} — the room's settings, once in
-  and when a host changes them (``many_screens``: several may share a screen at once; ``guests_upload``: guests
-  may share files, hosts always may).
+- ``settings`` {private_chat, guests_invite, locked, many_screens, guests_upload, board_hosts_only} — the room's
+  settings, once in and when a host changes them (``many_screens``: several may share a screen at once;
+  ``guests_upload``: guests may share files, hosts always may; ``board_hosts_only``: only hosts draw on the
+  whiteboard).
 - ``files`` {list: [{id, name, by, at, size, type, preview}]} — the room's files (``web/room_files.py``), once in
   and whenever one is shared or deleted.
   A locked room takes nobody new, on the web or by phone (a caller with the right codes hears so and is hung up);
@@ -43,6 +44,8 @@ What the bridge sends (``OUTBOUND``), to one socket or to everyone in the room:
   a second or more): the page asks for smaller layers for a while.
 - ``presentation`` {file, name, page, by, by_name} — the PDF presented and the page its presenter is on, to
   everyone in the room when it changes and once in (``file`` null: none now).
+- ``board`` {seq, pages: [[object]]} — the whiteboard as it is, once in; ``board-op`` {seq, op, …} — each
+  operation applied, to everyone in the room (its sender too), in the one order the hub gave them.
 - ``pointer`` {leg, name, screen, x, y} — someone points on a shared screen (x, y from 0 to 1, or null: gone).
 - ``muted-by-host`` — a host muted this page's microphone (it may unmute itself).
 - ``renamed`` {name} — this page's new name, as everyone now sees it.
@@ -159,6 +162,18 @@ INBOUND: dict[str, Message] = {
         {"file": Field(str, max_len=36, min_len=36), "page": Field(int)},
     ),
     "present-stop": Message(Who.IN, "stop the presentation (its presenter, or a host)"),
+    "board": Message(
+        Who.IN,
+        "an operation on the room's whiteboard (web/board.py): add, extend, erase, undo, redo, clear (a host), page; "
+        "30 a second per participant; refused when only hosts may draw",
+        {
+            "op": Field(str, max_len=10, min_len=1),
+            "page": Field(int, required=False),
+            "object": Field(dict, required=False),
+            "id": Field(str, required=False, max_len=40),
+            "points": Field(list, required=False),
+        },
+    ),
     "mute": Message(Who.ANYONE, "the page mutes or unmutes its own microphone", {"muted": Field(bool)}),
     "hand": Message(Who.IN, "raise or lower one's own hand", {"raised": Field(bool)}),
     "name": Message(
@@ -213,6 +228,7 @@ INBOUND: dict[str, Message] = {
             "locked": Field(bool, required=False),
             "many_screens": Field(bool, required=False),
             "guests_upload": Field(bool, required=False),
+            "board_hosts_only": Field(bool, required=False),
         },
     ),
     "end": Message(Who.HOST, "end the conference for everyone"),
