@@ -176,6 +176,7 @@ export function initFiles({ send: tell, config, texts, badge, announce, onPresen
   });
 
   return {
+    share: send,
     files: (m) => show(m.list),
     settings(m) {
       allowed = config.host || !!m.guests_upload;

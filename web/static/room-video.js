@@ -368,7 +368,7 @@ export function initVideo({ send, texts, config, tiles, nameOf, announce }) {
     renderScreens();
     const cameras = [...tilesBox.querySelectorAll(".tile[data-video=yes]")].length;
     document.body.dataset.video = cameras || screensBox.children.length ? "yes" : "";
-    const presenting = !document.getElementById("presentation").hidden;
+    const presenting = !document.getElementById("presentation").hidden || !document.getElementById("board").hidden;
     stage.dataset.sharing = screensBox.children.length || presenting ? "yes" : "";
     watch();
     layers();

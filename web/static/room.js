@@ -3,6 +3,7 @@
 // (web/protocol.py says every message); cameras and screens through Janus (room-video.js). Plain ES modules.
 
 import { appendText, badge, chime, panelOpen } from "./room-ui.js";
+import { initBoard } from "./room-board.js";
 import { initFiles } from "./room-files.js";
 import { initPresent } from "./room-present.js";
 import { initVideo } from "./room-video.js";
@@ -52,6 +53,7 @@ const tiles = new Map();
 const video = initVideo({ send, texts, config, tiles, nameOf, announce });
 const present = initPresent({ send, config, texts, onStage: () => video.refresh() });
 const files = initFiles({ send, config, texts, badge, announce, onPresent: (id) => present.present(id) });
+const board = initBoard({ send, config, texts, onStage: () => video.refresh(), files });
 let listed = false;
 
 function hostButton(li, action, label, who) {
@@ -568,7 +570,7 @@ async function openDevices() {
 }
 
 const handlers = {
-  welcome: (m) => { myId = m.you; video.welcome(m); present.welcome(m); },
+  welcome: (m) => { myId = m.you; video.welcome(m); present.welcome(m); board.welcome(m); },
   answer: (m) => pc.setRemoteDescription({ type: "answer", sdp: m.sdp }),
   participants: (m) => showParticipants(m.list, m.by_phone || 0),
   lobby: (m) => showLobby(m.list),
@@ -582,6 +584,8 @@ const handlers = {
   pointer: (m) => video.pointer(m),
   files: (m) => files.files(m),
   presentation: (m) => present.presentation(m),
+  board: (m) => board.board(m),
+  "board-op": (m) => board.op(m),
   waiting: () => { say(texts.waiting, "weak"); document.body.dataset.lobby = "waiting"; },
   admitted: () => { say(texts.connected, "good"); document.body.dataset.lobby = "admitted"; },
   denied: () => { refused = true; say(texts.denied, "bad"); document.body.dataset.lobby = "denied"; },
@@ -602,6 +606,7 @@ const handlers = {
     updateRecipients();
     video.settings(m);
     files.settings(m);
+    board.settings(m);
   },
   invited: (m) => {
     const li = document.createElement("li");
@@ -633,6 +638,7 @@ const handlers = {
     else if (m.about === "call") document.getElementById("call-error").textContent = m.message;
     else if (m.about.startsWith("video") || m.about === "pointer") { video.refused(m); say(m.message, "weak"); }
     else if (m.about.startsWith("present")) document.getElementById("present-error").textContent = m.message;
+    else if (m.about === "board") document.getElementById("board-error").textContent = m.message;
     else say(m.message, "bad");
   },
   restarting: () => { say(texts.restarting, "weak"); document.body.dataset.restarting = "yes"; },
