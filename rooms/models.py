@@ -351,3 +351,16 @@ class RoomFile(Base):
     size: Mapped[int]
     sha256: Mapped[str] = mapped_column(String(64))
     stored_as: Mapped[str] = mapped_column(String(64), unique=True)  # its file's name under [files] folder
+
+
+class RoomBoard(Base):
+    """A room's whiteboard, saved as the room's hub keeps it (``web/board.py``): its pages of objects, for the
+    conference's life; texts on it are health data (never logged). Purged ``files_days`` after its last change, and
+    with its conference."""
+
+    __tablename__ = "room_boards"
+
+    conference_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("conferences.id", ondelete="CASCADE"),
+                                                     primary_key=True)  # fmt: skip
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(index=True)

@@ -13,7 +13,7 @@ What goes, and when (all instants UTC, judged against the service's clock):
 - chat messages ``chat_days`` after they were sent (with their conference when it is deleted: the room shows a
   late joiner only the messages of the meeting it is in);
 - a room's shared files ``files_days`` after they were shared (with their conference when it is deleted), their
-  bytes under ``[files] folder`` with them.
+  bytes under ``[files] folder`` with them; a room's whiteboard ``files_days`` after its last change.
 
 ``passerelle serve`` runs :meth:`Retention.purge` every ``purge_every_min``; ``passerelle purge [--dry-run]`` runs
 it once and prints what went (or would go).
@@ -40,6 +40,7 @@ from rooms.models import (
     Invitee,
     OutboxMessage,
     OutboxState,
+    RoomBoard,
     RoomFile,
     ThrottleGate,
     WebSession,
@@ -80,6 +81,7 @@ class Retention:
             "invitees": delete(Invitee).where(Invitee.conference_id.in_(ended)),
             "chat_messages": delete(ChatMessage).where(ChatMessage.sent_at < now - timedelta(days=r.chat_days)),
             "room_files": delete(RoomFile).where(RoomFile.shared_at < now - timedelta(days=r.files_days)),
+            "room_boards": delete(RoomBoard).where(RoomBoard.updated_at < now - timedelta(days=r.files_days)),
             "audit_events": delete(AuditEvent).where(AuditEvent.at < now - timedelta(days=r.audit_days)),
             "failed_attempts": delete(FailedAttempt).where(FailedAttempt.at < failures_before),
             "throttle_gates": delete(ThrottleGate).where(ThrottleGate.next_try_at < failures_before),

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config import Language, LobbyMode, Settings
 from rooms import codes
+from rooms.boards import Boards
 from rooms.chat import Chat
 from rooms.contacts import normalise_email, normalise_phone
 from rooms.dial_in import DialInDecision, DialInOutcome, Refusal
@@ -147,6 +148,7 @@ class Rooms:
         self._code_limits: CodeLimits | None = None
         self._listeners: list[Callable[[RoomChange], None]] = []
         self.chat = Chat(sessions, clock)  # the rooms' chat messages
+        self.boards = Boards(sessions, clock)  # the rooms' whiteboards
         f = settings.files
         scanner = Clamd(f.clamd) if f.clamd is not None else None
         self.files = Files(sessions, clock, f.folder, max_bytes=f.max_mb << 20, quota_bytes=f.quota_mb << 20,

@@ -101,6 +101,26 @@ class Board:
     def snapshot(self) -> dict[str, Any]:
         return {"seq": self.seq, "pages": [list(page.values()) for page in self.pages]}
 
+    @classmethod
+    def restored(cls, saved: dict[str, Any]) -> Board:
+        """A board as :meth:`snapshot` saved it (its objects checked again: a saved state is input too)."""
+        board = cls()
+        pages = saved.get("pages")
+        if isinstance(pages, list) and pages:
+            board.pages = []
+            for page in pages[:MAX_PAGES]:
+                kept: dict[str, dict[str, Any]] = {}
+                for raw in page[:MAX_OBJECTS] if isinstance(page, list) else []:
+                    try:
+                        item = checked(raw)
+                    except BoardError:
+                        continue
+                    kept[item["id"]] = item
+                board.pages.append(kept)
+        seq = saved.get("seq")
+        board.seq = seq if isinstance(seq, int) and not isinstance(seq, bool) else 0
+        return board
+
     def _page(self, raw: Any) -> dict[str, dict[str, Any]]:
         if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw < len(self.pages):
             raise BoardError(f"page: from 0 to {len(self.pages) - 1}")

@@ -122,7 +122,9 @@ class Hub:
         self.many_screens = False  # may several share their screen at once (a host's setting)
         self.guests_upload = False  # may guests share files (a host's setting; hosts always may)
         self.presentation: dict[str, Any] | None = None  # the PDF presented: file, name, page, by, by_name
-        self.board = Board()  # the room's whiteboard, for this meeting
+        self.board = Board()  # the room's whiteboard (read from the database when the room opens: Live.board_of)
+        self.board_loaded: asyncio.Future[None] | None = None
+        self.board_saving: asyncio.TimerHandle | None = None
         self.board_hosts_only = False  # only hosts draw on it (a host's setting)
         self.board_rate = RateLimit((30, 1.0))  # operations per participant
         self.calls: dict[str, dict[str, str]] = {}  # the phones a host is calling in: id → {id, label, state, leg}

@@ -48,7 +48,7 @@ from rooms.models import DeliveryState
 from rooms.schedule import WindowState
 from rooms.views import ConferenceView
 from web import protocol, tickets
-from web.board import BoardError
+from web.board import Board, BoardError
 from web.hub import Hub, Hubs, Member, RateLimit
 from web.protocol import Refused, Who
 from web.room_files import RoomFiles
@@ -66,6 +66,7 @@ WATCH_MAX = 25  # cameras one page may watch at once
 SOURCES = ("camera", "screen")
 SCREEN_BITRATE = 1_500_000  # a screen share: one layer, few pictures a second, sharp
 MAX_PAGE = 10_000  # a presentation's pages
+BOARD_SAVE_S = 2.0
 POINTER_GAP_S = 0.09  # a page points at most ~10 times a second
 CALL_SHOWN_S = 20.0  # an unanswered call stays in the list this long, saying why
 JOINING_MAX_S = 30.0  # an answered call that never reached the room leaves the list after this
@@ -231,6 +232,27 @@ class Live:
         await asyncio.sleep(CALL_SHOWN_S if call["state"] != "joining" else JOINING_MAX_S)
         if hub.calls.pop(call_id, None) is not None:
             hub.calls_changed()
+
+    async def board_of(self, hub: Hub) -> None:
+        """The room's board as it was saved, read once when its hub is made (pages wait for it)."""
+        if hub.board_loaded is None:
+            hub.board_loaded = asyncio.get_running_loop().create_future()
+            try:
+                saved = await asyncio.to_thread(self.rooms.boards.load, uuid.UUID(hub.room))
+                if saved is not None and hub.board.seq == 0:
+                    hub.board = Board.restored(saved)
+            finally:
+                hub.board_loaded.set_result(None)
+        await hub.board_loaded
+
+    def board_changed(self, hub: Hub) -> None:
+        """Saved within BOARD_SAVE_S of a change (once for a burst of strokes)."""
+        if hub.board_saving is None:
+            hub.board_saving = asyncio.get_running_loop().call_later(BOARD_SAVE_S, self._save_board, hub)
+
+    def _save_board(self, hub: Hub) -> None:
+        hub.board_saving = None
+        self._spawn(asyncio.to_thread(self.rooms.boards.save, uuid.UUID(hub.room), hub.board.snapshot()))
 
     def janus_event(self, key: str, message: dict[str, Any]) -> None:
         """What Janus says of a page's handle: its camera (or screen) is up (now the others may watch it), or hung
@@ -513,13 +535,17 @@ class Session:
             self.member.send(self.hub.calls_message)
         if self.hub.presentation is not None:
             self.member.send(self.hub.presentation_message)
-        self.member.send({"type": "board", **self.hub.board.snapshot()})
+        self.live._spawn(self._board())
         self.live._spawn(self._history())
         if self.live.files is not None:
             self.live._spawn(self._files(self.live.files))
         if self.ticket.host:
             self.hub.lobby_changed()
             self.live.host_arrived(self.hub)
+
+    async def _board(self) -> None:
+        await self.live.board_of(self.hub)
+        self.member.send({"type": "board", **self.hub.board.snapshot()})
 
     async def _files(self, files: RoomFiles) -> None:
         self.member.send(await files.listing(self.room))
@@ -844,6 +870,7 @@ class Session:
         log.info("host %s took %s out of conference %s", self.leg_id, leg, self.room)
 
     async def on_board(self, fields: dict[str, Any]) -> None:
+        await self.live.board_of(self.hub)
         if self.hub.board_hosts_only and not self.ticket.host:
             raise Refused("board", "only the host draws on the board now")
         if not self.hub.board_rate.allow(self.member.key):
@@ -853,6 +880,7 @@ class Session:
         except BoardError as refused:
             raise Refused("board", str(refused)) from None
         self.hub.to_all(message)
+        self.live.board_changed(self.hub)
 
     async def on_present(self, fields: dict[str, Any]) -> None:
         current = self.hub.presentation

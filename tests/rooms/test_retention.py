@@ -40,8 +40,8 @@ def test_each_kind_goes_when_its_time_comes(settings: Settings, rooms: Rooms, en
     rooms.code_limits.throttle.record_failure([Key("caller:+33612345678", rooms.code_limits.caller)])
     retention = Retention(rooms.sessions, settings, clock)
 
-    assert retention.purge() == {"outbox": 0, "invitees": 0, "chat_messages": 0, "room_files": 0, "audit_events": 0,
-                                 "failed_attempts": 0, "throttle_gates": 0, "web_sessions": 0,
+    assert retention.purge() == {"outbox": 0, "invitees": 0, "chat_messages": 0, "room_files": 0, "room_boards": 0,
+                                 "audit_events": 0, "failed_attempts": 0, "throttle_gates": 0, "web_sessions": 0,
                                  "cancelled_links": 0, "room_file_bytes": 0}  # fmt: skip
 
     clock.advance(timedelta(seconds=settings.limits.failures_window_s + 1))
@@ -80,6 +80,6 @@ def test_purge_from_the_command_line(
     assert main(["purge", "--dry-run"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["dry_run"] is True
-    assert set(out) == {"dry_run", "outbox", "invitees", "chat_messages", "room_files", "audit_events",
+    assert set(out) == {"dry_run", "outbox", "invitees", "chat_messages", "room_files", "room_boards", "audit_events",
                         "failed_attempts", "throttle_gates", "web_sessions", "cancelled_links"}  # fmt: skip
     assert main(["purge"]) == 0

@@ -11,6 +11,7 @@ import pytest
 
 from config import Settings
 from rooms import ConferenceDraft, Rooms
+from tests.conftest import FakeClock
 from tests.web.test_room_follows import Client, offer, run, until
 from web import tickets
 from web.board import MAX_POINTS, Board, BoardError
@@ -127,3 +128,40 @@ def test_every_page_gets_each_operation_and_a_late_joiner_the_board(settings: Se
     assert out["late"]["pages"][0][0]["points"] == [[0.1, 0.1], [0.2, 0.2]]
     assert out["hosts_only"] == "only the host draws on the board now"
     assert out["rate"] == "too many operations: at most 30 a second"
+
+
+def test_the_board_is_kept_for_the_conference_s_life_and_purged_after(
+    settings: Settings, rooms: Rooms, clock: FakeClock
+) -> None:
+    import asyncio
+    from datetime import timedelta
+
+    from rooms.retention import Retention
+
+    conference = rooms.create_conference(ConferenceDraft(name="Formation", lobby_mode="off"))
+
+    async def draw(client: Client, key: bytes) -> None:
+        socket = await client.ws_connect(f"/ws/room/{tickets.issue(key, conference.id, 'Anne', 'audio', None)}")
+        await until(socket, "welcome")
+        await socket.send_json(await offer())
+        await until(socket, "board")
+        await socket.send_json({"type": "board", "op": "add", "page": 0, "object": pen("kept", [0.2, 0.2])})
+        await until(socket, "board-op")
+        await asyncio.sleep(2.5)  # saved within 2 s of a change
+        await socket.close()
+
+    async def look(client: Client, key: bytes) -> dict[str, Any]:
+        socket = await client.ws_connect(f"/ws/room/{tickets.issue(key, conference.id, 'Paul', 'audio', None)}")
+        await until(socket, "welcome")
+        await socket.send_json(await offer())
+        board = await until(socket, "board")
+        await socket.close()
+        return board
+
+    run(settings, rooms, draw)
+    again = run(settings, rooms, look)  # another service: the board was read back from the database
+    assert [o["id"] for o in again["pages"][0]] == ["kept"]
+    assert again["seq"] == 1
+    clock.advance(timedelta(days=settings.retention.files_days, hours=1))
+    assert Retention(rooms.sessions, settings, clock).purge()["room_boards"] == 1
+    assert rooms.boards.load(conference.id) is None
