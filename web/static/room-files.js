@@ -21,6 +21,7 @@ export function initFiles({ send: tell, config, texts, badge, announce, onPresen
   const error = document.getElementById("file-error");
   const mine = new Set();  // the files this page shared (it may delete them)
   let known = null;
+  let last = [];
   let allowed = config.host;
 
   function size(bytes) {
@@ -118,6 +119,7 @@ export function initFiles({ send: tell, config, texts, badge, announce, onPresen
   });
 
   function show(files) {
+    last = files;
     list.replaceChildren(...files.map(item));
     document.getElementById("files-empty").hidden = files.length > 0;
     badge("files-count", files.length);
@@ -147,6 +149,7 @@ export function initFiles({ send: tell, config, texts, badge, announce, onPresen
       try { answer = JSON.parse(request.responseText); } catch (err) { /* not JSON: said below */ }
       if (request.status === 201) {
         mine.add(answer.id);
+        show(last);  // the room's list may have come before this answer: its Delete button now
         announce(texts.file_sent.replace("{name}", answer.name));
         document.body.dataset.fileSent = answer.id;
       } else {
