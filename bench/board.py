@@ -100,6 +100,11 @@ async def drawing(base: str, tickets: list[str], seconds: float, pid: int, sock:
                 await socket.send_json({"type": "board", "op": "extend", "page": 0, "id": stroke,
                                         "points": [[n / 1000, index / 10]]})  # fmt: skip
 
+        # The same room and calls with nobody drawing: what the media clock does without the board.
+        before, cpu0, t0 = await asyncio.to_thread(clock, sock), cpu_seconds(pid), time.monotonic()
+        await asyncio.sleep(seconds / 2)
+        idle = delta(before, await asyncio.to_thread(clock, sock), time.monotonic() - t0)
+        idle["service_core_pct"] = round((cpu_seconds(pid) - cpu0) / (time.monotonic() - t0) * 100, 1)
         before, cpu0, t0 = await asyncio.to_thread(clock, sock), cpu_seconds(pid), time.monotonic()
         await asyncio.gather(*(draw(i) for i in range(DRAWERS)))
         await asyncio.sleep(1.0)
@@ -115,7 +120,7 @@ async def drawing(base: str, tickets: list[str], seconds: float, pid: int, sock:
     expected = len(sent) * (PAGES - 1)
     return {"pages": PAGES, "drawing": DRAWERS, "ops_per_s_each": RATE, "service_core_pct": round(cpu * 100, 1),
             "delivered_pct": round(100 * len(delays) / expected, 1) if expected else 0, "delivery": stats(delays),
-            "clock": phase}  # fmt: skip
+            "clock": phase, "nobody_drawing": idle}  # fmt: skip
 
 
 async def files(base: str, tickets: list[str], sock: Any, size_mb: int) -> dict[str, Any]:
