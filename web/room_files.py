@@ -103,7 +103,7 @@ class RoomFiles:
                     if written > self.files.max_bytes:
                         raise _refused(web.HTTPRequestEntityTooLarge, "size",
                                        f"This file is larger than {self.files.max_bytes // 2**20} MB.")  # fmt: skip
-                    out.write(chunk)
+                    await asyncio.to_thread(out.write, chunk)  # never a disk write on the media clock's loop
             view = await asyncio.to_thread(self.files.add, ticket.conference_id, upload, name, member.name,
                                            uploader_key(member.key))  # fmt: skip
         except FileRefused as refused:
