@@ -9,13 +9,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.web.site import join_room, tone_wav
+from tests.web.site import CANVAS_INK, join_room, tone_wav
 from tests.web.test_room_browser import room_service
 
-# Non-white pixels of the board's canvas: something was drawn.
-INKED = """() => { const c = document.getElementById("board-canvas");
-  const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data; let n = 0;
-  for (let i = 0; i < d.length; i += 4) if (d[i] < 200 || d[i + 1] < 200 || d[i + 2] < 200) n++; return n; }"""
 # The same, of an image of the room's files (the board saved as PNG), drawn into a canvas of its own.
 IMAGE_INKED = """async (url) => { const image = new Image(); image.src = url; await image.decode();
   const c = document.createElement("canvas"); c.width = image.naturalWidth; c.height = image.naturalHeight;
@@ -58,7 +54,7 @@ def test_strokes_reach_the_other_pages_as_drawn_and_the_board_is_saved_into_the_
         assert stroke["kind"] == "pen"
         assert len(stroke["points"]) >= 8, stroke  # type: ignore[arg-type]
         assert objects(guest) == objects(host), "the two pages do not hold the same board"
-        assert guest.evaluate(INKED) > 500, "the stroke is not drawn on the other page"
+        assert guest.evaluate(CANVAS_INK, "board-canvas") > 500, "the stroke is not drawn on the other page"
 
         host.click('#board-tools [data-tool="rect"]')
         drag(host, [(0.6, 0.1), (0.9, 0.3)])

@@ -10,15 +10,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.web.site import join_room, tone_wav
+from tests.web.site import CANVAS_INK, join_room, tone_wav
 from tests.web.test_room_browser import room_service
 from tests.web.test_room_files_browser import payload
-
-# How much of the canvas is not white: the page was drawn (a blank canvas has none).
-INKED = """() => { const c = document.getElementById("present-canvas");
-  const data = c.getContext("2d").getImageData(0, 0, c.width, c.height).data; let n = 0;
-  for (let i = 0; i < data.length; i += 4) if (data[i] < 200 || data[i + 1] < 200 || data[i + 2] < 200) n++;
-  return n; }"""
 
 
 def pdf(pages: int) -> bytes:
@@ -65,7 +59,7 @@ def test_a_pdf_presented_by_the_host_is_followed_browsed_and_a_broken_one_is_sai
         expect(guest.locator("#present-title")).to_have_text("Dr Martin presents protocole.pdf")
         expect(guest.locator("#present-canvas")).to_have_attribute("data-page", "1", timeout=15_000)
         expect(guest.locator("#present-page")).to_have_text("Page 1 of 3")
-        assert guest.evaluate(INKED) > 1000, "the page was not drawn"
+        assert guest.evaluate(CANVAS_INK, "present-canvas") > 1000, "the page was not drawn"
         host.screenshot(path=str(tmp_path / "present-fr-1366.png"))
 
         host.click("#present-next")  # the host turns: the guest follows

@@ -28,10 +28,10 @@ from config import load_settings
 from tests.mixer.signals import magnitude_db
 from tests.tools import require
 from tests.web.site import Site, serving, talking_phone, tone_wav, webrtc_args
+from tests.web.test_room_browser import SECRET, room_service
 from web import tickets
 from web.app import service_key
 
-SECRET = "v" * 64
 # What the page's receiving connection to Janus decodes, per (leg/source) it shows: frames so far, current width.
 RECEIVED = """async () => {
   const v = window.passerelleVideo, out = {};
@@ -54,20 +54,11 @@ PICTURE_POINT = """([leg, fx, fy]) => {
 
 
 @contextmanager
-def video_service(tmp_path: Path, **extra: str) -> Iterator[tuple[Site, dict[str, Any], Browser]]:
+def video_service(tmp_path: Path) -> Iterator[tuple[Site, dict[str, Any], Browser]]:
+    """The room tests' service and Chromium (tests/web/test_room_browser.py), with its Janus child."""
     require("janus")
-    mic = tone_wav(tmp_path / "mic.wav", freq=1000.0, seconds=120)
-    with (
-        serving(tmp_path, None, PASSERELLE_WEBRTC__HOST_ADDRESSES="127.0.0.1", PASSERELLE_SECURITY__SECRET_KEY=SECRET,
-                **extra) as site,
-        sync_playwright() as p,
-    ):  # fmt: skip
-        conference = site.conference("--lobby", "off")
-        browser = p.chromium.launch(executable_path=require("chromium"), args=webrtc_args(mic))
-        try:
-            yield site, conference, browser
-        finally:
-            browser.close()
+    with room_service(tmp_path, tone_wav(tmp_path / "mic.wav", freq=1000.0, seconds=120)) as running:
+        yield running
 
 
 @contextmanager
