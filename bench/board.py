@@ -15,8 +15,6 @@ import json
 import os
 import platform
 import re
-import shutil
-import subprocess
 import sys
 import time
 import urllib.parse
@@ -24,10 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from bench.hostile import clock, delta
+from bench.hostile import clock, delta, place_calls
 from bench.roomclients import make_offer
-from bench.rtp_pcap import write_call_pcap
-from bench.sip import cpu_seconds, free_port, scenario
+from bench.sip import cpu_seconds
 from bench.web import bridge
 from rooms import ConferenceDraft, Rooms
 from rooms.db import make_engine, session_factory
@@ -167,9 +164,6 @@ async def files(base: str, tickets: list[str], sock: Any, size_mb: int) -> dict[
 
 
 def run(calls: int, seconds: float) -> dict[str, Any]:
-    sipp = shutil.which("sipp")
-    if sipp is None:
-        raise SystemExit("sipp is not installed (scripts/test.sh installs sip-tester)")
     with bridge(None, PASSERELLE_SIP__MAX_CALLS="255") as b:
         from web import tickets as room_tickets
         from web.app import service_key
@@ -178,28 +172,8 @@ def run(calls: int, seconds: float) -> dict[str, Any]:
         room = rooms.create_conference(ConferenceDraft(name="Formation", lobby_mode="off"))
         key = service_key(b.settings)
         tickets = [room_tickets.issue(key, room.id, f"Stagiaire {n}", "audio", None, host=n == 0) for n in range(PAGES)]
-        phones = [rooms.create_conference(ConferenceDraft(name=f"Call {k}", lobby_mode="off"))
-                  for k in range(-(-calls // 2))]  # fmt: skip
-        pcaps = []
-        for k, conference in enumerate(phones):
-            voice = (2000 * np.sin(2 * np.pi * (300 + 7 * k) * np.arange(8000 * 120) / 8000)).astype(np.int16)
-            pcap = b.folder / f"room{k}.pcap"
-            talk_s = write_call_pcap(pcap, 1.5, conference.code + "#", voice)
-            pcaps.append(pcap)
-        callers = scenario(b.folder, pcaps, int((talk_s + 1) * 1000))
-        (b.folder / "rooms.csv").write_text("SEQUENTIAL\n" + "".join(f"{i // 2};\n" for i in range(calls)))
-        caller = subprocess.Popen(
-            [sipp, f"127.0.0.1:{b.sip_port}", "-sf", str(callers), "-inf", str(b.folder / "rooms.csv"),
-             "-m", str(calls), "-l", str(calls), "-r", "10", "-rp", "1000", "-i", "127.0.0.1",
-             "-p", str(free_port()), "-mi", "127.0.0.1", "-mp", str(free_port() // 2 * 2), "-nostdin",
-             "-timeout", "300s"],
-            cwd=b.folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        caller = place_calls(b, rooms, calls)
         try:
-            deadline = time.monotonic() + calls / 10 + 30
-            while clock(b.socket)["legs_in_rooms"] < calls and time.monotonic() < deadline:
-                time.sleep(0.5)
-            time.sleep(2.0)
             base = f"http://127.0.0.1:{b.http_port}"
             board = asyncio.run(drawing(base, tickets, seconds, b.process.pid, b.socket))
             shared = asyncio.run(files(base, tickets[:6], b.socket, b.settings.files.max_mb))

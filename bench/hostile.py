@@ -32,7 +32,7 @@ import numpy as np
 from bench.rtp_pcap import write_call_pcap
 from bench.sip import free_port, scenario
 from bench.site import PASSWORD, load, signed_in
-from bench.web import bridge
+from bench.web import Bridge, bridge
 from passerelle import control
 from rooms import ConferenceDraft, Rooms
 from rooms.db import make_engine, session_factory
@@ -106,10 +106,42 @@ async def hostile(base: str, join_link: str, ticket_page: str, count: int) -> di
     return dict(sorted(statuses.items()))
 
 
-def run(calls: int, users: int, requests: int, count: int) -> dict[str, Any]:
+def place_calls(b: Bridge, rooms: Rooms, calls: int) -> subprocess.Popen[bytes]:
+    """``calls`` SIPp callers, two to a room of their own, each talking its own tone after dialling its room's
+    code; returns once every one is in its room (or after a deadline). The caller's process is the caller's to
+    stop."""
     sipp = shutil.which("sipp")
     if sipp is None:
         raise SystemExit("sipp is not installed (scripts/test.sh installs sip-tester)")
+    phones = [rooms.create_conference(ConferenceDraft(name=f"Call {k}", lobby_mode="off"))
+              for k in range(-(-calls // 2))]  # fmt: skip
+    pcaps = []
+    for k, conference in enumerate(phones):
+        voice = (2000 * np.sin(2 * np.pi * (300 + 7 * k) * np.arange(8000 * 120) / 8000)).astype(np.int16)
+        pcap = b.folder / f"room{k}.pcap"
+        seconds = write_call_pcap(pcap, 1.5, conference.code + "#", voice)
+        pcaps.append(pcap)
+    callers = scenario(b.folder, pcaps, int((seconds + 1) * 1000))
+    (b.folder / "rooms.csv").write_text("SEQUENTIAL\n" + "".join(f"{i // 2};\n" for i in range(calls)))
+    caller = subprocess.Popen(
+        [sipp, f"127.0.0.1:{b.sip_port}", "-sf", str(callers), "-inf", str(b.folder / "rooms.csv"),
+         "-m", str(calls), "-l", str(calls), "-r", "10", "-rp", "1000", "-i", "127.0.0.1",
+         "-p", str(free_port()), "-mi", "127.0.0.1", "-mp", str(free_port() // 2 * 2), "-nostdin",
+         "-timeout", "300s"],
+        cwd=b.folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + calls / 10 + 30
+        while clock(b.socket)["legs_in_rooms"] < calls and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(2.0)
+    except BaseException:
+        caller.terminate()
+        raise
+    return caller
+
+
+def run(calls: int, users: int, requests: int, count: int) -> dict[str, Any]:
     with bridge(None, PASSERELLE_SIP__MAX_CALLS="255") as b:
         sock = b.socket
         rooms = Rooms(b.settings, session_factory(make_engine(b.settings.database.url.reveal())))
@@ -117,32 +149,12 @@ def run(calls: int, users: int, requests: int, count: int) -> dict[str, Any]:
             rooms.create_user(f"dr.bench{i}", f"Dr Bench {i}", email=f"bench{i}@example.org")
             rooms.set_password(f"dr.bench{i}", PASSWORD)
         guarded = rooms.create_conference(ConferenceDraft(name="Guarded", entry_code="482193", lobby_mode="off"))
-        phones = [rooms.create_conference(ConferenceDraft(name=f"Call {k}", lobby_mode="off"))
-                  for k in range(-(-calls // 2))]  # fmt: skip
         from web import tickets
         from web.app import service_key
 
         ticket = tickets.issue(service_key(b.settings), guarded.id, "Bench", "audio", None)
-        pcaps = []
-        for k, conference in enumerate(phones):
-            voice = (2000 * np.sin(2 * np.pi * (300 + 7 * k) * np.arange(8000 * 120) / 8000)).astype(np.int16)
-            pcap = b.folder / f"room{k}.pcap"
-            seconds = write_call_pcap(pcap, 1.5, conference.code + "#", voice)
-            pcaps.append(pcap)
-        callers = scenario(b.folder, pcaps, int((seconds + 1) * 1000))
-        (b.folder / "rooms.csv").write_text("SEQUENTIAL\n" + "".join(f"{i // 2};\n" for i in range(calls)))
-        caller = subprocess.Popen(
-            [sipp, f"127.0.0.1:{b.sip_port}", "-sf", str(callers), "-inf", str(b.folder / "rooms.csv"),
-             "-m", str(calls), "-l", str(calls), "-r", "10", "-rp", "1000", "-i", "127.0.0.1",
-             "-p", str(free_port()), "-mi", "127.0.0.1", "-mp", str(free_port() // 2 * 2), "-nostdin",
-             "-timeout", "300s"],
-            cwd=b.folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        caller = place_calls(b, rooms, calls)
         try:
-            deadline = time.monotonic() + calls / 10 + 30
-            while clock(sock)["legs_in_rooms"] < calls and time.monotonic() < deadline:
-                time.sleep(0.5)
-            time.sleep(2.0)
             phases: dict[str, Any] = {}
             base = f"http://127.0.0.1:{b.http_port}"
             before, t0 = clock(sock), time.monotonic()
