@@ -46,6 +46,7 @@ async def drawing(base: str, tickets: list[str], seconds: float, pid: int, sock:
     sdp = await make_offer()
     sent: dict[tuple[int, int], float] = {}
     delays: list[float] = []
+    frames = [0]  # board frames received by all the pages, while drawing
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
     sockets = []
     try:
@@ -57,11 +58,15 @@ async def drawing(base: str, tickets: list[str], seconds: float, pid: int, sock:
         async def read(index: int, socket: Any) -> None:
             async for message in socket:
                 data = json.loads(message.data)
-                if data.get("type") == "board-op" and data.get("op") == "extend":
-                    x, y = data["points"][0]
-                    key = (round(y * 10), round(x * 1000))
-                    if key[0] != index and key in sent:
-                        delays.append(time.monotonic() - sent[key])
+                if data.get("type") != "board-ops":
+                    continue
+                frames[0] += 1
+                for op in data["ops"]:
+                    if op.get("op") == "extend":
+                        x, y = op["points"][0]
+                        key = (round(y * 10), round(x * 1000))
+                        if key[0] != index and key in sent:
+                            delays.append(time.monotonic() - sent[key])
 
         readers = [asyncio.create_task(read(i, s)) for i, s in enumerate(sockets)]
         await asyncio.sleep(3.0)  # every page in, its board received
@@ -103,6 +108,7 @@ async def drawing(base: str, tickets: list[str], seconds: float, pid: int, sock:
         idle = delta(before, await asyncio.to_thread(clock, sock), time.monotonic() - t0)
         idle["service_core_pct"] = round((cpu_seconds(pid) - cpu0) / (time.monotonic() - t0) * 100, 1)
         before, cpu0, t0 = await asyncio.to_thread(clock, sock), cpu_seconds(pid), time.monotonic()
+        frames[0] = 0
         await asyncio.gather(*(draw(i) for i in range(DRAWERS)))
         await asyncio.sleep(1.0)
         elapsed = time.monotonic() - t0
@@ -117,6 +123,7 @@ async def drawing(base: str, tickets: list[str], seconds: float, pid: int, sock:
     expected = len(sent) * (PAGES - 1)
     return {"pages": PAGES, "drawing": DRAWERS, "ops_per_s_each": RATE, "service_core_pct": round(cpu * 100, 1),
             "delivered_pct": round(100 * len(delays) / expected, 1) if expected else 0, "delivery": stats(delays),
+            "frames_per_s_per_page": round(frames[0] / elapsed / PAGES, 1),
             "clock": phase, "nobody_drawing": idle}  # fmt: skip
 
 

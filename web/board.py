@@ -9,14 +9,22 @@ An object is a stroke (pen or highlighter: points), a shape (line, arrow, rectan
 text (a point, a size and at most 500 characters), with a colour from the palette and a width; every coordinate
 is a fraction of the page (0 to 1), so every screen draws the same board. Operations: ``add`` (its id chosen by
 the page, unique), ``extend`` (more points of a stroke its author is drawing, so that the others see it drawn),
-``erase`` (an object, by anyone who may draw), ``undo`` / ``redo`` (one's own adds and erases), ``clear`` (a page,
-a host), ``page`` (a new page). The text of a board is health data like the chat's: never logged.
+``erase`` (an object, by anyone who may draw), ``undo`` / ``redo`` (one's own adds and erases, on one page),
+``clear`` (a page: a host, or a layer's owner), ``page`` (a new page). The text of a board is health data like the
+chat's: never logged.
+
+Besides its own pages the board keeps *layers*: annotations over something else on the stage, named by what they
+cover — ``pdf:<file>:<page>`` (a page of a presented PDF: kept for the conference's life, there again when the
+file is presented again) or ``screen:<leg>`` (a screen share its sharer paused: gone when the share resumes or
+stops, since the picture under it is). An operation's ``page`` is a board page's number or a layer's name; the
+room says which layers may be drawn on now (:meth:`Board.apply`'s ``layer_open``).
 """
 
 from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +37,11 @@ MAX_PAGES = 20
 MAX_POINTS = 2000  # per stroke
 MAX_EXTEND = 200  # points in one extend
 MAX_TEXT = 500
+MAX_LAYERS = 200
 ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+LAYER = re.compile(r"^(pdf:[0-9a-f-]{36}:[1-9][0-9]{0,3}|screen:[A-Za-z0-9_-]{1,40})$")
+
+Page = int | str  # a board page's number, or a layer's name
 
 
 class BoardError(Exception):
@@ -85,7 +97,7 @@ def checked(raw: Any) -> dict[str, Any]:
 @dataclass
 class _Action:
     kind: str  # "add" or "erase"
-    page: int
+    page: Page
     item: dict[str, Any]
     at: int  # its place in the page when it was erased (to put it back there)
 
@@ -93,48 +105,92 @@ class _Action:
 @dataclass
 class Board:
     pages: list[dict[str, dict[str, Any]]] = field(default_factory=lambda: [{}])
+    layers: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # name → its objects
     seq: int = 0  # operations applied so far
     drawing: dict[str, str] = field(default_factory=dict)  # object id → its author's key, while extendable
     done: dict[str, list[_Action]] = field(default_factory=dict)  # author key → what it may undo
     undone: dict[str, list[_Action]] = field(default_factory=dict)  # author key → what it may redo
 
     def snapshot(self) -> dict[str, Any]:
-        return {"seq": self.seq, "pages": [list(page.values()) for page in self.pages]}
+        return {"seq": self.seq, "pages": [list(page.values()) for page in self.pages],
+                "layers": {name: list(layer.values()) for name, layer in self.layers.items() if layer}}  # fmt: skip
 
     @classmethod
     def restored(cls, saved: dict[str, Any]) -> Board:
         """A board as :meth:`snapshot` saved it (its objects checked again: a saved state is input too)."""
         board = cls()
+
+        def objects(raw_page: Any) -> dict[str, dict[str, Any]]:
+            kept: dict[str, dict[str, Any]] = {}
+            for raw in raw_page[:MAX_OBJECTS] if isinstance(raw_page, list) else []:
+                try:
+                    item = checked(raw)
+                except BoardError:
+                    continue
+                kept[item["id"]] = item
+            return kept
+
         pages = saved.get("pages")
         if isinstance(pages, list) and pages:
-            board.pages = []
-            for page in pages[:MAX_PAGES]:
-                kept: dict[str, dict[str, Any]] = {}
-                for raw in page[:MAX_OBJECTS] if isinstance(page, list) else []:
-                    try:
-                        item = checked(raw)
-                    except BoardError:
-                        continue
-                    kept[item["id"]] = item
-                board.pages.append(kept)
+            board.pages = [objects(page) for page in pages[:MAX_PAGES]]
+        layers = saved.get("layers")
+        if isinstance(layers, dict):
+            for name, layer in list(layers.items())[:MAX_LAYERS]:
+                if isinstance(name, str) and LAYER.match(name) and name.startswith("pdf:"):
+                    board.layers[name] = objects(layer)
         seq = saved.get("seq")
         board.seq = seq if isinstance(seq, int) and not isinstance(seq, bool) else 0
         return board
 
-    def _page(self, raw: Any) -> dict[str, dict[str, Any]]:
+    def _page(self, raw: Any, layer_open: Callable[[str], bool] = lambda name: False) -> dict[str, dict[str, Any]]:
+        if isinstance(raw, str):
+            if not LAYER.match(raw) or not layer_open(raw):
+                raise BoardError("page: a board page, or what is on the stage now (a presented page, a paused screen)")
+            if raw not in self.layers:
+                if len(self.layers) >= MAX_LAYERS:
+                    raise BoardError(f"a board has at most {MAX_LAYERS} annotated pages")
+                self.layers[raw] = {}
+            return self.layers[raw]
         if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw < len(self.pages):
             raise BoardError(f"page: from 0 to {len(self.pages) - 1}")
         return self.pages[raw]
 
-    def apply(self, who: str, op: dict[str, Any], *, host: bool) -> dict[str, Any]:
+    def _items(self, page: Page) -> dict[str, dict[str, Any]] | None:
+        if isinstance(page, str):
+            return self.layers.get(page)
+        return self.pages[page] if page < len(self.pages) else None
+
+    def _holds(self, object_id: str) -> bool:
+        return any(object_id in p for p in self.pages) or any(object_id in p for p in self.layers.values())
+
+    def drop_layer(self, name: str) -> dict[str, Any] | None:
+        """The layer is gone with what it covered (a screen share resumed or stopped): what everyone is sent (a
+        clear of it), or None when nothing was drawn on it."""
+        layer = self.layers.pop(name, None)
+        for stack in (*self.done.values(), *self.undone.values()):
+            stack[:] = [a for a in stack if a.page != name]
+        if not layer:
+            return None
+        self.seq += 1
+        return {"seq": self.seq, "op": "clear", "page": name}
+
+    def apply(
+        self,
+        who: str,
+        op: dict[str, Any],
+        *,
+        host: bool,
+        layer_open: Callable[[str], bool] = lambda name: False,
+    ) -> dict[str, Any]:
         """Apply one operation by ``who`` (a participant's key): what everyone is sent (with its seq), or
-        BoardError and nothing changed."""
+        BoardError and nothing changed. ``host``: it may clear the page it names; ``layer_open``: whether a layer
+        may be drawn on now."""
         kind = op.get("op")
         if kind == "add":
-            page = self._page(op.get("page"))
             item = checked(op.get("object"))
-            if any(item["id"] in p for p in self.pages):
+            if self._holds(item["id"]):
                 raise BoardError("id: already on the board")
+            page = self._page(op.get("page"), layer_open)
             if len(page) >= MAX_OBJECTS:
                 raise BoardError(f"this page has {MAX_OBJECTS} objects: add a page or clear it")
             page[item["id"]] = item
@@ -143,7 +199,7 @@ class Board:
             self._did(who, _Action("add", op["page"], item, len(page) - 1))
             out: dict[str, Any] = {"op": "add", "page": op["page"], "object": item}
         elif kind == "extend":
-            page = self._page(op.get("page"))
+            page = self._page(op.get("page"), layer_open)
             object_id = op.get("id")
             if not isinstance(object_id, str) or self.drawing.get(object_id) != who or object_id not in page:
                 raise BoardError("id: a stroke this page is drawing")
@@ -154,7 +210,7 @@ class Board:
             item["points"].extend(more)
             out = {"op": "extend", "page": op["page"], "id": object_id, "points": more}
         elif kind == "erase":
-            page = self._page(op.get("page"))
+            page = self._page(op.get("page"), layer_open)
             object_id = op.get("id")
             if not isinstance(object_id, str) or object_id not in page:
                 raise BoardError("id: an object of this page")
@@ -165,12 +221,15 @@ class Board:
             out = {"op": "erase", "page": op["page"], "id": object_id}
         elif kind in ("undo", "redo"):
             source = (self.done if kind == "undo" else self.undone).get(who, [])
-            if not source:
+            on = op.get("page")  # one page's actions (the one in front of its author), or the last of any
+            index = next((i for i in range(len(source) - 1, -1, -1) if on is None or source[i].page == on), None)
+            if index is None:
                 raise BoardError(f"nothing to {kind}")
-            action = source.pop()
-            if action.page >= len(self.pages):
+            action = source.pop(index)
+            found = self._items(action.page)
+            if found is None or (isinstance(action.page, str) and not layer_open(action.page)):
                 raise BoardError(f"nothing to {kind}")
-            page = self.pages[action.page]
+            page = found
             adding = (action.kind == "add") == (kind == "redo")  # undoing an erase adds, redoing an add adds
             if adding:
                 if action.item["id"] in page or len(page) >= MAX_OBJECTS:
@@ -188,7 +247,7 @@ class Board:
         elif kind == "clear":
             if not host:
                 raise BoardError("only the conference's host may clear the board")
-            page = self._page(op.get("page"))
+            page = self._page(op.get("page"), layer_open)
             page.clear()
             for stack in (*self.done.values(), *self.undone.values()):
                 stack[:] = [a for a in stack if a.page != op["page"]]
@@ -201,7 +260,7 @@ class Board:
         else:
             raise BoardError("op: add, extend, erase, undo, redo, clear or page")
         self.seq += 1
-        return {"type": "board-op", "seq": self.seq, **out}
+        return {"seq": self.seq, **out}
 
     def _did(self, who: str, action: _Action) -> None:
         self.done.setdefault(who, []).append(action)

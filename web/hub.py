@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 FLUSH_S = 0.1  # the participant list goes out at most 10 times a second
 KEEP_S = 600.0  # a hub outlives its last page this long: a page back within it finds the meeting's chat
 OUTBOX_MAX = 512
+BOARD_BATCH_S = 0.03  # the board's operations go out at most this often, a batch in one frame per page
 _closing: set[asyncio.Task[Any]] = set()
 
 
@@ -127,6 +128,10 @@ class Hub:
         self.board_saving: asyncio.TimerHandle | None = None
         self.board_hosts_only = False  # only hosts draw on it (a host's setting)
         self.board_rate = RateLimit((30, 1.0))  # operations per participant
+        self.paused: set[str] = set()  # the legs whose screen share is paused (a still picture to annotate)
+        self._board_ops: list[dict[str, Any]] = []
+        self._board_timer: asyncio.TimerHandle | None = None
+        self._board_sent = 0.0
         self.calls: dict[str, dict[str, str]] = {}  # the phones a host is calling in: id → {id, label, state, leg}
         self._flush: asyncio.TimerHandle | None = None
         self._last_list = ""
@@ -196,15 +201,19 @@ class Hub:
 
     @property
     def feeds_message(self) -> dict[str, Any]:
-        return {"type": "video-feeds", "list": sorted(self.feeds), "screens": sorted(self.screens)}
+        return {"type": "video-feeds", "list": sorted(self.feeds), "screens": sorted(self.screens),
+                "paused": sorted(self.paused & set(self.screens))}  # fmt: skip
 
     def feeds_changed(self) -> None:
         self.to_all(self.feeds_message)
 
     def drop_feed(self, leg_id: str, source: str = "camera") -> None:
-        """The leg's camera (or screen) is no longer in Janus: the others are told, if it was listed."""
+        """The leg's camera (or screen) is no longer in Janus: the others are told, if it was listed (and what
+        was drawn over a paused screen goes with it)."""
         if source == "screen":
             self.sharing.discard(leg_id)
+            self.paused.discard(leg_id)
+            self.drop_layer(f"screen:{leg_id}")
         listed = self.screens if source == "screen" else self.feeds
         if listed.pop(leg_id, None) is not None:
             self.feeds_changed()
@@ -238,6 +247,34 @@ class Hub:
             if member.host:
                 member.send(text)
 
+    # -- the whiteboard --------------------------------------------------------------------------------------------
+
+    def board_op(self, op: dict[str, Any]) -> None:
+        """An operation the board applied, to everyone in the room. The first after a quiet spell goes at once;
+        those that follow within BOARD_BATCH_S go together in one frame: five people drawing in a room of 30
+        cost some 30 frames a second per page, not one per stroke's every move (each a write on the loop that
+        runs the media clock)."""
+        self._board_ops.append(op)
+        if self._board_timer is None:
+            loop = asyncio.get_running_loop()
+            wait = self._board_sent + BOARD_BATCH_S - loop.time()
+            if wait <= 0:
+                self.flush_board()
+            else:
+                self._board_timer = loop.call_later(wait, self.flush_board)
+
+    def flush_board(self) -> None:
+        self._board_timer = None
+        ops, self._board_ops = self._board_ops, []
+        if ops:
+            self._board_sent = asyncio.get_running_loop().time()
+            self.to_all({"type": "board-ops", "ops": ops})
+
+    def drop_layer(self, name: str) -> None:
+        cleared = self.board.drop_layer(name)
+        if cleared is not None:
+            self.board_op(cleared)
+
     def to_all(self, message: dict[str, Any]) -> None:
         text = json.dumps(message)
         for member in self.members.values():
@@ -261,6 +298,9 @@ class Hub:
         if self._flush is not None:
             self._flush.cancel()
             self._flush = None
+        if self._board_timer is not None:
+            self._board_timer.cancel()
+            self._board_timer = None
 
 
 class Hubs:

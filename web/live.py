@@ -875,12 +875,44 @@ class Session:
             raise Refused("board", "only the host draws on the board now")
         if not self.hub.board_rate.allow(self.member.key):
             raise Refused("board", "too many operations: at most 30 a second")
+        page = fields.get("page")
         try:
-            message = self.hub.board.apply(self.member.key, fields, host=self.ticket.host)
+            message = self.hub.board.apply(
+                self.member.key, fields, host=self.ticket.host or self._owns(page), layer_open=self._layer_open
+            )
         except BoardError as refused:
             raise Refused("board", str(refused)) from None
-        self.hub.to_all(message)
+        self.hub.board_op(message)
         self.live.board_changed(self.hub)
+
+    def _layer_open(self, name: str) -> bool:
+        """May the board's layer ``name`` be drawn on now: a page of the PDF presented, or a paused screen."""
+        if name.startswith("pdf:"):
+            presented = self.hub.presentation
+            return presented is not None and name.split(":")[1] == presented["file"]
+        leg = name.removeprefix("screen:")
+        return leg in self.hub.paused and leg in self.hub.screens
+
+    def _owns(self, page: Any) -> bool:
+        """Is ``page`` a layer over what this page shows (its presentation, its paused screen): it may clear it."""
+        if not isinstance(page, str):
+            return False
+        presented = self.hub.presentation
+        if page.startswith("pdf:"):
+            return presented is not None and presented["by"] == self.leg_id
+        return page == f"screen:{self.leg_id}"
+
+    async def on_screen_pause(self, fields: dict[str, Any]) -> None:
+        """The sharer holds its shared picture still to annotate it (its page sends that still picture), or lets
+        it go on: what was drawn over it goes, since the picture under it does."""
+        if self.leg_id not in self.hub.screens:
+            raise Refused("screen-pause", "this page shares no screen")
+        if fields["paused"]:
+            self.hub.paused.add(self.leg_id)
+        else:
+            self.hub.paused.discard(self.leg_id)
+            self.hub.drop_layer(f"screen:{self.leg_id}")
+        self.hub.feeds_changed()
 
     async def on_present(self, fields: dict[str, Any]) -> None:
         current = self.hub.presentation

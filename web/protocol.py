@@ -35,8 +35,9 @@ What the bridge sends (``OUTBOUND``), to one socket or to everyone in the room:
 - ``calls`` {list: [{id, label, state: "ringing" | "joining" | "busy" | "declined" | "no-answer" | "no-trunk" |
   "failed"}]} — the phones a host is calling into the room (the number masked), to everyone in it, whenever one
   changes; one answered is "joining" until it is in the participant list, one not answered stays a moment.
-- ``video-feeds`` {list: [leg id], screens: [leg id]} — who publishes a camera, who shares a screen, through Janus,
-  to everyone in the room when it changes (a page then asks for those it shows with ``video-watch``);
+- ``video-feeds`` {list: [leg id], screens: [leg id], paused: [leg id]} — who publishes a camera, who shares a
+  screen (and whose share is paused, to be annotated), through Janus, to everyone in the room when it changes (a
+  page then asks for those it shows with ``video-watch``);
   ``video-answer`` {sdp, source} — Janus's answer to the page's ``video-publish``; ``video-offer`` {sdp, mids:
   {mid: {leg, source} | null}} — Janus's offer for what the page watches (answered with ``video-start``; also
   when a feed it watched went); ``video-restart`` — Janus restarted: publish and watch again; ``share-stopped`` —
@@ -44,8 +45,10 @@ What the bridge sends (``OUTBOUND``), to one socket or to everyone in the room:
   a second or more): the page asks for smaller layers for a while.
 - ``presentation`` {file, name, page, by, by_name} — the PDF presented and the page its presenter is on, to
   everyone in the room when it changes and once in (``file`` null: none now).
-- ``board`` {seq, pages: [[object]]} — the whiteboard as it is, once in; ``board-op`` {seq, op, …} — each
-  operation applied, to everyone in the room (its sender too), in the one order the hub gave them.
+- ``board`` {seq, pages: [[object]], layers: {name: [object]}} — the whiteboard as it is (its pages, and the
+  annotations over presented pages and paused screens), once in; ``board-ops`` {ops: [{seq, op, page, …}]} — the
+  operations applied, to everyone in the room (its sender too), in the one order the hub gave them, those of
+  30 ms in one frame.
 - ``pointer`` {leg, name, screen, x, y} — someone points on a shared screen (x, y from 0 to 1, or null: gone).
 - ``muted-by-host`` — a host muted this page's microphone (it may unmute itself).
 - ``renamed`` {name} — this page's new name, as everyone now sees it.
@@ -162,13 +165,21 @@ INBOUND: dict[str, Message] = {
         {"file": Field(str, max_len=36, min_len=36), "page": Field(int)},
     ),
     "present-stop": Message(Who.IN, "stop the presentation (its presenter, or a host)"),
+    "screen-pause": Message(
+        Who.IN,
+        "the sharer holds its shared picture still, to be annotated (its page sends that still picture), or lets "
+        "it go on (what was drawn over it goes)",
+        {"paused": Field(bool)},
+    ),
     "board": Message(
         Who.IN,
-        "an operation on the room's whiteboard (web/board.py): add, extend, erase, undo, redo, clear (a host), page; "
-        "30 a second per participant; refused when only hosts may draw",
+        "an operation on the room's whiteboard (web/board.py): add, extend, erase, undo, redo, clear (a host, or a "
+        "layer's owner), page; `page` a board page's number or a layer's name (pdf:<file>:<page> while that file "
+        "is presented, screen:<leg> while that share is paused); 30 a second per participant; refused when only "
+        "hosts may draw",
         {
             "op": Field(str, max_len=10, min_len=1),
-            "page": Field(int, required=False),
+            "page": Field((int, str), required=False, max_len=80),
             "object": Field(dict, required=False),
             "id": Field(str, required=False, max_len=40),
             "points": Field(list, required=False),

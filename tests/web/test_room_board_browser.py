@@ -1,9 +1,13 @@
 """The whiteboard in Chromium against a real `passerelle serve`: a stroke drawn with the mouse on one page appears on
 the other (the board's model, and ink on its canvas); a rectangle; an eraser and an undo; a late joiner gets the
-whole board; the board saved as an image lands in the files, not blank."""
+whole board; the board saved as an image lands in the files, not blank; a text typed in place (Enter puts it, Escape
+drops it); every page saved as one PDF that pdf.js presents, its pages' images the board's; the board on a phone in
+English, nothing scrolling sideways."""
 
 from __future__ import annotations
 
+import re
+import zlib
 from pathlib import Path
 
 import pytest
@@ -25,9 +29,23 @@ def objects(page: Page) -> list[dict[str, object]]:
     return found
 
 
-def drag(page: Page, points: list[tuple[float, float]]) -> None:
+def pdf_images(data: bytes) -> list[bytes]:
+    """The RGB pixels of each page's image of a board saved as PDF (its Flate streams, in page order)."""
+    images = []
+    for found in re.finditer(rb"/FlateDecode /Length (\d+) >>\nstream\n", data):
+        start = found.end()
+        images.append(zlib.decompress(data[start : start + int(found.group(1))]))
+    return images
+
+
+def inked(rgb: bytes) -> int:
+    """How many pixels of an RGB image are not near white."""
+    return sum(1 for i in range(0, len(rgb), 3) if min(rgb[i], rgb[i + 1], rgb[i + 2]) < 200)
+
+
+def drag(page: Page, points: list[tuple[float, float]], canvas: str = "#board-canvas") -> None:
     """Press, move through ``points`` (fractions of the canvas), release."""
-    box = page.locator("#board-canvas").bounding_box()
+    box = page.locator(canvas).bounding_box()
     assert box is not None
     xy = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
     page.mouse.move(*xy[0])
@@ -63,6 +81,7 @@ def test_strokes_reach_the_other_pages_as_drawn_and_the_board_is_saved_into_the_
         drag(guest, [(0.3, 0.3), (0.31, 0.31)])  # on the stroke
         expect(host.locator("#board-canvas")).to_have_attribute("data-objects", "1", timeout=10_000)
         assert objects(host)[0]["kind"] == "rect"
+        expect(guest.locator("#board-error")).to_have_text("")  # dragged over it: erased once, no refusal
         guest.click("#board-undo")  # the guest's erase undone: the stroke is back, first as before
         expect(host.locator("#board-canvas")).to_have_attribute("data-objects", "2", timeout=10_000)
         assert [o["kind"] for o in objects(host)] == ["pen", "rect"]
@@ -82,3 +101,54 @@ def test_strokes_reach_the_other_pages_as_drawn_and_the_board_is_saved_into_the_
         saved = guest.evaluate(IMAGE_INKED, f"{url}?inline=1")
         assert saved["n"] > 500, "the board saved as an image is blank"
         assert saved["width"] > 100
+
+        # A text typed in place: the field where one clicked, Enter puts it on everyone's board, Escape drops it.
+        host.click('#board-tools [data-tool="text"]')
+        drag(host, [(0.2, 0.8)])
+        field = host.locator("input.board-text")
+        expect(field).to_be_focused()
+        field.type("Tension <b>12/8</b>")
+        field.press("Enter")
+        expect(guest.locator("#board-canvas")).to_have_attribute("data-objects", "3", timeout=10_000)
+        text = objects(guest)[2]
+        assert (text["kind"], text["text"], text["at"]) == ("text", "Tension <b>12/8</b>", [0.2, 0.8])
+        assert guest.locator("#board b").count() == 0, "a typed text became HTML"
+        drag(host, [(0.5, 0.9)])
+        host.locator("input.board-text").type("dropped")
+        host.locator("input.board-text").press("Escape")
+        expect(host.locator("input.board-text")).to_have_count(0)
+        host.wait_for_timeout(500)
+        assert len(objects(guest)) == 3, "a text dropped with Escape reached the board"
+
+        # Every page as one PDF: page 1's image holds the ink, page 2 (empty) is white; pdf.js presents it.
+        host.click("#board-add-page")
+        expect(host.locator("#board-page")).to_have_text("Page 1 sur 2", timeout=10_000)
+        host.click("#board-export-pdf")
+        item = guest.locator("#files li", has_text="tableau-blanc.pdf")
+        expect(item).to_have_count(1, timeout=15_000)
+        url = item.locator("a", has_text="Download").get_attribute("href")
+        assert url is not None
+        data = guest.request.get(site.base + url).body()
+        assert data.startswith(b"%PDF-1.4")
+        assert data.count(b"/Type /Page ") == 2
+        images = pdf_images(data)
+        assert [len(image) for image in images] == [1600 * 1200 * 3] * 2
+        assert inked(images[0]) > 2000, "the board's first page is blank in the PDF"
+        assert inked(images[1]) == 0, "the empty second page is not white"
+        host.locator("#files li", has_text="tableau-blanc.pdf").locator("[data-action=present]").click()
+        expect(host.locator("#present-canvas")).to_have_attribute("data-page", "1", timeout=15_000)
+        assert host.evaluate(CANVAS_INK, "present-canvas") > 500, "pdf.js shows the saved board blank"
+
+        # On a phone, in English: the board fits, its tools wrap, nothing scrolls sideways.
+        phone = browser.new_page(viewport={"width": 390, "height": 844}, locale="en-GB")
+        join_room(phone, site, conference["join_url"], "Léa")
+        phone.click("#board-toggle")
+        expect(phone.locator("#board-canvas")).to_have_attribute("data-objects", "3", timeout=10_000)
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 390, "the board scrolls sideways"
+        box = phone.locator("#board-canvas").bounding_box()
+        assert box is not None
+        assert box["width"] <= 390
+        phone.locator("#board-canvas").scroll_into_view_if_needed()
+        phone.screenshot(path=str(tmp_path / "board-en-390.png"))
+        guest.set_viewport_size({"width": 1366, "height": 768})
+        guest.screenshot(path=str(tmp_path / "board-en-1366.png"))

@@ -1,16 +1,19 @@
 """A presentation in Chromium against a real `passerelle serve`: the host presents a PDF of the room's files, the
 other page shows its page drawn by pdf.js (not blank) and follows the page turns; it may browse on its own and go
-back to the presenter's page; a malformed PDF is said on the page and nothing else stops; the host stops it."""
+back to the presenter's page; the page annotated (the board's layer over it, drawn by the presenter and by a guest,
+each page its own annotations); a malformed PDF is said on the page and nothing else stops; the host stops it."""
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.web.site import CANVAS_INK, join_room, tone_wav
+from tests.web.test_room_board_browser import drag
 from tests.web.test_room_browser import room_service
 from tests.web.test_room_files_browser import payload
 
@@ -74,6 +77,35 @@ def test_a_pdf_presented_by_the_host_is_followed_browsed_and_a_broken_one_is_sai
         guest.click("#present-back")
         expect(guest.locator("#present-canvas")).to_have_attribute("data-page", "1", timeout=10_000)
         guest.screenshot(path=str(tmp_path / "present-en-1366.png"))
+
+        # Annotations: the board's layer over the page, drawn on after "Annotate", each page its own.
+        expect(host.locator("#present-annotate")).to_be_visible()
+        host.click("#present-annotate")
+        expect(host.locator("#present-annotate")).to_have_attribute("aria-pressed", "true")
+        expect(host.locator("#presentation #board-tools")).to_be_visible()  # the tools came to the page
+        host.click('#board-tools [data-tool="pen"]')
+        host.click('#board-colours [data-colour="#cf222e"]')
+        drag(host, [(0.2, 0.2), (0.4, 0.3), (0.6, 0.2)], canvas="#present-notes")
+        notes = guest.locator("#present-notes")
+        expect(notes).to_have_attribute("data-objects", "1", timeout=10_000)
+        layer = notes.get_attribute("data-target") or ""
+        assert re.fullmatch(r"pdf:[0-9a-f-]{36}:1", layer), layer
+        assert guest.evaluate(CANVAS_INK, "present-notes") > 200, "the annotation is not drawn on the other page"
+        guest.click("#present-annotate")  # a guest may annotate too (the host has not said only hosts draw)
+        guest.click('#board-tools [data-tool="rect"]')
+        drag(guest, [(0.5, 0.5), (0.8, 0.7)], canvas="#present-notes")
+        expect(host.locator("#present-notes")).to_have_attribute("data-objects", "2", timeout=10_000)
+        kinds = host.evaluate(f"window.passerelleBoard.layers[{layer!r}].map((o) => o.kind)")
+        assert kinds == ["pen", "rect"]
+        host.screenshot(path=str(tmp_path / "present-annotated-fr-1366.png"))
+        host.click("#present-next")  # another page: its own (empty) layer
+        expect(guest.locator("#present-canvas")).to_have_attribute("data-page", "2", timeout=10_000)
+        expect(notes).to_have_attribute("data-objects", "0")
+        host.click("#present-prev")
+        expect(guest.locator("#present-canvas")).to_have_attribute("data-page", "1", timeout=10_000)
+        expect(notes).to_have_attribute("data-objects", "2")
+        host.click("#present-annotate")
+        expect(host.locator("#present-annotate")).to_have_attribute("aria-pressed", "false")
 
         # A broken PDF (a PDF's first bytes, then anything): said on the page; the room goes on.
         host.set_input_files("#file-input", files=[payload("casse.pdf", "application/pdf",

@@ -1,13 +1,15 @@
 // A presentation: a PDF of the room's files shown to everyone on the stage, page by page, rendered here by pdf.js
 // (vendored, its worker parsing the file: a malformed or hostile PDF fails there, said, and nothing else stops;
 // glyphs drawn by pdf.js itself, not handed to the browser's font engine, the standard fonts vendored with it).
-// The presenter turns the pages and the others follow, or browse on their own and come back.
+// The presenter turns the pages and the others follow, or browse on their own and come back. Over the page, the
+// board's layer for it ("pdf:<file>:<page>"): everyone sees what was drawn on that page, and those who may draw
+// annotate it after pressing "Annotate".
 
 import * as pdfjs from "./vendor/pdfjs/pdf.min.js";
 
 pdfjs.GlobalWorkerOptions.workerSrc = "/static/vendor/pdfjs/pdf.worker.min.js";
 
-export function initPresent({ send, config, texts, onStage }) {
+export function initPresent({ send, config, texts, onStage, notes }) {
   const base = `/room/${config.socket.split("/").pop()}/files`;
   const box = document.getElementById("presentation");
   const canvas = document.getElementById("present-canvas");
@@ -17,8 +19,19 @@ export function initPresent({ send, config, texts, onStage }) {
   window.passerellepresent = state;  // tests read the page shown
 
   const presenting = () => state.current && state.current.by === state.myId;
+  const annotate = document.getElementById("present-annotate");
+  let layer = null;  // the board's layer over the page shown (made at the first page: the board comes after)
+  const notesLayer = () => {
+    layer ||= notes().layer(document.getElementById("present-notes"), {
+      target: () => (state.doc && state.current && state.shown ? `pdf:${state.file}:${state.page}` : null),
+      owner: () => !!presenting(),
+      home: canvas.parentElement,
+    });
+    return layer;
+  };
 
   async function load(file) {
+    state.shown = false;
     state.doc?.destroy();
     state.doc = null;
     state.file = file;
@@ -56,6 +69,8 @@ export function initPresent({ send, config, texts, onStage }) {
         canvas.style.width = `${Math.floor(viewport.width / ratio)}px`;
         canvas.style.height = `${Math.floor(viewport.height / ratio)}px`;
         await pdfPage.render({ canvasContext: canvas.getContext("2d"), viewport }).promise;
+        state.shown = true;
+        notesLayer().fit(viewport.width / ratio, viewport.height / ratio, canvas.offsetLeft, canvas.offsetTop);
         state.drawn += 1;
         canvas.dataset.page = String(state.page);
         document.body.dataset.present = "shown";
@@ -78,6 +93,10 @@ export function initPresent({ send, config, texts, onStage }) {
     document.getElementById("present-back").hidden = mine || follow.checked || !state.current
       || state.page === state.current.page;
     document.getElementById("present-stop").hidden = !(mine || config.host);
+    annotate.hidden = !state.shown || !notes().mayDraw();
+    const on = !!layer && layer.annotating;
+    annotate.setAttribute("aria-pressed", String(on));
+    annotate.textContent = on ? annotate.dataset.on : annotate.dataset.off;
   }
 
   function turn(step) {
@@ -97,12 +116,19 @@ export function initPresent({ send, config, texts, onStage }) {
     if (state.current) show(state.current.page);
   });
   document.getElementById("present-stop").addEventListener("click", () => send({ type: "present-stop" }));
+  annotate.addEventListener("click", () => {
+    notesLayer().annotate(!layer.annotating);
+    controls();
+  });
 
   return {
     welcome(m) { state.myId = m.you; },
     present(file) { send({ type: "present", file, page: 1 }); },
     async presentation(m) {
       if (!m.file) {
+        layer?.annotate(false);
+        state.shown = false;
+        layer?.redraw();
         state.current = null;
         state.doc?.destroy();
         state.doc = state.file = null;

@@ -18,7 +18,7 @@ const LAYERS = [
 const POINTER_MS = 100;  // at most 10 pointer positions a second
 const POINTER_FADE_MS = 2500;
 
-export function initVideo({ send, texts, config, tiles, nameOf, announce }) {
+export function initVideo({ send, texts, config, tiles, nameOf, announce, notes }) {
   const stage = document.getElementById("stage-videos");
   const screensBox = document.getElementById("screens");
   const tilesBox = document.getElementById("tiles");
@@ -32,13 +32,14 @@ export function initVideo({ send, texts, config, tiles, nameOf, announce }) {
     myId: null,
     cameraWanted: config.media === "video",
     camera: null,  // {pc, stream} while this page publishes its camera
-    screen: null,  // {pc, stream} while it shares its screen
+    screen: null,  // {pc, stream, still} while it shares its screen (still: the picture held for annotations)
     viewer: null,  // the connection receiving what this page shows
     viewerChain: Promise.resolve(),
     byMid: {},  // mid → {leg, source}
     streams: {},  // mid → MediaStream
     feeds: new Set(),  // legs publishing a camera
     screens: new Set(),  // legs sharing a screen
+    paused: new Set(),  // legs whose share is held still (the board's layer "screen:<leg>" over it)
     people: [],
     layout: "grid",
     page: 0,
@@ -81,6 +82,7 @@ export function initVideo({ send, texts, config, tiles, nameOf, announce }) {
     const own = state[source];
     if (!own) return;
     state[source] = null;
+    letGo(own);
     if (tell) send({ type: "video-unpublish", source });  // before the connection closes (Janus hangs it up)
     own.pc.close();
     own.stream.getTracks().forEach((t) => t.stop());
@@ -374,6 +376,48 @@ export function initVideo({ send, texts, config, tiles, nameOf, announce }) {
     layers();
   }
 
+  // -- holding one's share still, to be annotated ----------------------------------------------------------------
+  // The picture of the moment goes on a canvas whose stream replaces the screen in the same sender (no new
+  // negotiation): everyone, a late joiner too, sees that still picture, and the board's layer over it stays true to
+  // it while the sharer's own screen moves on. Repainted twice a second, so that a keyframe Janus asks for comes.
+
+  async function hold(on) {
+    const share = state.screen;
+    if (!share) return;
+    const sender = share.pc.getSenders()[0];
+    if (on && !share.still) {
+      const video = screenFigures.get(state.myId)?.querySelector("video");
+      if (!video || !video.videoWidth) return;
+      const frame = await createImageBitmap(video);
+      const canvas = document.createElement("canvas");
+      canvas.width = frame.width;
+      canvas.height = frame.height;
+      const context = canvas.getContext("2d");
+      context.drawImage(frame, 0, 0);
+      const stream = canvas.captureStream(config.screenFps);
+      const track = stream.getVideoTracks()[0];
+      track.contentHint = "detail";
+      share.still = { stream, track, frame, timer: setInterval(() => context.drawImage(frame, 0, 0), 500) };
+      await sender.replaceTrack(track);
+      send({ type: "screen-pause", paused: true });
+    } else if (!on && share.still) {
+      const own = { still: share.still };
+      share.still = null;
+      await sender.replaceTrack(share.stream.getVideoTracks()[0]);
+      letGo(own);
+      send({ type: "screen-pause", paused: false });
+    }
+    render();
+  }
+
+  function letGo(own) {
+    if (!own.still) return;
+    clearInterval(own.still.timer);
+    own.still.track.stop();
+    own.still.frame.close();
+    own.still = null;
+  }
+
   // -- screens, and pointers on them ----------------------------------------------------------------------------
 
   const screenFigures = new Map();  // leg → its figure
@@ -383,6 +427,7 @@ export function initVideo({ send, texts, config, tiles, nameOf, announce }) {
     if (state.screen) sharers.unshift(state.myId);  // one's own share, to see where the others point
     for (const [leg, figure] of screenFigures) {
       if (!sharers.includes(leg)) {
+        figure.notes?.remove();
         figure.remove();
         screenFigures.delete(leg);
       }
@@ -394,14 +439,29 @@ export function initVideo({ send, texts, config, tiles, nameOf, announce }) {
         screenFigures.set(leg, figure);
         screensBox.append(figure);
       }
-      const stream = leg === state.myId ? state.screen.stream : streamOf(leg, "screen");
+      const mine = leg === state.myId;
+      const stream = mine ? (state.screen.still?.stream || state.screen.stream) : streamOf(leg, "screen");
       const video = figure.querySelector("video");
       if (video.srcObject !== stream) video.srcObject = stream;
       const person = state.people.find((p) => p.id === leg);
-      figure.querySelector("figcaption .who").textContent = leg === state.myId ? texts.your_screen
-        : texts.screen_of.replace("{name}", person ? nameOf(person) : texts.someone);
+      const held = state.paused.has(leg);
+      figure.dataset.held = held ? "yes" : "";
+      figure.querySelector("figcaption .who").textContent = (mine ? texts.your_screen
+        : texts.screen_of.replace("{name}", person ? nameOf(person) : texts.someone))
+        + (held ? ` (${texts.screen_paused})` : "");
       const stop = figure.querySelector("[data-action=stop-share]");
-      if (stop) stop.hidden = leg === state.myId;
+      if (stop) stop.hidden = mine;
+      const holdButton = figure.querySelector("[data-action=hold]");
+      holdButton.hidden = !mine;
+      holdButton.setAttribute("aria-pressed", String(mine && !!state.screen.still));
+      holdButton.textContent = mine && state.screen.still ? texts.resume_share : texts.pause_share;
+      if (!held) figure.notes?.annotate(false);
+      const annotate = figure.querySelector("[data-action=annotate]");
+      annotate.hidden = !held || !notes().mayDraw();
+      annotate.setAttribute("aria-pressed", String(!!figure.notes?.annotating));
+      annotate.textContent = figure.notes?.annotating ? texts.stop_annotating : texts.annotate;
+      placeLayer(figure);
+      notesOf(figure).redraw();
     }
     screensBox.hidden = sharers.length === 0;
   }
@@ -416,9 +476,13 @@ export function initVideo({ send, texts, config, tiles, nameOf, announce }) {
     video.autoplay = true;
     video.muted = true;
     video.playsInline = true;
+    const drawn = document.createElement("canvas");  // the board's layer over the picture, while it is held
+    drawn.className = "notes";
+    drawn.setAttribute("role", "img");
+    drawn.setAttribute("aria-label", texts.annotate);
     const layer = document.createElement("div");
     layer.className = "pointers";
-    frame.append(video, layer);
+    frame.append(video, drawn, layer);
     const caption = document.createElement("figcaption");
     const who = document.createElement("span");
     who.className = "who";
@@ -434,7 +498,22 @@ export function initVideo({ send, texts, config, tiles, nameOf, announce }) {
       figure.dataset.pointing = on ? "yes" : "";
       if (!on) send({ type: "pointer", screen: leg, x: null, y: null });
     });
-    caption.append(who, " ", pointing);
+    const holding = document.createElement("button");
+    holding.type = "button";
+    holding.className = "small secondary annotate";
+    holding.dataset.action = "hold";
+    holding.hidden = true;
+    holding.addEventListener("click", () => hold(!state.screen?.still));
+    const annotate = document.createElement("button");
+    annotate.type = "button";
+    annotate.className = "small secondary annotate";
+    annotate.dataset.action = "annotate";
+    annotate.hidden = true;
+    annotate.addEventListener("click", () => {
+      notesOf(figure).annotate(!figure.notes.annotating);
+      render();
+    });
+    caption.append(who, " ", pointing, " ", holding, " ", annotate);
     if (config.host) {
       const stop = document.createElement("button");
       stop.type = "button";
@@ -470,6 +549,15 @@ export function initVideo({ send, texts, config, tiles, nameOf, announce }) {
     return figure;
   }
 
+  function notesOf(figure) {
+    figure.notes ||= notes().layer(figure.querySelector(".notes"), {
+      target: () => (state.paused.has(figure.dataset.leg) ? `screen:${figure.dataset.leg}` : null),
+      owner: () => figure.dataset.leg === state.myId,
+      home: figure.querySelector(".screen-frame"),
+    });
+    return figure.notes;
+  }
+
   // Where on the shared picture (0..1 of its own width and height) a point of the page falls: the video is shown
   // whole (object-fit: contain), so the bars around it are taken off. Null off the picture.
   function pictureBox(video) {
@@ -498,6 +586,11 @@ export function initVideo({ send, texts, config, tiles, nameOf, announce }) {
     if (!box) return;
     Object.assign(layer.style, { left: `${box.offsetX}px`, top: `${box.offsetY}px`, width: `${box.width}px`,
                                  height: `${box.height}px` });
+    const size = `${box.width}x${box.height}x${box.offsetX}x${box.offsetY}`;
+    if (figure.dataset.fitted !== size) {  // the annotations' canvas over the very same picture
+      figure.dataset.fitted = size;
+      notesOf(figure).fit(box.width, box.height, box.offsetX, box.offsetY);
+    }
   }
 
   function colour(leg) {
@@ -628,6 +721,7 @@ export function initVideo({ send, texts, config, tiles, nameOf, announce }) {
       const before = new Set(state.screens);
       state.feeds = new Set(message.list);
       state.screens = new Set(message.screens || []);
+      state.paused = new Set(message.paused || []);
       for (const leg of state.screens) {
         if (!before.has(leg) && leg !== state.myId) {
           const person = state.people.find((p) => p.id === leg);
@@ -685,6 +779,7 @@ export function initVideo({ send, texts, config, tiles, nameOf, announce }) {
     if (state.camera) unpublish("camera", { tell: false });
     if (state.screen) {
       if (keepScreen) {
+        letGo(state.screen);
         state.screen.pc.close();
         state.screen = null;
       } else {
@@ -699,6 +794,7 @@ export function initVideo({ send, texts, config, tiles, nameOf, announce }) {
     state.layers = {};
     state.feeds = new Set();
     state.screens = new Set();
+    state.paused = new Set();
     watched = "";
     showButtons();
     render();

@@ -50,8 +50,9 @@ function nameOf(p) {
 
 const items = new Map();
 const tiles = new Map();
-const video = initVideo({ send, texts, config, tiles, nameOf, announce });
-const present = initPresent({ send, config, texts, onStage: () => video.refresh() });
+const notes = () => board;  // the board's layers over presented pages and paused screens (made below)
+const video = initVideo({ send, texts, config, tiles, nameOf, announce, notes });
+const present = initPresent({ send, config, texts, onStage: () => video.refresh(), notes });
 const files = initFiles({ send, config, texts, badge, announce, onPresent: (id) => present.present(id) });
 const board = initBoard({ send, config, texts, onStage: () => video.refresh(), files });
 let listed = false;
@@ -585,7 +586,7 @@ const handlers = {
   files: (m) => files.files(m),
   presentation: (m) => present.presentation(m),
   board: (m) => board.board(m),
-  "board-op": (m) => board.op(m),
+  "board-ops": (m) => board.ops(m),
   waiting: () => { say(texts.waiting, "weak"); document.body.dataset.lobby = "waiting"; },
   admitted: () => { say(texts.connected, "good"); document.body.dataset.lobby = "admitted"; },
   denied: () => { refused = true; say(texts.denied, "bad"); document.body.dataset.lobby = "denied"; },
