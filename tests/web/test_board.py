@@ -180,7 +180,7 @@ def test_a_burst_of_operations_reaches_every_page_in_few_frames_in_order(setting
         await socket.send_json({"type": "board", "op": "add", "page": 0, "object": pen("s", [0.0, 0.0])})
         for n in range(1, 21):
             await socket.send_json({"type": "board", "op": "extend", "page": 0, "id": "s", "points": [[n / 100, 0]]})
-        frames = []
+        frames: list[dict[str, Any]] = []
         while sum(len(f["ops"]) for f in frames) < 21:
             frames.append(await until(socket, "board-ops"))
         await socket.close()
