@@ -126,7 +126,11 @@ def join_room(page: Any, site: Site, url: str, name: str) -> None:
     expect(page.locator("body")).to_have_attribute("data-audio", "connected", timeout=20_000)
 
 
-# How many pixels of a canvas (by its id) are not white: something was drawn on it.
-CANVAS_INK = """(id) => { const c = document.getElementById(id);
+# How many pixels of a canvas (by its id, or a selector) are drawn and not white: something was drawn on it (on a
+# transparent canvas, as the annotations', the untouched pixels are (0, 0, 0, 0): not counted).
+CANVAS_INK = """(id) => { const c = document.getElementById(id) || document.querySelector(id);
   const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data; let n = 0;
-  for (let i = 0; i < d.length; i += 4) if (d[i] < 200 || d[i + 1] < 200 || d[i + 2] < 200) n++; return n; }"""
+  for (let i = 0; i < d.length; i += 4) {
+    if (d[i + 3] > 100 && (d[i] < 200 || d[i + 1] < 200 || d[i + 2] < 200)) n++;
+  }
+  return n; }"""

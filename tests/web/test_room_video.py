@@ -2,8 +2,9 @@
 child: each page shows the others' cameras and its own, moving (frames decoded rising, from the page's receiving
 connection); a tile made large receives a larger layer and a small one a smaller; a hidden tab receives nothing
 until it is back; a camera turned off leaves the name on its tile; a screen share reaches the others, one at a
-time, with the pointers set on it where they were set; a guest in the lobby neither sees nor is seen; Janus killed
-mid-call: the pictures come back within 10 s and a phone and a browser keep hearing each other."""
+time, with the pointers set on it where they were set, held still by its sharer and annotated (the picture
+still for everyone, the annotations gone when it moves again); a guest in the lobby neither sees nor is seen;
+Janus killed mid-call: the pictures come back within 10 s and a phone and a browser keep hearing each other."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from config import load_settings
 from tests.mixer.signals import magnitude_db
 from tests.tools import require
-from tests.web.site import Site, serving, talking_phone, tone_wav, webrtc_args
+from tests.web.site import CANVAS_INK, Site, serving, talking_phone, tone_wav, webrtc_args
+from tests.web.test_room_board_browser import drag
 from tests.web.test_room_browser import SECRET, room_service
 from web import tickets
 from web.app import service_key
@@ -51,6 +53,18 @@ PICTURE_POINT = """([leg, fx, fy]) => {
   const w = video.videoWidth * scale, h = video.videoHeight * scale;
   return { x: rect.left + (rect.width - w) / 2 + fx * w, y: rect.top + (rect.height - h) / 2 + fy * h };
 }"""
+
+
+# How much the picture of a screen share's video changes between two looks, a second apart: the mean difference
+# of its pixels (0 to 255), drawn small.
+PICTURE_CHANGE = """async (leg) => {
+  const video = document.querySelector(`#screens figure[data-leg="${leg}"] video`);
+  const c = document.createElement("canvas"); c.width = 320; c.height = 180;
+  const g = c.getContext("2d", { willReadFrequently: true });
+  const look = () => { g.drawImage(video, 0, 0, 320, 180); return g.getImageData(0, 0, 320, 180).data; };
+  const a = look(); await new Promise((r) => setTimeout(r, 1000)); const b = look();
+  let sum = 0; for (let i = 0; i < a.length; i += 4) sum += Math.abs(a[i] - b[i]) + Math.abs(a[i + 1] - b[i + 1]);
+  return sum / (a.length / 2); }"""
 
 
 @contextmanager
@@ -252,6 +266,31 @@ def test_a_screen_share_reaches_the_others_with_the_pointers_set_on_it_and_the_h
         assert drawn is not None
         assert abs(drawn["x"] + drawn["width"] / 2 - expected["x"]) < 4, (drawn, expected)
         assert abs(drawn["y"] + drawn["height"] / 2 - expected["y"]) < 4, (drawn, expected)
+
+        # Anne holds her share still: the host sees the still picture, annotates it, Anne sees the annotation over
+        # her own view; when it moves again the annotations go.
+        moving_before = host.evaluate(PICTURE_CHANGE, anne_leg)
+        own = anne.locator(f'#screens figure[data-leg="{anne_leg}"]')
+        own.locator("[data-action=hold]").click()
+        expect(own.locator("[data-action=hold]")).to_have_attribute("aria-pressed", "true")
+        expect(screen.locator("figcaption")).to_contain_text("held still for annotations", timeout=10_000)
+        host.wait_for_timeout(1500)  # what was on its way before the still picture
+        held = host.evaluate(PICTURE_CHANGE, anne_leg)
+        assert held < moving_before / 4, (held, moving_before)
+        screen.locator("[data-action=annotate]").click()
+        expect(screen.locator("[data-action=annotate]")).to_have_attribute("aria-pressed", "true")
+        drag(host, [(0.3, 0.3), (0.5, 0.4), (0.7, 0.3)], canvas=f'#screens figure[data-leg="{anne_leg}"] canvas.notes')
+        notes = own.locator("canvas.notes")
+        expect(notes).to_have_attribute("data-objects", "1", timeout=10_000)
+        expect(notes).to_have_attribute("data-target", f"screen:{anne_leg}")
+        assert anne.evaluate(CANVAS_INK, f'#screens figure[data-leg="{anne_leg}"] canvas.notes') > 200
+        anne.screenshot(path=str(tmp_path / "screen-held-en-1366.png"))
+        own.locator("[data-action=hold]").click()  # it moves again: the annotations go, everywhere
+        expect(screen.locator("canvas.notes")).to_have_attribute("data-objects", "0", timeout=10_000)
+        expect(screen.locator("[data-action=annotate]")).to_be_hidden()
+        expect(notes).to_have_attribute("data-objects", "0")
+        host.wait_for_timeout(1500)
+        assert host.evaluate(PICTURE_CHANGE, anne_leg) > held, "the share did not move again"
 
         # The host stops Anne's share: she is told, and the share leaves the host's page.
         screen.locator("[data-action=stop-share]").click()
