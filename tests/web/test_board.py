@@ -169,6 +169,30 @@ def test_every_page_gets_each_operation_and_a_late_joiner_the_board(settings: Se
     assert out["rate"] == "too many operations: at most 30 a second"
 
 
+def test_a_layer_is_drawn_only_over_what_the_room_shows_now(settings: Settings, rooms: Rooms) -> None:
+    conference = rooms.create_conference(ConferenceDraft(name="Formation", lobby_mode="off"))
+
+    async def scenario(client: Client, key: bytes) -> list[str]:
+        socket = await client.ws_connect(f"/ws/room/{tickets.issue(key, conference.id, 'Anne', 'audio', None)}")
+        welcome = await until(socket, "welcome")
+        await socket.send_json(await offer())
+        await until(socket, "board")
+        said = []
+        for page in (PDF, f"screen:{welcome['you']}"):  # nothing presented, no screen shared, none held
+            await socket.send_json({"type": "board", "op": "add", "page": page, "object": pen(f"x{len(said)}")})
+            said.append((await until(socket, "error"))["message"])
+        await socket.send_json({"type": "screen-pause", "paused": True})
+        said.append((await until(socket, "error"))["message"])
+        await socket.close()
+        return said
+
+    assert run(settings, rooms, scenario) == [
+        "page: a board page, or what is on the stage now (a presented page, a paused screen)",
+        "page: a board page, or what is on the stage now (a presented page, a paused screen)",
+        "this page shares no screen",
+    ]
+
+
 def test_a_burst_of_operations_reaches_every_page_in_few_frames_in_order(settings: Settings, rooms: Rooms) -> None:
     conference = rooms.create_conference(ConferenceDraft(name="Formation", lobby_mode="off"))
 
