@@ -57,6 +57,18 @@ def test_a_pdf_presented_by_the_host_is_followed_browsed_and_a_broken_one_is_sai
         host.click("#tab-files")
         host.set_input_files("#file-input", files=[payload("protocole.pdf", "application/pdf", pdf(3))])
         expect(host.locator("#files li")).to_have_count(1, timeout=10_000)
+        # Previewed in the Files panel, page by page, before anyone presents it.
+        guest.click("#tab-files")
+        guest.locator("#files li [data-action=preview]").click()
+        expect(guest.locator("#preview-pdf")).to_have_attribute("data-page", "1", timeout=15_000)
+        expect(guest.locator("#preview-page")).to_have_text("Page 1 of 3")
+        assert guest.evaluate(CANVAS_INK, "preview-pdf") > 500, "the preview's page is blank"
+        guest.click("#preview-next")
+        expect(guest.locator("#preview-pdf")).to_have_attribute("data-page", "2", timeout=10_000)
+        guest.screenshot(path=str(tmp_path / "preview-pdf-en-1366.png"))
+        guest.click("#preview-close")
+        expect(guest.locator("#file-preview")).to_be_hidden()
+
         host.locator("#files li [data-action=present]").click()
         expect(guest.locator("#presentation")).to_be_visible(timeout=10_000)
         expect(guest.locator("#present-title")).to_have_text("Dr Martin presents protocole.pdf")
@@ -114,6 +126,10 @@ def test_a_pdf_presented_by_the_host_is_followed_browsed_and_a_broken_one_is_sai
         host.locator('#files li:has-text("casse.pdf") [data-action=present]').click()
         expect(guest.locator("#present-error")).to_have_text("This PDF cannot be shown: download it instead.",
                                                              timeout=15_000)  # fmt: skip
+        guest.locator('#files li:has-text("casse.pdf") [data-action=preview]').click()  # its preview says so too
+        expect(guest.locator("#preview-error")).to_have_text("This PDF cannot be shown: download it instead.",
+                                                             timeout=15_000)  # fmt: skip
+        expect(guest.locator("#preview-pdf")).to_be_hidden()
         expect(guest.locator("body")).to_have_attribute("data-audio", "connected")
         host.click("#present-stop")
         expect(guest.locator("#presentation")).to_be_hidden(timeout=10_000)

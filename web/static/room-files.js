@@ -1,6 +1,8 @@
 // The room's files (web/room_files.py): share one (the Choose button or a drop, with a progress bar), the list as
-// the room pushes it (who, when, size, type), download, preview images and text in the page (a PDF opens in its
-// own tab), delete (a host, or who shared it). A name or a text is only ever shown as text.
+// the room pushes it (who, when, size, type), download, preview images, text and PDFs (page by page, by pdf.js) in
+// the page, delete (a host, or who shared it). A name or a text is only ever shown as text.
+
+import { drawPage, openPdf } from "./room-pdf.js";
 
 const KINDS = {
   "application/pdf": "PDF", "image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WebP",
@@ -51,19 +53,13 @@ export function initFiles({ send: tell, config, texts, badge, announce, onPresen
     download.setAttribute("download", "");
     actions.append(download);
     if (f.preview) {
-      const look = document.createElement(f.type === "application/pdf" ? "a" : "button");
-      look.className = "small secondary" + (look.tagName === "A" ? " button" : "");
+      const look = document.createElement("button");
+      look.className = "small secondary";
       look.textContent = texts.preview;
       look.setAttribute("aria-label", `${texts.preview} — ${f.name}`);
-      if (look.tagName === "A") {
-        look.href = `${base}/${f.id}?inline=1`;
-        look.target = "_blank";
-        look.rel = "noopener";
-      } else {
-        look.type = "button";
-        look.dataset.action = "preview";
-        look.addEventListener("click", () => preview(f));
-      }
+      look.type = "button";
+      look.dataset.action = "preview";
+      look.addEventListener("click", () => preview(f));
       actions.append(look);
     }
     if (f.type === "application/pdf") {
@@ -94,13 +90,59 @@ export function initFiles({ send: tell, config, texts, badge, announce, onPresen
     return li;
   }
 
+  // A PDF's preview: its pages here, one at a time, drawn by pdf.js as the presentation's are.
+  const pdfView = { doc: null, page: 1, file: null };
+  const pdfCanvas = document.getElementById("preview-pdf");
+  const pdfPages = document.getElementById("preview-pages");
+
+  async function pdfPage(step) {
+    if (!pdfView.doc) return;
+    pdfView.page = Math.max(1, Math.min(pdfView.page + step, pdfView.doc.numPages));
+    try {
+      await drawPage(pdfView.doc, pdfView.page, pdfCanvas, pdfCanvas.parentElement.clientWidth,
+                     window.innerHeight * 0.6);
+      pdfCanvas.dataset.page = String(pdfView.page);
+    } catch (err) {
+      previewError.textContent = texts.present_failed;
+    }
+    document.getElementById("preview-page").textContent = texts.page_of.replace("{page}", String(pdfView.page))
+      .replace("{pages}", String(pdfView.doc.numPages));
+    document.getElementById("preview-prev").disabled = pdfView.page <= 1;
+    document.getElementById("preview-next").disabled = pdfView.page >= pdfView.doc.numPages;
+  }
+  document.getElementById("preview-prev").addEventListener("click", () => pdfPage(-1));
+  document.getElementById("preview-next").addEventListener("click", () => pdfPage(1));
+  const previewError = document.getElementById("preview-error");
+
+  function closePdf() {
+    pdfView.doc?.destroy();
+    pdfView.doc = pdfView.file = null;
+    pdfCanvas.hidden = pdfPages.hidden = true;
+    delete pdfCanvas.dataset.page;
+  }
+
   async function preview(f) {
     const figure = document.getElementById("file-preview");
     const image = document.getElementById("preview-image");
     const text = document.getElementById("preview-text");
     document.getElementById("preview-name").textContent = f.name;
     image.hidden = text.hidden = true;
-    if (f.type.startsWith("image/")) {
+    previewError.textContent = "";
+    closePdf();
+    if (f.type === "application/pdf") {
+      figure.hidden = false;
+      pdfView.file = f.id;
+      try {
+        const doc = await openPdf(`${base}/${f.id}?inline=1`);
+        if (pdfView.file !== f.id) { doc.destroy(); return; }  // another preview meanwhile
+        pdfView.doc = doc;
+        pdfView.page = 1;
+        pdfCanvas.hidden = pdfPages.hidden = false;
+        await pdfPage(0);
+      } catch (err) {
+        previewError.textContent = texts.present_failed;
+      }
+    } else if (f.type.startsWith("image/")) {
       image.src = `${base}/${f.id}?inline=1`;
       image.alt = f.name;
       image.hidden = false;
@@ -114,6 +156,7 @@ export function initFiles({ send: tell, config, texts, badge, announce, onPresen
   }
 
   document.getElementById("preview-close").addEventListener("click", () => {
+    closePdf();
     document.getElementById("file-preview").hidden = true;
     document.getElementById("preview-image").removeAttribute("src");
   });

@@ -1,13 +1,10 @@
 // A presentation: a PDF of the room's files shown to everyone on the stage, page by page, rendered here by pdf.js
-// (vendored, its worker parsing the file: a malformed or hostile PDF fails there, said, and nothing else stops;
-// glyphs drawn by pdf.js itself, not handed to the browser's font engine, the standard fonts vendored with it).
+// (room-pdf.js: a malformed or hostile PDF fails in its worker, is said, and nothing else stops).
 // The presenter turns the pages and the others follow, or browse on their own and come back. Over the page, the
 // board's layer for it ("pdf:<file>:<page>"): everyone sees what was drawn on that page, and those who may draw
 // annotate it after pressing "Annotate".
 
-import * as pdfjs from "./vendor/pdfjs/pdf.min.js";
-
-pdfjs.GlobalWorkerOptions.workerSrc = "/static/vendor/pdfjs/pdf.worker.min.js";
+import { drawPage, openPdf } from "./room-pdf.js";
 
 export function initPresent({ send, config, texts, onStage, notes }) {
   const base = `/room/${config.socket.split("/").pop()}/files`;
@@ -38,9 +35,7 @@ export function initPresent({ send, config, texts, onStage, notes }) {
     error.textContent = "";
     canvas.hidden = false;
     try {
-      const doc = await pdfjs.getDocument({ url: `${base}/${file}?inline=1`, isEvalSupported: false,
-                                            enableXfa: false, disableFontFace: true, withCredentials: true,
-                                            standardFontDataUrl: "/static/vendor/pdfjs/standard_fonts/" }).promise;
+      const doc = await openPdf(`${base}/${file}?inline=1`);
       if (state.file !== file) { doc.destroy(); return; }  // another came meanwhile
       state.doc = doc;
       state.pages = doc.numPages;
@@ -58,19 +53,10 @@ export function initPresent({ send, config, texts, onStage, notes }) {
       if (!state.doc) return;
       state.page = Math.max(1, Math.min(page, state.pages));
       try {
-        const pdfPage = await state.doc.getPage(state.page);
-        const frame = canvas.parentElement;
-        const natural = pdfPage.getViewport({ scale: 1 });
-        const scale = Math.min(frame.clientWidth / natural.width, (window.innerHeight * 0.55) / natural.height);
-        const ratio = window.devicePixelRatio || 1;
-        const viewport = pdfPage.getViewport({ scale: scale * ratio });
-        canvas.width = Math.floor(viewport.width);
-        canvas.height = Math.floor(viewport.height);
-        canvas.style.width = `${Math.floor(viewport.width / ratio)}px`;
-        canvas.style.height = `${Math.floor(viewport.height / ratio)}px`;
-        await pdfPage.render({ canvasContext: canvas.getContext("2d"), viewport }).promise;
+        const [width, height] = await drawPage(state.doc, state.page, canvas, canvas.parentElement.clientWidth,
+                                               window.innerHeight * 0.55);
         state.shown = true;
-        notesLayer().fit(viewport.width / ratio, viewport.height / ratio, canvas.offsetLeft, canvas.offsetTop);
+        notesLayer().fit(width, height, canvas.offsetLeft, canvas.offsetTop);
         state.drawn += 1;
         canvas.dataset.page = String(state.page);
         document.body.dataset.present = "shown";
