@@ -14,7 +14,22 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.web.site import CANVAS_INK, join_room, tone_wav
+from tests.web.test_pages_browser import AXE
 from tests.web.test_room_browser import room_service
+
+SERIOUS = """async () => { const r = await axe.run(document, {resultTypes: ["violations"]});
+  return { passes: r.passes.length, found: r.violations.filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.id}: ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ")}`) }; }"""
+
+
+def serious(page: Page) -> list[str]:
+    """What axe-core finds serious or critical on the page as it is now."""
+    page.evaluate(AXE.read_text(encoding="utf-8"))  # not a script tag: the room's CSP allows no inline script
+    result = page.evaluate(SERIOUS)
+    assert result["passes"] > 10, "axe did not run its rules"
+    found: list[str] = result["found"]
+    return found
+
 
 # The same, of an image of the room's files (the board saved as PNG), drawn into a canvas of its own.
 IMAGE_INKED = """async (url) => { const image = new Image(); image.src = url; await image.decode();
@@ -152,3 +167,5 @@ def test_strokes_reach_the_other_pages_as_drawn_and_the_board_is_saved_into_the_
         phone.screenshot(path=str(tmp_path / "board-en-390.png"))
         guest.set_viewport_size({"width": 1366, "height": 768})
         guest.screenshot(path=str(tmp_path / "board-en-1366.png"))
+        assert serious(phone) == []
+        assert serious(host) == []  # the board open, its tools, the PDF presented
