@@ -177,7 +177,7 @@ def test_a_layer_is_drawn_only_over_what_the_room_shows_now(settings: Settings, 
         welcome = await until(socket, "welcome")
         await socket.send_json(await offer())
         await until(socket, "board")
-        said = []
+        said: list[str] = []
         for page in (PDF, f"screen:{welcome['you']}"):  # nothing presented, no screen shared, none held
             await socket.send_json({"type": "board", "op": "add", "page": page, "object": pen(f"x{len(said)}")})
             said.append((await until(socket, "error"))["message"])
