@@ -108,6 +108,8 @@ def test_strokes_reach_the_other_pages_as_drawn_and_the_board_is_saved_into_the_
         assert objects(late) == objects(host)
         host.screenshot(path=str(tmp_path / "board-fr-1366.png"))
 
+        board_ink = host.evaluate(CANVAS_INK, "board-canvas")
+        board_width = host.evaluate("document.getElementById('board-canvas').width")
         host.click("#board-export")
         host.click("#tab-files")
         item = guest.locator("#files li", has_text="tableau-page-1.png")
@@ -115,7 +117,7 @@ def test_strokes_reach_the_other_pages_as_drawn_and_the_board_is_saved_into_the_
         url = item.locator("a", has_text="Download").get_attribute("href")
         saved = guest.evaluate(IMAGE_INKED, f"{url}?inline=1")
         assert saved["n"] > 500, "the board saved as an image is blank"
-        assert saved["width"] > 100
+        assert saved == {"n": board_ink, "width": board_width}, "the image saved is not the board shown"
 
         # A text typed in place: the field where one clicked, Enter puts it on everyone's board, Escape drops it.
         host.click('#board-tools [data-tool="text"]')
@@ -150,6 +152,11 @@ def test_strokes_reach_the_other_pages_as_drawn_and_the_board_is_saved_into_the_
         assert [len(image) for image in images] == [1600 * 1200 * 3] * 2
         assert inked(images[0]) > 2000, "the board's first page is blank in the PDF"
         assert inked(images[1]) == 0, "the empty second page is not white"
+        shown = host.evaluate(CANVAS_INK, "board-canvas") / host.evaluate(
+            "(() => { const c = document.getElementById('board-canvas'); return c.width * c.height; })()"
+        )
+        in_pdf = inked(images[0]) / (1600 * 1200)
+        assert 0.5 < in_pdf / shown < 2, (in_pdf, shown)  # the same drawing, at another size
         host.locator("#files li", has_text="tableau-blanc.pdf").locator("[data-action=present]").click()
         expect(host.locator("#present-canvas")).to_have_attribute("data-page", "1", timeout=15_000)
         assert host.evaluate(CANVAS_INK, "present-canvas") > 500, "pdf.js shows the saved board blank"
