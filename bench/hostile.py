@@ -40,14 +40,19 @@ from rooms.db import make_engine, session_factory
 
 def clock(sock: Path) -> dict[str, int]:
     stats: dict[str, Any] = control.call(sock, "GET", "/stats", timeout_s=60)
+    gc = stats.get("gc") or {"collections": [0, 0, 0], "long": 0}
     return {"ticks": stats["clock"]["ticks"], "late": stats["clock"]["late"], "skipped": stats["clock"]["skipped"],
-            "legs_in_rooms": stats["legs_in_rooms"]}  # fmt: skip
+            "legs_in_rooms": stats["legs_in_rooms"], "full_gcs": gc["collections"][2],
+            "gcs_over_5ms": gc["long"], "gc_longest_ms": gc.get("longest_ms", 0.0)}  # fmt: skip
 
 
 def delta(before: dict[str, int], after: dict[str, int], seconds: float) -> dict[str, Any]:
     ticks = after["ticks"] - before["ticks"]
     return {"seconds": round(seconds, 1), "ticks": ticks, "late": after["late"] - before["late"],
-            "skipped": after["skipped"] - before["skipped"], "legs_in_rooms": after["legs_in_rooms"]}  # fmt: skip
+            "skipped": after["skipped"] - before["skipped"], "legs_in_rooms": after["legs_in_rooms"],
+            "full_gcs": after["full_gcs"] - before["full_gcs"],
+            "gcs_over_5ms": after["gcs_over_5ms"] - before["gcs_over_5ms"],
+            "gc_longest_ms_so_far": after["gc_longest_ms"]}  # fmt: skip
 
 
 async def hostile(base: str, join_link: str, ticket_page: str, count: int) -> dict[str, int]:

@@ -8,7 +8,9 @@ ticks are skipped and counted, not played in a burst: a burst of frames would on
 from __future__ import annotations
 
 import asyncio
+import gc
 import math
+import time as _time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -61,3 +63,40 @@ class MediaClock:
             self.stats.ticks += 1
             yield n
             n += 1
+
+
+@dataclass
+class GcStats:
+    collections: list[int]  # per generation (0, 1, 2)
+    long: int = 0  # collections that held the interpreter (so the media clock) more than LONG_GC_S
+    longest_ms: float = 0.0
+
+
+LONG_GC_S = 0.005
+
+
+class GcWatch:
+    """Times the interpreter's garbage collections, which stop every thread and so the media clock: a full
+    collection walks every object the process holds (the site's, the database's, the rooms'), tens of ms."""
+
+    def __init__(self) -> None:
+        self.stats = GcStats(collections=[0, 0, 0])
+        self._began = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = _time.perf_counter()
+            return
+        took = _time.perf_counter() - self._began
+        self.stats.collections[info["generation"]] += 1
+        if took > LONG_GC_S:
+            self.stats.long += 1
+        self.stats.longest_ms = max(self.stats.longest_ms, round(took * 1000, 1))
+
+    def start(self) -> None:
+        if self not in gc.callbacks:
+            gc.callbacks.append(self)
+
+    def stop(self) -> None:
+        if self in gc.callbacks:
+            gc.callbacks.remove(self)

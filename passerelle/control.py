@@ -17,7 +17,7 @@ import aiohttp
 from aiohttp import web
 
 from bridge.callflow import CallFlow, Lobby
-from bridge.clock import ClockStats
+from bridge.clock import ClockStats, GcWatch
 from bridge.engine import Engine
 from config import PasserelleError
 from rooms.errors import NotFoundError, ValidationError
@@ -74,14 +74,23 @@ async def _stats(request: web.Request) -> web.Response:
     return web.json_response(stats() if stats is not None else {})
 
 
-def media_stats(engine: Engine, flow: CallFlow) -> Stats:
-    """What ``GET /stats`` answers: the media clock, where the legs are, and the final-key → room delays."""
+def media_stats(engine: Engine, flow: CallFlow, gc_watch: GcWatch | None = None) -> Stats:
+    """What ``GET /stats`` answers: the media clock (and the garbage collections that stop it), where the legs
+    are, and the final-key → room delays."""
 
     def collect() -> dict[str, Any]:
         clock = engine.clock.stats if engine.clock is not None else ClockStats()
         delays = sorted(flow.join_delays)
+        collected = gc_watch.stats if gc_watch is not None else None
         return {
             "clock": {"ticks": clock.ticks, "late": clock.late, "skipped": clock.skipped},
+            "gc": None
+            if collected is None
+            else {
+                "collections": list(collected.collections),
+                "long": collected.long,
+                "longest_ms": collected.longest_ms,
+            },
             **engine.occupancy(),
             "join_delay_ms": {
                 "count": len(delays),

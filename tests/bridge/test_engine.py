@@ -330,3 +330,24 @@ def test_a_muted_participant_is_never_shown_speaking() -> None:
         people = {p["id"]: p for p in engine.participants("consult")}
         assert people["a"]["muted"] is True
         assert people["a"]["speaking"] is False
+
+
+def test_the_garbage_collections_that_stop_the_clock_are_counted_and_timed() -> None:
+    import gc
+
+    from bridge.clock import LONG_GC_S, GcWatch
+
+    watch = GcWatch()
+    watch.start()
+    try:
+        held = [[n] for n in range(300_000)]  # a heap worth walking: its full collection takes milliseconds
+        gc.collect()
+        gc.collect(0)
+    finally:
+        watch.stop()
+        del held
+    assert watch.stats.collections[2] >= 1  # ours (and any the allocations above set off)
+    assert watch.stats.collections[0] >= 1
+    assert watch.stats.longest_ms > 0
+    assert (watch.stats.long > 0) == (watch.stats.longest_ms > LONG_GC_S * 1000)
+    assert watch not in gc.callbacks
