@@ -107,8 +107,15 @@ export function initPresent({ send, config, texts, onStage, notes }) {
     controls();
   });
 
+  let resizing = null;  // the page drawn again for the new size (and its annotations laid over it again)
+  window.addEventListener("resize", () => {
+    clearTimeout(resizing);
+    resizing = setTimeout(() => { if (state.shown) show(state.page); }, 150);
+  });
+
   return {
     welcome(m) { state.myId = m.you; },
+    settings() { if (state.current) controls(); },
     present(file) { send({ type: "present", file, page: 1 }); },
     async presentation(m) {
       if (!m.file) {

@@ -608,6 +608,8 @@ const handlers = {
     video.settings(m);
     files.settings(m);
     board.settings(m);
+    present.settings();  // "Annotate" follows who may draw
+    video.refresh();
   },
   invited: (m) => {
     const li = document.createElement("li");
