@@ -1,0 +1,270 @@
+"""One call's RTP and RTCP on the bridge's own event loop, and the call as a :class:`bridge.leg.Leg`.
+
+Receiving: each datagram is checked (bridge/rtp/packet.py), counted by what it is — audio of the negotiated codec
+into the jitter buffer, RFC 4733 telephone events to the call's digit stream, RFC 3389 comfort noise — and what is
+wrong with it is counted by reason (the first of each reason logged once, never a traceback per packet). Symmetric
+RTP (RFC 4961): the session answers where the caller's packets come from, not where its SDP said, which is what
+gets through a NAT; it latches to the first source, and moves only when that source has been silent a second.
+
+Sending: one packet per frame the media clock gives, μ-law or A-law by lookup table; RFC 4733 digits when asked.
+RTCP on the next port (or on the same one, RFC 5761): a sender report with a report block every few seconds, the
+other side's reports read for loss, jitter and round trip (``quality``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from bridge.leg import LegKind
+from bridge.rtp import g711
+from bridge.rtp.jitter import JitterBuffer
+from bridge.rtp.packet import RtpError, build, is_rtcp, parse
+from bridge.rtp.rtcp import ReceiverStats, RtcpError, middle32, sender_report
+from bridge.rtp.rtcp import parse as parse_rtcp
+
+log = logging.getLogger(__name__)
+RELATCH_S = 1.0  # the latched source silent this long: another may take its place
+CN = 13  # RFC 3389 comfort noise
+
+
+@dataclass(frozen=True)
+class Codec:
+    name: str
+    payload_type: int
+    rate_hz: int
+    encode: Callable[[npt.NDArray[np.int16]], npt.NDArray[np.uint8]]
+    decode: Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.int16]]
+
+
+PCMU = Codec("PCMU", 0, 8000, g711.ulaw_encode, g711.ulaw_decode)
+PCMA = Codec("PCMA", 8, 8000, g711.alaw_encode, g711.alaw_decode)
+Address = tuple[str, int]
+
+
+class _Rtcp(asyncio.DatagramProtocol):
+    def __init__(self, session: RtpSession) -> None:
+        self.session = session
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        if self.session.rtcp_received(data, addr):
+            self.session.remote_rtcp = addr  # symmetric RTCP, as for RTP
+
+
+class RtpSession(asyncio.DatagramProtocol):
+    """The media of one call: made by :func:`open_session`, which binds its ports."""
+
+    def __init__(
+        self,
+        codec: Codec,
+        remote: Address | None,
+        *,
+        event_payload_type: int | None = 101,
+        on_event: Callable[[bytes, int], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        label: str = "",
+    ) -> None:
+        self.codec = codec
+        self.remote = remote  # where we send: the SDP's address until the caller's packets say otherwise
+        self.remote_rtcp: Address | None = (remote[0], remote[1] + 1) if remote else None
+        self.event_payload_type = event_payload_type
+        self.on_event = on_event
+        self.clock = clock
+        self.label = label
+        self.jitter = JitterBuffer(codec.rate_hz)
+        self.receiver = ReceiverStats(codec.rate_hz)
+        self.errors: collections.Counter[str] = collections.Counter()
+        self.transport: asyncio.DatagramTransport | None = None
+        self.rtcp_transport: asyncio.DatagramTransport | None = None
+        self.local_port = 0
+        self.latched: Address | None = None
+        self.last_heard = 0.0  # when the last good packet came (clock), 0: never
+        self.ssrc = random.getrandbits(32)
+        self._seq = random.getrandbits(16)
+        self._ts = random.getrandbits(32)
+        self.sent_packets = 0
+        self.sent_octets = 0
+        self.received_packets = 0
+        self._talking = False
+        self.quality: dict[str, float | None] = {"loss": None, "jitter_ms": None, "rtt_ms": None}
+        self._sr_sent: dict[int, float] = {}  # middle 32 bits of our SRs' NTP time → when we sent them
+        self.closed = False
+
+    # -- receiving -------------------------------------------------------------------------------------------------
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        if is_rtcp(data):  # multiplexed on the RTP port (RFC 5761)
+            self.rtcp_received(data, addr)
+            return
+        try:
+            packet = parse(data)
+        except RtpError as bad:
+            self._refused(bad.reason, addr)
+            return
+        now = self.clock()
+        if addr != self.latched:
+            if self.latched is not None and now - self.last_heard < RELATCH_S:
+                self._refused("foreign-source", addr)
+                return
+            self.latched = addr  # symmetric RTP: we answer where it comes from
+            self.remote = addr
+            if self.rtcp_transport is None:  # RTCP on the RTP port
+                self.remote_rtcp = addr
+        pt = packet.payload_type
+        if pt == self.codec.payload_type:
+            if not packet.payload:
+                self._refused("empty", addr)
+                return
+            samples = self.codec.decode(np.frombuffer(packet.payload, dtype=np.uint8))
+            self.jitter.put(packet.ssrc, packet.timestamp, samples)
+        elif pt == self.event_payload_type:
+            if self.on_event is not None:
+                self.on_event(packet.payload, packet.timestamp)
+        elif pt == CN:
+            self.jitter.comfort_noise(packet.payload[0] if packet.payload else 127)
+        else:
+            self._refused("payload-type", addr)
+            return
+        self.received_packets += 1
+        self.last_heard = now
+        self.receiver.packet(packet.ssrc, packet.seq, packet.timestamp, now)
+
+    def _refused(self, reason: str, addr: Address) -> None:
+        self.errors[reason] += 1
+        if self.errors[reason] == 1:  # once per reason and call; the rest are counted
+            log.info("rtp %s: %s from port %d (further ones counted)", self.label, reason, addr[1])
+
+    def rtcp_received(self, data: bytes, addr: Address) -> bool:
+        """The other side's reports (True), or garbage counted (False)."""
+        try:
+            reports, _ = parse_rtcp(data)
+        except RtcpError as bad:
+            self._refused(f"rtcp-{bad.reason}", addr)
+            return False
+        now = self.clock()
+        for report in reports:
+            if report.ntp_middle:
+                self.receiver.last_sr, self.receiver.last_sr_at = report.ntp_middle, now
+            for block in report.blocks:
+                if block.ssrc != self.ssrc:
+                    continue
+                self.quality["loss"] = round(block.fraction_lost, 3)
+                self.quality["jitter_ms"] = round(block.jitter * 1000 / self.codec.rate_hz, 1)
+                sent = self._sr_sent.get(block.lsr)
+                if sent is not None:  # our own clock both ways: A − LSR − DLSR with LSR's time as we kept it
+                    self.quality["rtt_ms"] = round(max(0.0, now - sent - block.dlsr / 65536) * 1000, 1)
+        return True
+
+    # -- sending ---------------------------------------------------------------------------------------------------
+
+    def send(self, frame: npt.NDArray[np.int16]) -> None:
+        if self.closed or self.transport is None or self.remote is None:
+            return
+        payload = self.codec.encode(frame).tobytes()
+        self._send(self.codec.payload_type, payload, marker=not self._talking)
+        self._talking = True
+        self._ts = (self._ts + len(frame)) & 0xFFFFFFFF
+
+    def _send(self, payload_type: int, payload: bytes, *, marker: bool = False, timestamp: int | None = None) -> None:
+        assert self.transport is not None  # noqa: S101 - checked by the callers
+        assert self.remote is not None  # noqa: S101
+        data = build(payload_type, self._seq, self._ts if timestamp is None else timestamp, self.ssrc, payload,
+                     marker)  # fmt: skip
+        self._seq = (self._seq + 1) & 0xFFFF
+        self.sent_packets += 1
+        self.sent_octets += len(payload)
+        self.transport.sendto(data, self.remote)
+
+    def send_report(self, wall_s: float | None = None) -> None:
+        """A sender report with our one report block, to the other side's RTCP port."""
+        if self.closed or self.remote_rtcp is None:
+            return
+        wall = time.time() if wall_s is None else wall_s
+        block = self.receiver.block(self.clock()) if self.receiver.ssrc is not None else None
+        report = sender_report(self.ssrc, wall, self._ts, self.sent_packets, self.sent_octets, block)
+        self._sr_sent[middle32(wall)] = self.clock()
+        while len(self._sr_sent) > 8:
+            self._sr_sent.pop(next(iter(self._sr_sent)))
+        target = self.rtcp_transport or self.transport
+        if target is not None:
+            target.sendto(report, self.remote_rtcp if self.rtcp_transport else self.remote)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for transport in (self.transport, self.rtcp_transport):
+            if transport is not None:
+                transport.close()
+
+
+async def open_session(
+    host: str, ports: range, codec: Codec, remote: Address | None, *, mux: bool = False, **options: Any
+) -> RtpSession:
+    """A session bound to the first free even port of ``ports`` (RTCP on the next, unless ``mux``)."""
+    loop = asyncio.get_running_loop()
+    session = RtpSession(codec, remote, **options)
+    start = ports.start + ports.start % 2
+    for port in random.sample(range(start, ports.stop - 1, 2), len(range(start, ports.stop - 1, 2))):
+        try:
+            await loop.create_datagram_endpoint(lambda: session, local_addr=(host, port))
+        except OSError:
+            continue
+        if not mux:
+            try:
+                rtcp, _ = await loop.create_datagram_endpoint(lambda: _Rtcp(session), local_addr=(host, port + 1))
+            except OSError:
+                if session.transport is not None:
+                    session.transport.close()
+                continue
+            session.rtcp_transport = rtcp
+        else:
+            session.remote_rtcp = remote
+        session.local_port = port
+        return session
+    raise OSError(f"no free RTP port in {ports.start}-{ports.stop - 1}")
+
+
+class RtpLeg:
+    """A call's audio as the engine sees it: 20 ms frames out of the jitter buffer, into packets."""
+
+    def __init__(self, leg_id: str, session: RtpSession) -> None:
+        self._id = leg_id
+        self.session = session
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def kind(self) -> LegKind:
+        return LegKind.SIP
+
+    @property
+    def rate_hz(self) -> int:
+        return self.session.codec.rate_hz
+
+    @property
+    def closed(self) -> bool:
+        return self.session.closed
+
+    def read(self) -> npt.NDArray[np.int16] | None:
+        return self.session.jitter.get()
+
+    def write(self, frame: npt.NDArray[np.int16]) -> None:
+        self.session.send(frame)
+
+    def close(self) -> None:
+        self.session.close()

@@ -1,0 +1,102 @@
+"""A call's RTP on the bridge's loop (bridge/rtp/session.py), between real UDP sockets on loopback: audio both
+ways through the codec and the jitter buffer; symmetric RTP (the answer goes where the packets come from, not where
+the SDP said); another source refused while the first talks; garbage, unknown payload types and RTCP garbage
+counted by reason, the call unaffected; RFC 4733 events handed on; reports give loss and round trip."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import numpy as np
+
+from bridge.rtp.packet import build, parse
+from bridge.rtp.session import PCMA, PCMU, RtpLeg, RtpSession, open_session
+
+PORTS = range(40000, 40400)
+FRAME = 160
+
+
+def tone(n: int, freq: float = 440.0) -> np.ndarray:
+    t = (np.arange(FRAME) + n * FRAME) / 8000
+    return (8000 * np.sin(2 * np.pi * freq * t)).astype(np.int16)
+
+
+async def settle() -> None:
+    await asyncio.sleep(0.02)
+
+
+def test_audio_both_ways_and_reports_between_two_sessions() -> None:
+    async def scenario() -> tuple[RtpSession, RtpSession, list[np.ndarray]]:
+        a = await open_session("127.0.0.1", PORTS, PCMA, None)
+        b = await open_session("127.0.0.1", PORTS, PCMA, ("127.0.0.1", a.local_port))
+        heard: list[np.ndarray] = []
+        for n in range(30):
+            b.send(tone(n))
+            if n == 0:
+                await settle()  # a latches to b, then answers it
+            a.send(tone(n, 1000.0))
+            await settle()
+            got = RtpLeg("a", a).read()
+            if got is not None:
+                heard.append(got)
+        b.send_report()
+        await settle()
+        a.send_report()
+        await settle()
+        a.close()
+        b.close()
+        return a, b, heard
+
+    a, b, heard = asyncio.run(scenario())
+    assert a.remote == ("127.0.0.1", b.local_port)
+    assert a.received_packets == 30
+    assert b.received_packets == 30
+    assert len(heard) >= 25
+    # what a heard last is one of b's frames (A-law's error is a few % of the signal)
+    assert min(int(np.abs(heard[-1].astype(np.int32) - tone(n)).max()) for n in range(30)) < 600
+    assert b.quality["loss"] == 0.0
+    assert b.quality["rtt_ms"] is not None
+    assert 0 <= b.quality["rtt_ms"] < 200
+    assert a.errors == {}
+    assert b.errors == {}
+
+
+def test_symmetric_rtp_answers_the_real_source_and_refuses_another_while_it_talks() -> None:
+    async def scenario() -> tuple[RtpSession, list[int], list[str]]:
+        said_port = 9  # the SDP said port 9 (discard); the phone's packets come from elsewhere (its NAT)
+        session = await open_session("127.0.0.1", PORTS, PCMU, ("127.0.0.1", said_port))
+        phone = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        phone.bind(("127.0.0.1", 0))
+        phone.setblocking(False)
+        intruder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        intruder.bind(("127.0.0.1", 0))
+        target = ("127.0.0.1", session.local_port)
+        events: list[str] = []
+        session.on_event = lambda payload, ts: events.append(payload.hex())
+        for n in range(5):
+            phone.sendto(build(0, n, n * FRAME, 77, b"\xff" * FRAME), target)
+        intruder.sendto(build(0, 1, 0, 99, b"\x00" * FRAME), target)  # another source, while the phone talks
+        phone.sendto(b"\x00" + b"garbage" * 3, target)
+        phone.sendto(build(18, 9, 0, 77, b"\x00" * 20), target)  # G.729, not negotiated
+        phone.sendto(build(101, 10, 800, 77, bytes([1, 0x8A, 0, 160])), target)  # "1", end
+        phone.sendto(bytes([0x80, 200, 0, 1, 1, 2, 3]), target)  # RTCP garbage on the RTP port
+        await settle()
+        session.send(np.zeros(FRAME, dtype=np.int16))
+        await settle()
+        answered = []
+        try:
+            while True:
+                answered.append(parse(phone.recv(2048)).payload_type)
+        except BlockingIOError:
+            pass
+        phone.close()
+        intruder.close()
+        session.close()
+        return session, answered, events
+
+    session, answered, events = asyncio.run(scenario())
+    assert answered == [0], "the answer did not go where the phone's packets came from"
+    assert session.errors == {"foreign-source": 1, "version": 1, "payload-type": 1, "rtcp-short": 1}
+    assert events == ["018a00a0"]
+    assert session.received_packets == 6
