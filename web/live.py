@@ -273,12 +273,10 @@ class Live:
             if member is not None:
                 member.send({"type": "video-slow"})
         elif sender == feed.subscriber and message.get("jsep", {}).get("type") == "offer":
-            data = message.get("plugindata", {}).get("data", {})
-            feed.mids = {str(s["mid"]): int(s["feed_id"]) for s in data.get("streams", [])
-                         if s.get("active", True) and "feed_id" in s}  # fmt: skip
+            mids = JanusRooms.streams(feed, message.get("plugindata", {}).get("data", {}))
             member = hub.members.get(feed.leg_id)
             if member is not None:
-                member.send(hub.video_offer(message["jsep"], feed.mids))
+                member.send(hub.video_offer(message["jsep"], mids))
 
     def janus_restarted(self) -> None:
         """Janus was restarted, its feeds gone with it: every page publishes and watches again."""

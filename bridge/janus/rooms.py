@@ -23,6 +23,7 @@ from bridge.janus.client import JanusClient, JanusError, JanusGone
 
 log = logging.getLogger(__name__)
 VIDEOROOM = "janus.plugin.videoroom"
+HANGUP_WAIT_S = 2.0  # at most this long a camera on again waits for Janus to hang its previous connection up
 PLI_GAP_S = 1.1  # Janus sends a publisher at most one keyframe request a second
 
 
@@ -70,6 +71,7 @@ class JanusRooms:
         self.generation = 0  # one more at every Janus (re)start: the feeds of an earlier one are gone
         self.restarted: Callable[[], None] | None = None  # after a restart (not the first start)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._hangups: dict[int, asyncio.Event] = {}  # publisher handle → set once Janus hung up its unpublished
 
     def feed(self, conference: str, leg_id: str, source: str = "camera") -> Feed:
         return Feed(conference, leg_id, source, generation=self.generation)
@@ -127,6 +129,10 @@ class JanusRooms:
 
     def _listener(self, key: str) -> Callable[[dict[str, Any]], None]:
         def heard(message: dict[str, Any]) -> None:
+            if message.get("janus") == "hangup":
+                unpublished = self._hangups.pop(int(message.get("sender") or 0), None)
+                if unpublished is not None:
+                    unpublished.set()
             if self.on_event is not None:
                 self.on_event(key, message)
 
@@ -141,6 +147,11 @@ class JanusRooms:
             await client.message(feed.publisher, {"request": "join", "ptype": "publisher", "room": room.id,
                                                   "pin": room.pin, "id": feed.feed_id, "display": feed.key},
                                  later=True)  # fmt: skip
+        unpublished = self._hangups.get(feed.publisher)
+        if unpublished is not None:  # a camera off and on again: its old connection must be gone first
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(unpublished.wait(), HANGUP_WAIT_S)
+            self._hangups.pop(feed.publisher, None)
         configure: dict[str, Any] = {"request": "configure", "audio": False, "video": True}
         if bitrate is not None:
             configure["bitrate"] = min(bitrate, self.bitrate)
@@ -159,6 +170,9 @@ class JanusRooms:
     async def unpublish(self, feed: Feed) -> None:
         if feed.publisher is not None and feed.published and self.client is not None:
             feed.published = False
+            # Janus hangs the connection up after it answers: a publish on the handle before that hangup is
+            # torn down with it (the camera back on would reach no one), so the next publish waits for it.
+            self._hangups[feed.publisher] = asyncio.Event()
             try:
                 await self.client.message(feed.publisher, {"request": "unpublish"}, later=True)
             except (JanusError, JanusGone) as exc:
@@ -187,11 +201,19 @@ class JanusRooms:
             if drop:
                 update["unsubscribe"] = [{"feed": other} for other in drop]
             data, offer = await client.message(feed.subscriber, update, later=True)
-        feed.watching = (feed.watching | set(add)) - set(drop)
+        return offer, self.streams(feed, data)
+
+    @staticmethod
+    def streams(feed: Feed, data: dict[str, Any]) -> dict[str, int]:
+        """What the subscriber handle receives now, from Janus's list of its streams (after a join or an update,
+        or an offer Janus made by itself when a feed it carried was unpublished): mid → feed id. What it watches
+        is what Janus says, never what was asked: a camera turned off is dropped by Janus first, and a request to
+        stop watching it then finds no publisher; kept as watched, the camera back on was never asked for again."""
         mids = {str(s["mid"]): int(s["feed_id"]) for s in data.get("streams", [])
                 if s.get("active", True) and "feed_id" in s}  # fmt: skip
         feed.mids = mids
-        return offer, mids
+        feed.watching = set(mids.values())
+        return mids
 
     async def configure(self, feed: Feed, layers: dict[str, int | None]) -> None:
         """What each of the subscriber's m-lines receives: a simulcast layer (0 the lowest, 2 the highest), or

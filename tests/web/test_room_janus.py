@@ -5,6 +5,7 @@ mid-call comes back with every page told to publish again."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from pathlib import Path
@@ -207,3 +208,76 @@ def test_a_screen_share_reaches_the_others_one_at_a_time_with_their_pointers_and
     assert out["stopped"] == {"type": "share-stopped"}
     assert out["after_stop"] == []
     assert out["guest_stop"] == "only the conference's host may do this"
+
+
+@pytest.mark.e2e
+def test_a_camera_turned_off_and_on_again_is_watched_again_whoever_of_janus_and_the_page_drops_it_first(
+    tmp_path: Path, settings: Settings, rooms: Rooms
+) -> None:
+    """Janus drops an unpublished camera from every subscription by itself (a new offer to each watcher): the
+    page's own request to stop watching it comes after, and once the camera is back the page watches it again."""
+    require("janus")
+    conference = rooms.create_conference(ConferenceDraft(name="Consultation"))
+    janus_settings = load_settings(environ={"PASSERELLE_VIDEO__FOLDER": str(tmp_path / "janus")})
+
+    async def collect(socket: Any, kind: str, seen: list[dict[str, Any]]) -> dict[str, Any]:
+        """Until a ``kind`` message, keeping every message in ``seen``."""
+        while True:
+            try:
+                raw = await asyncio.wait_for(socket.receive(), 10)
+            except TimeoutError:
+                raise AssertionError(f"no {kind!r} message within 10 s after {[m['type'] for m in seen]}") from None
+            if raw.type.name != "TEXT":
+                raise AssertionError(f"socket closed before a {kind!r} message")
+            message: dict[str, Any] = raw.json()
+            seen.append(message)
+            if message["type"] == kind:
+                return message
+
+    async def scenario(client: Client, key: bytes) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        live = client.app[LIVE]
+        janus_rooms = live.janus = JanusRooms()
+        janus_rooms.restarted, janus_rooms.on_event = live.janus_restarted, live.janus_event
+        camera, viewer, again = Camera(), Viewer(), Camera()
+        seen: list[dict[str, Any]] = []
+        try:
+            async with embedded(janus_settings, janus_rooms.ready):
+                pin_host_addresses(())
+                host, host_leg = await _page(client, key, conference.id, "Dr Martin", host=True)
+                anne, _ = await _page(client, key, conference.id, "Anne")
+                await host.send_json({"type": "video-publish", "sdp": await camera.offer()})
+                await camera.answered((await until(host, "video-answer"))["sdp"])
+                await until(anne, "video-feeds")
+                await anne.send_json({"type": "video-watch", "legs": [host_leg]})
+                await anne.send_json(
+                    {"type": "video-start", "sdp": await viewer.answer((await until(anne, "video-offer"))["sdp"])}
+                )
+                out["frames"] = await viewer.until_frames(5, 15)
+                # Off: Janus's own offer (the camera gone) reaches Anne before her page asks to stop watching it.
+                await host.send_json({"type": "video-unpublish"})
+                dropped = await collect(anne, "video-offer", seen)
+                out["dropped"] = list(dropped["mids"].values())
+                await anne.send_json({"type": "video-start", "sdp": await viewer.answer(dropped["sdp"])})
+                await anne.send_json({"type": "video-watch", "legs": []})
+                # On again: her page asks to watch it, and is offered it.
+                await host.send_json({"type": "video-publish", "sdp": await again.offer()})
+                await again.answered((await until(host, "video-answer"))["sdp"])
+                out["feeds"] = (await collect(anne, "video-feeds", seen))["list"]
+                await anne.send_json({"type": "video-watch", "legs": [host_leg]})
+                out["offered"] = list((await collect(anne, "video-offer", seen))["mids"].values())
+                await host.close()
+                await anne.close()
+        finally:
+            for page in (camera, viewer, again):
+                await page.close()
+        out["host_leg"] = host_leg
+        out["errors"] = [m for m in seen if m["type"] == "error"]
+        return out
+
+    out = run(settings, rooms, scenario)
+    assert out["frames"] >= 5
+    assert {"leg": out["host_leg"], "source": "camera"} not in out["dropped"]
+    assert out["feeds"] == [out["host_leg"]]
+    assert {"leg": out["host_leg"], "source": "camera"} in out["offered"], "the camera back on was never offered"
+    assert out["errors"] == []
