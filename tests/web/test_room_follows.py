@@ -43,12 +43,21 @@ async def offer(muted: bool = False, room_pass: str | None = None) -> dict[str, 
     return {"type": "offer", "sdp": sdp, "muted": muted, "pass": room_pass}
 
 
-async def until(socket: Any, kind: str, limit_s: float = 10) -> dict[str, Any]:
+async def until(
+    socket: Any, kind: str, limit_s: float = 10, seen: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The next ``kind`` message, skipping the others (each kept in ``seen``, when given)."""
     while True:
-        message = await asyncio.wait_for(socket.receive(), limit_s)
+        try:
+            message = await asyncio.wait_for(socket.receive(), limit_s)
+        except TimeoutError:
+            after = f" after {[m['type'] for m in seen]}" if seen is not None else ""
+            raise AssertionError(f"no {kind!r} message within {limit_s} s{after}") from None
         if message.type.name != "TEXT":
             raise AssertionError(f"socket closed before a {kind!r} message")
         data: dict[str, Any] = json.loads(message.data)
+        if seen is not None:
+            seen.append(data)
         if data["type"] == kind:
             return data
 

@@ -5,7 +5,6 @@ mid-call comes back with every page told to publish again."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 from pathlib import Path
@@ -220,20 +219,6 @@ def test_a_camera_turned_off_and_on_again_is_watched_again_whoever_of_janus_and_
     conference = rooms.create_conference(ConferenceDraft(name="Consultation"))
     janus_settings = load_settings(environ={"PASSERELLE_VIDEO__FOLDER": str(tmp_path / "janus")})
 
-    async def collect(socket: Any, kind: str, seen: list[dict[str, Any]]) -> dict[str, Any]:
-        """Until a ``kind`` message, keeping every message in ``seen``."""
-        while True:
-            try:
-                raw = await asyncio.wait_for(socket.receive(), 10)
-            except TimeoutError:
-                raise AssertionError(f"no {kind!r} message within 10 s after {[m['type'] for m in seen]}") from None
-            if raw.type.name != "TEXT":
-                raise AssertionError(f"socket closed before a {kind!r} message")
-            message: dict[str, Any] = raw.json()
-            seen.append(message)
-            if message["type"] == kind:
-                return message
-
     async def scenario(client: Client, key: bytes) -> dict[str, Any]:
         out: dict[str, Any] = {}
         live = client.app[LIVE]
@@ -256,16 +241,16 @@ def test_a_camera_turned_off_and_on_again_is_watched_again_whoever_of_janus_and_
                 out["frames"] = await viewer.until_frames(5, 15)
                 # Off: Janus's own offer (the camera gone) reaches Anne before her page asks to stop watching it.
                 await host.send_json({"type": "video-unpublish"})
-                dropped = await collect(anne, "video-offer", seen)
+                dropped = await until(anne, "video-offer", seen=seen)
                 out["dropped"] = list(dropped["mids"].values())
                 await anne.send_json({"type": "video-start", "sdp": await viewer.answer(dropped["sdp"])})
                 await anne.send_json({"type": "video-watch", "legs": []})
                 # On again: her page asks to watch it, and is offered it.
                 await host.send_json({"type": "video-publish", "sdp": await again.offer()})
                 await again.answered((await until(host, "video-answer"))["sdp"])
-                out["feeds"] = (await collect(anne, "video-feeds", seen))["list"]
+                out["feeds"] = (await until(anne, "video-feeds", seen=seen))["list"]
                 await anne.send_json({"type": "video-watch", "legs": [host_leg]})
-                out["offered"] = list((await collect(anne, "video-offer", seen))["mids"].values())
+                out["offered"] = list((await until(anne, "video-offer", seen=seen))["mids"].values())
                 await host.close()
                 await anne.close()
         finally:
