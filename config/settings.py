@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from config import parsers as p
-from config.enums import Language, LobbyMode, OpusApplication, SipTransport, SmtpSecurity
+from config.enums import Language, LobbyMode, OpusApplication, SipEngine, SipTransport, SmtpSecurity
 from config.errors import ConfigError
 from config.parsers import DialInNumber, HostPort
 from config.secret import Secret
@@ -39,10 +39,13 @@ class SipSettings:
     )
     tls_certificate: Path | None = _setting(p.optional_path)
     rtp_timeout_s: int = _setting(p.integer(5, 3600))
-    max_calls: int = _setting(p.integer(1, 255))
+    max_calls: int = _setting(p.integer(1, 5000))
     ack_timeout_s: int = _setting(p.integer(1, 32))
     first_media_timeout_s: int = _setting(p.integer(1, 60))
     max_menu_calls_per_caller: int = _setting(p.integer(1, 255))
+    rtp_port_min: int = _setting(p.integer(1024, 65535))
+    rtp_port_max: int = _setting(p.integer(1024, 65535))
+    engine: SipEngine = _setting(p.choice(SipEngine))
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,6 +347,8 @@ def _check_consistency(s: Settings) -> None:
         raise ConfigError("codes.random_entry_code_digits: expected at most codes.entry_code_max_digits")
     if s.limits.delay_initial_s > s.limits.delay_max_s:
         raise ConfigError("limits.delay_initial_s: expected at most limits.delay_max_s")
+    if s.sip.rtp_port_max - s.sip.rtp_port_min < 2 * s.sip.max_calls:
+        raise ConfigError("sip.rtp_port_max: expected two ports per call (sip.max_calls) above sip.rtp_port_min")
     if s.video.rtp_port_max - s.video.rtp_port_min < 100:
         raise ConfigError("video.rtp_port_max: expected at least 100 ports above video.rtp_port_min")
     if SipTransport.TLS in s.sip.transports and s.sip.tls_certificate is None:

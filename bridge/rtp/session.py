@@ -98,6 +98,20 @@ class RtpSession(asyncio.DatagramProtocol):
         self.quality: dict[str, float | None] = {"loss": None, "jitter_ms": None, "rtt_ms": None}
         self._sr_sent: dict[int, float] = {}  # middle 32 bits of our SRs' NTP time → when we sent them
         self.closed = False
+        self.sending = True  # False while the other side holds the call (a=sendonly or inactive offered)
+        self.opened_at = clock()
+
+    def change_codec(self, codec: Codec) -> None:
+        """A re-INVITE chose another codec (PCMU ↔ PCMA, same rate): what waits in the jitter buffer is dropped."""
+        self.codec = codec
+        self.jitter = JitterBuffer(codec.rate_hz)
+
+    def redirect(self, remote: Address) -> None:
+        """A re-INVITE gave a new address: send there, and latch again to what comes from it."""
+        self.remote = remote
+        self.latched = None
+        if self.rtcp_transport is not None:
+            self.remote_rtcp = (remote[0], remote[1] + 1)
 
     # -- receiving -------------------------------------------------------------------------------------------------
 
@@ -172,9 +186,12 @@ class RtpSession(asyncio.DatagramProtocol):
     def send(self, frame: npt.NDArray[np.int16]) -> None:
         if self.closed or self.transport is None or self.remote is None:
             return
-        payload = self.codec.encode(frame).tobytes()
-        self._send(self.codec.payload_type, payload, marker=not self._talking)
-        self._talking = True
+        if not self.sending:  # held: nothing goes out, the timestamp goes on as the clock does (RFC 3550 §5.1)
+            self._talking = False  # the first packet after the hold has the marker bit
+        else:
+            payload = self.codec.encode(frame).tobytes()
+            self._send(self.codec.payload_type, payload, marker=not self._talking)
+            self._talking = True
         self._ts = (self._ts + len(frame)) & 0xFFFFFFFF
 
     def _send(self, payload_type: int, payload: bytes, *, marker: bool = False, timestamp: int | None = None) -> None:

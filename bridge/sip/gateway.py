@@ -1,12 +1,10 @@
 """The SIP side of the bridge: one user agent answering every call to any user part (the single public number),
-handing each to the call flow with its audio leg and its digits (RFC 4733 or SIP INFO, as baresip reports them);
-a second one, when a trunk is configured, dialling out. A call whose To user is a direct link (see
-:mod:`bridge.sip.direct`) goes straight into its conference.
+handing each to the call flow with its audio leg and its digits (RFC 4733, SIP INFO or in-band tones); dialling out
+through the trunk when one is configured. A call whose To user is a direct link (see :mod:`bridge.sip.direct`) goes
+straight into its conference.
 
-Facts about baresip-python 0.5.2a3 that shaped this (measured here): one ``Runtime`` per process;
-``max_concurrent_calls`` defaults to 2; the bundled stack negotiates PCMU and PCMA only (G.722 and Opus are
-"codec not found"); ``catchall=yes`` accepts any user part; the jitter buffer is set to 20–60 ms; at most
-255 calls per user agent.
+The SIP engine is :mod:`bridge.sip.stack` (aiosipua signalling, RTP on this loop); ``sip.engine = "baresip"``
+selects the former one (:mod:`bridge.sip.baresip_engine`), kept to measure against until it goes.
 """
 
 from __future__ import annotations
@@ -21,9 +19,10 @@ from typing import Any
 
 from bridge.callflow import Call, CallFlow, CallOutcome
 from bridge.sip.direct import PREFIX, DirectLinks, user_of
-from bridge.sip.leg import SipLeg
+from bridge.sip.stack import CallError, SipStack
 from config import PasserelleError, Settings
-from dtmf.stream import DigitStream
+from config.enums import SipEngine
+from dtmf.stream import Digit, DigitStream
 from rooms import AuditKind
 from rooms.contacts import dialable_phone, mask_phone, normalise_phone
 from rooms.errors import ValidationError
@@ -54,9 +53,7 @@ class SipGateway:
         self.settings = settings
         self.flow = flow
         self.links = DirectLinks(settings.security.secret_key.reveal(), time.time)
-        self._runtime: Any = None
-        self._agents: list[Any] = []
-        self._trunk: Any = None
+        self._engine: Any = None  # SipStack, or BaresipEngine (sip.engine)
         self._tasks: set[asyncio.Task[object]] = set()
         self._ids = itertools.count(1)
         self._calls: dict[str, tuple[Call, DigitStream]] = {}
@@ -67,72 +64,33 @@ class SipGateway:
         flow.engine.on_digit = self._inband_digit
 
     async def start(self) -> None:
-        from baresip import Account, Config
-        from baresip.runtime import Runtime
-        from baresip.ua import UserAgent
+        listen, sip = self.settings.sip.listen, self.settings.sip
+        if sip.engine is SipEngine.BARESIP:
+            from bridge.sip.baresip_engine import BaresipEngine
 
-        listen = self.settings.sip.listen
-        self._runtime = Runtime()
-        await self._runtime.start(
-            Config(
-                net_interface=listen.host,
-                max_concurrent_calls=self.settings.sip.max_calls,
-                rtp_timeout=self.settings.sip.rtp_timeout_s,
-                expose_headers=("To",),  # the user part called: a direct link, or the public number
-                extra_config_text=self._stack_config(),
-            )
-        )
-        # The stack matches a request to an agent of the same transport: one catch-all agent per transport.
-        for transport in self.settings.sip.transports:
-            account = Account(
-                user="passerelle", domain=str(listen), password="", reg_interval=0, transport=transport.value,
-                extra_params=("catchall=yes",), audio_codecs=("pcmu", "pcma"),
-            )  # fmt: skip
-            agent = await UserAgent.create(self._runtime, account)
-            agent.on_incoming(self._incoming)
-            self._agents.append(agent)
-        trunk = self.settings.trunk
-        if trunk.domain:
-            self._trunk = await UserAgent.create(
-                self._runtime,
-                Account(
-                    user=trunk.caller_id or self.settings.dial_in.numbers[0].e164, domain=trunk.domain,
-                    password=trunk.password.reveal(), auth_user=trunk.username or None,
-                    registrar=trunk.outbound_proxy or None, reg_interval=0, transport=trunk.transport.value,
-                    audio_codecs=("pcmu", "pcma"),
-                ),
-            )  # fmt: skip
-            # An INVITE to the caller id's number matches this agent, not the catch-all one: it is a patient
-            # dialling the public number through the provider, so it takes the same path.
-            self._trunk.on_incoming(self._incoming)
-            log.info("dial-out through %s", trunk.outbound_proxy or trunk.domain)
-        tls = f", TLS on port {listen.port + 1}" if self.settings.sip.tls_certificate is not None else ""
-        log.info("SIP gateway listening on %s (%s%s)", listen, ", ".join(self.settings.sip.transports), tls)
-
-    def _stack_config(self) -> str:
-        return self._stack_config_for(self.settings)
+            self._engine = BaresipEngine(self.settings)
+        else:
+            self._engine = SipStack.from_settings(self.settings)
+        await self._engine.start(self._incoming)
+        if self.settings.trunk.domain:
+            log.info("dial-out through %s", self.settings.trunk.outbound_proxy or self.settings.trunk.domain)
+        tls = f", TLS on port {listen.port + 1}" if sip.tls_certificate is not None else ""
+        log.info("SIP gateway listening on %s (%s%s)", listen, ", ".join(sip.transports), tls)
 
     @staticmethod
     def _stack_config_for(settings: Settings) -> str:
-        """The stack's own configuration lines: where and how it listens, and its jitter buffer."""
-        sip = settings.sip
-        lines = [
-            f"sip_listen {sip.listen}",
-            f"sip_transports {','.join(t.value for t in sip.transports)}",
-            "audio_jitter_buffer_ms 20-60",
-        ]
-        if sip.tls_certificate is not None:
-            lines.append(f"sip_certificate {sip.tls_certificate}")
-        return "\n".join(lines) + "\n"
+        from bridge.sip.baresip_engine import BaresipEngine
+
+        return BaresipEngine.stack_config(settings)
 
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._runtime is not None:
-            await self._runtime.close()
-            self._runtime = None
+        if self._engine is not None:
+            await self._engine.close()
+            self._engine = None
 
     def direct_uri(self, conference_id: uuid.UUID) -> tuple[str, asyncio.Future[str]]:
         """A SIP URI that puts a call straight into ``conference_id`` (single use, valid a few minutes), and the
@@ -149,30 +107,24 @@ class SipGateway:
         """Call ``number`` through the trunk; once answered the callee hears "you are joining the conference" and
         is in the room. Returns the leg id. Raises ValidationError (the number, the conference: nothing was dialled)
         or DialOutError (no trunk; busy, declined, no answer)."""
-        from baresip.errors import BaresipError, CallBusy, CallDeclined, CallTimeout
-
         trunk = self.settings.trunk
         e164 = dialable_phone(number, self.settings.locale.phone_region, trunk.allowed_countries)
         conference = await asyncio.to_thread(self.flow.rooms.joinable_conference, conference_id)
-        if self._trunk is None:
+        if self._engine is None or not self._engine.has_trunk:
             raise DialOutError("trunk.domain: not set, so the bridge cannot call out", "no-trunk")
         leg_id = f"out-{next(self._ids)}"
         shown = mask_phone(e164)
         log.info("call %s: dialling %s for conference %s", leg_id, shown, conference.id)
         outcome = "answered"
+        listening: dict[str, tuple[DigitStream, asyncio.Queue[str]]] = {}
+
+        def listen(sip_call: Any) -> None:  # as soon as the call exists: a key may come with the answer
+            listening["digits"] = self._listen_for_digits(sip_call, leg_id)
+
         try:
-            sip_call = await self._trunk.dial(f"sip:{e164}@{trunk.domain}")
-            stream, digits = self._listen_for_digits(sip_call, leg_id)
-            await sip_call.wait_established(timeout=trunk.answer_timeout_s)
-        except CallBusy:
-            outcome = "busy"
-        except CallDeclined:
-            outcome = "declined"
-        except CallTimeout:
-            outcome = "no-answer"
-        except BaresipError as exc:
-            log.info("call %s failed: %s", leg_id, exc)
-            outcome = "failed"
+            sip_call = await self._engine.dial(f"sip:{e164}@{trunk.domain}", trunk.answer_timeout_s, listen)
+        except CallError as failed:
+            outcome = failed.reason
         detail = {"to": shown, "outcome": outcome}
         await asyncio.to_thread(self.flow.rooms.record, AuditKind.DIAL_OUT, conference_id=conference.id, detail=detail)
         if outcome != "answered":
@@ -180,6 +132,7 @@ class SipGateway:
             raise DialOutError({"busy": "the line is busy", "declined": "the call was declined",
                                 "no-answer": f"no answer within {trunk.answer_timeout_s} s",
                                 "failed": "the call could not be placed"}[outcome], outcome)  # fmt: skip
+        stream, digits = listening["digits"]
         call = self._make_call(sip_call, leg_id, e164, stream, digits)
         self.flow.engine.labels[leg_id] = shown
         self._spawn(self._run(leg_id, call, stream, self.flow.run_direct(call, conference.id)))
@@ -201,7 +154,11 @@ class SipGateway:
     def _incoming(self, call: Any) -> None:
         if self.draining:
             log.info("a call refused: the service is stopping")
-            self._spawn(self._refuse(call))
+            call.reject(503)
+            return
+        if self._engine is not None and self._engine.busy():
+            log.warning("a call refused: sip.max_calls (%d) calls already", self.settings.sip.max_calls)
+            call.reject(486)
             return
         self._spawn(self._handle(call))
 
@@ -212,25 +169,22 @@ class SipGateway:
 
     async def _handle(self, sip_call: Any) -> object:
         leg_id = f"sip-{next(self._ids)}"
-        peer = str(sip_call.peer or "")
-        number = caller_e164(peer, self.settings.locale.phone_region)
+        number = caller_e164(sip_call.peer, self.settings.locale.phone_region)
         log.info("call %s from %s", leg_id, mask_phone(number) if number else "anonymous")
-        called = user_of(str(sip_call.headers.get("To", "")))
+        called = user_of(sip_call.called)
         direct = self.links.conference(called) if called.startswith(PREFIX) else None
         if called.startswith(PREFIX) and direct is None:
             log.warning("call %s: a direct link that is forged, expired or used; the caller gets the IVR", leg_id)
             await asyncio.to_thread(
                 self.flow.rooms.record, AuditKind.DIAL_IN_REFUSED, detail={"reason": "bad-direct-link"}
             )
-        from baresip.errors import BaresipError
-
         if number is not None and direct is None:
             in_menu = sum(1 for c, _ in self._calls.values() if c.caller_e164 == number and c.in_menu)
             waiting = self._answering.get(number, 0)
             if in_menu + waiting >= self.settings.sip.max_menu_calls_per_caller:
                 log.warning("call %s refused: %d calls of %s already in the voice menu", leg_id, in_menu + waiting,
                             mask_phone(number))  # fmt: skip
-                await self._refuse(sip_call)
+                sip_call.reject(486)
                 return CallOutcome.REFUSED
         stream, digits = self._listen_for_digits(sip_call, leg_id)  # before answering: a key may come at once
         if number is not None:
@@ -238,8 +192,8 @@ class SipGateway:
         try:
             await sip_call.answer()
             # A flood of INVITEs never ACKed would hold every slot for 32 s (timer H): not ACKed soon, hung up.
-            await sip_call.wait_established(timeout=self.settings.sip.ack_timeout_s)
-        except BaresipError as exc:  # CANCEL before our answer, no ACK, or the call failed while being set up
+            await sip_call.wait_established(self.settings.sip.ack_timeout_s)
+        except CallError as exc:  # CANCEL before our answer, no ACK, an offer with no codec in common
             log.info("call %s ended before it was set up: %s", leg_id, exc)
             if self.on_call_ended is not None:
                 self.on_call_ended(leg_id, CallOutcome.ENDED)
@@ -257,44 +211,43 @@ class SipGateway:
         flow = self.flow.run(call) if direct is None else self.flow.run_direct(call, direct)
         return await self._run(leg_id, call, stream, flow)
 
-    @staticmethod
-    async def _refuse(sip_call: Any) -> None:
-        from baresip.errors import BaresipError
-
-        try:
-            await sip_call.reject()
-        except BaresipError as exc:  # gone meanwhile
-            log.debug("reject: %s", exc)
-
     def _listen_for_digits(self, sip_call: Any, leg_id: str) -> tuple[DigitStream, asyncio.Queue[str]]:
         stream = DigitStream()
         digits: asyncio.Queue[str] = asyncio.Queue()
         loop = asyncio.get_running_loop()
 
-        def on_digit(event: Any) -> None:
+        def accepted(digit: Digit | None, now: float) -> None:
+            if digit is None:
+                return
+            entry = self._calls.get(leg_id)
+            if entry is not None:
+                entry[0].last_digit_at = now
+            digits.put_nowait(digit.digit)
+
+        def signalled() -> float:
             # Signalled digits (RFC 4733 or SIP INFO): the phone does not need listening to any more.
             self.flow.engine.stop_inband(leg_id)
             stream.inband_wanted = False
-            now = loop.time()
-            digit = stream.sip_info("application/dtmf", str(event.digit), now)
-            if digit is not None:
-                entry = self._calls.get(leg_id)
-                if entry is not None:
-                    entry[0].last_digit_at = now
-                digits.put_nowait(digit.digit)
+            return loop.time()
 
-        sip_call.on_dtmf(on_digit)
+        def on_event(payload: bytes, timestamp: int) -> None:
+            now = signalled()
+            accepted(stream.rtp_event(payload, timestamp, now), now)
+
+        def on_info(content_type: str, body: str) -> None:
+            now = signalled()
+            accepted(stream.sip_info(content_type, body, now), now)
+
+        sip_call.listen(on_event, on_info)
         return stream, digits
 
     def _make_call(
         self, sip_call: Any, leg_id: str, number: str | None, stream: DigitStream, digits: asyncio.Queue[str]
     ) -> Call:
-        rate = sip_call.audio.info().rx_sample_rate or 8000
-        leg = SipLeg(leg_id, sip_call, rate)
-        # baresip-python 0.5.2a3 tells no packet's source address (its events carry the peer URI and the headers
-        # the caller wrote, Via and From included): no source key until the SIP stack of bridge/sip/ tells one.
+        leg = sip_call.leg(leg_id)
+        source = sip_call.source[0] if sip_call.source is not None else None  # the packet's, not a header's
         return Call(
-            leg=leg, caller_e164=number, source=None, hangup=leg.close, digits=digits,
+            leg=leg, caller_e164=number, source=source, hangup=leg.close, digits=digits,
             inband_dtmf=stream.inband_wanted,
         )  # fmt: skip
 
@@ -318,7 +271,7 @@ class SipGateway:
         which neither audio nor a key has come soon after answering is hung up."""
         await asyncio.sleep(self.settings.sip.first_media_timeout_s)
         leg = call.leg
-        if isinstance(leg, SipLeg) and not leg.heard and call.last_digit_at is None and not leg.closed:
+        if not getattr(leg, "heard", True) and call.last_digit_at is None and not leg.closed:
             log.warning("call %s: no audio and no key within %d s of answering: hung up", leg_id,
                         self.settings.sip.first_media_timeout_s)  # fmt: skip
             call.hangup()

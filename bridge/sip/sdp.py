@@ -1,0 +1,121 @@
+"""The bridge's SDP answer (RFC 3264) to a phone's offer, and its own offer when it dials out.
+
+Parsing and writing SDP is aiosipua's (bridge/sip/stack.py); choosing is ours: the first codec of the offer that the
+bridge speaks, matched by name and rate (a dynamic payload type is the offerer's number, and the answer keeps it,
+RFC 3264 §6.1), telephone-event at the offer's payload type, the answer's direction mirroring the offer's (hold:
+``sendonly`` or ``inactive`` offered, ``recvonly`` or ``inactive`` answered). Every other m-line is refused with
+port 0, in the offer's order.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from aiosipua.sdp import Codec as SdpCodec
+from aiosipua.sdp import ConnectionData, MediaDescription, Origin, SdpMessage, TimingField, parse_sdp, serialize_sdp
+
+from bridge.rtp.session import PCMA, PCMU, Codec
+
+CODECS: dict[str, Codec] = {"PCMU": PCMU, "PCMA": PCMA}
+_STATIC = {0: ("PCMU", 8000), 8: ("PCMA", 8000), 9: ("G722", 8000), 13: ("CN", 8000)}
+_ANSWER_DIRECTION = {"sendrecv": "sendrecv", "sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive"}
+
+
+class SdpError(ValueError):
+    """An offer the bridge cannot answer; ``status`` is the SIP response to give (488 or 400)."""
+
+    def __init__(self, message: str, status: int = 488) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Media:
+    """What was agreed for the call's audio."""
+
+    codec: Codec
+    payload_type: int  # the codec's number on this call (static for G.711)
+    event_payload_type: int | None  # telephone-event, when the offer had it
+    remote: tuple[str, int] | None  # where the offer says to send; None on hold (c=0.0.0.0 or port 0)
+    direction: str  # the offer's: sendrecv, sendonly (held by the phone), recvonly, inactive
+    ptime_ms: int
+
+
+def _name_rate(codec: SdpCodec) -> tuple[str, int]:
+    if codec.encoding_name:
+        return codec.encoding_name.upper(), codec.clock_rate or 8000
+    return _STATIC.get(codec.payload_type, ("", 0))
+
+
+def parse_offer(body: bytes | str) -> SdpMessage:
+    try:
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+        return parse_sdp(text)
+    except (UnicodeDecodeError, ValueError, IndexError, KeyError) as bad:
+        raise SdpError(f"unreadable SDP: {type(bad).__name__}", 400) from None
+
+
+def choose(offer: SdpMessage) -> tuple[int, Media]:
+    """The audio m-line's index in the offer and what the bridge takes of it; SdpError when nothing fits."""
+    for index, media in enumerate(offer.media):
+        if media.media != "audio" or media.port == 0 or not media.proto.upper().startswith("RTP/AVP"):
+            continue
+        chosen: tuple[Codec, int] | None = None
+        event: int | None = None
+        for codec in media.codecs:
+            name, rate = _name_rate(codec)
+            if chosen is None and name in CODECS and CODECS[name].rate_hz == rate:
+                chosen = CODECS[name], codec.payload_type
+            elif name == "TELEPHONE-EVENT" and rate == 8000 and event is None:
+                event = codec.payload_type
+        if chosen is None:
+            continue
+        connection = media.connection or offer.connection
+        address = connection.address if connection is not None else ""
+        remote = None if address in ("", "0.0.0.0", "::") else (address, media.port)  # noqa: S104 - RFC 2543 hold
+        ptime = media.attributes.get("ptime", ["20"])[0]
+        return index, Media(
+            codec=chosen[0], payload_type=chosen[1], event_payload_type=event, remote=remote,
+            direction=media.direction, ptime_ms=int(ptime) if ptime.isdigit() else 20,
+        )  # fmt: skip
+    raise SdpError("no audio codec in common (the bridge speaks PCMU and PCMA)")
+
+
+def _audio(port: int, codec: Codec, payload_type: int, event: int | None, direction: str) -> MediaDescription:
+    formats = [str(payload_type)] + ([str(event)] if event is not None else [])
+    attributes: dict[str, list[str]] = {"rtpmap": [f"{payload_type} {codec.name}/{codec.rate_hz}"]}
+    if event is not None:
+        attributes["rtpmap"].append(f"{event} telephone-event/8000")
+        attributes["fmtp"] = [f"{event} 0-16"]
+    attributes["ptime"] = ["20"]
+    attributes[direction] = []
+    return MediaDescription(media="audio", port=port, proto="RTP/AVP", formats=formats, attributes=attributes)
+
+
+def _envelope(host: str, session_id: int, version: int, media: list[MediaDescription]) -> SdpMessage:
+    kind = "IP6" if ":" in host else "IP4"
+    return SdpMessage(
+        origin=Origin("-", str(session_id), str(version), "IN", kind, host), session_name="Passerelle",
+        connection=ConnectionData("IN", kind, host), timing=TimingField(0, 0), media=media,
+    )  # fmt: skip
+
+
+def answer(offer: SdpMessage, host: str, port: int, session_id: int, version: int) -> tuple[str, Media]:
+    """The SDP answer's text for the bridge's RTP at ``host:port``, and what was agreed."""
+    index, media = choose(offer)
+    ours = _audio(port, media.codec, media.payload_type, media.event_payload_type, _ANSWER_DIRECTION[media.direction])
+    lines = [
+        ours if i == index else MediaDescription(media=m.media, port=0, proto=m.proto, formats=list(m.formats))
+        for i, m in enumerate(offer.media)
+    ]
+    return serialize_sdp(_envelope(host, session_id, version, lines)), media
+
+
+def offer(host: str, port: int, session_id: int | None = None) -> str:
+    """The bridge's own offer (dial-out): PCMU, PCMA, telephone-event 101."""
+    sid = session_id if session_id is not None else int(time.time())
+    media = _audio(port, PCMU, 0, 101, "sendrecv")
+    media.formats.insert(1, "8")
+    media.attributes["rtpmap"].insert(1, "8 PCMA/8000")
+    return serialize_sdp(_envelope(host, sid, sid, [media]))
