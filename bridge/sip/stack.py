@@ -83,12 +83,17 @@ class Errors:
             log.info("sip: %s (further ones counted in /stats)", reason)
 
 
-def _parse(data: bytes, errors: Errors) -> SipRequest | SipResponse | None:
+def _deliver(transport: _Datagrams | _Stream, data: bytes, addr: Address, *, stream: bool) -> None:
+    """One message to the UAS: unreadable ones counted, requests stamped with where they came from."""
     try:
-        return SipMessage.parse(data)
+        message = SipMessage.parse(data)
     except (ValueError, IndexError, KeyError, UnicodeError) as bad:
-        errors.count(f"unreadable message ({type(bad).__name__})")
-        return None
+        transport.errors.count(f"unreadable message ({type(bad).__name__})")
+        return
+    if isinstance(message, SipRequest):
+        _stamp(message, addr, always=stream)
+    if transport.on_message is not None:
+        transport.on_message(message, addr)
 
 
 class _DatagramProtocol(asyncio.DatagramProtocol):
@@ -112,15 +117,8 @@ class _Datagrams(UdpSipTransport):
         )
 
     def _dispatch(self, data: bytes, addr: tuple[str, int]) -> None:
-        if not data.strip():  # CRLF keep-alives (RFC 5626)
-            return
-        message = _parse(data, self.errors)
-        if message is None:
-            return
-        if isinstance(message, SipRequest):
-            _stamp(message, addr, always=False)
-        if self.on_message is not None:
-            self.on_message(message, addr)
+        if data.strip():  # not a CRLF keep-alive (RFC 5626)
+            _deliver(self, data, addr, stream=False)
 
 
 class _Stream(TcpSipTransport):
@@ -135,13 +133,7 @@ class _Stream(TcpSipTransport):
         )
 
     def _dispatch(self, data: bytes, addr: tuple[str, int]) -> None:
-        message = _parse(data, self.errors)
-        if message is None:
-            return
-        if isinstance(message, SipRequest):
-            _stamp(message, addr, always=True)
-        if self.on_message is not None:
-            self.on_message(message, addr)
+        _deliver(self, data, addr, stream=True)
 
     async def stop(self) -> None:
         # A TLS close waits for the peer's close_notify: at shutdown, connections are cut, not left to the GC.
@@ -203,6 +195,7 @@ class InboundCall:
         self.on_end: Callable[[InboundCall], None] | None = None
         self._bye: asyncio.Task[None] | None = None
         self.responded = False  # a dialled call: some answer to our INVITE came (its retransmissions stop)
+        self.renegotiations = 0  # re-INVITEs answered (hold, resume, a new address)
 
     @property
     def call_id(self) -> str:
@@ -369,8 +362,6 @@ class InboundCall:
         self.media = media
         self.renegotiations += 1
         self._respond_sdp(200, text)
-
-    renegotiations = 0
 
     @property
     def _port(self) -> int:
