@@ -35,6 +35,8 @@ from rooms.throttle import Claim, Key
 
 log = logging.getLogger(__name__)
 
+TURN_SLACK_S = 1.0  # a waiting caller of better rank whose turn comes this soon is not overtaken
+
 
 class _Gone(Exception):
     """The caller hung up (or the leg failed) while the flow was talking to them."""
@@ -292,7 +294,10 @@ class CallFlow:
                     now = self._now()
                     turns = self._turns[conference]
                     turns[leg_id] = (rank, now + wait)
-                    first = rank == min(r for r, ready_at in turns.values() if ready_at <= now + max(wait, 0.0))
+                    # A better caller whose turn comes within TURN_SLACK_S goes first: the moment it looked is a
+                    # float from its own last look, and two callers may look in the same tick.
+                    soon = now + max(wait, 0.0) + TURN_SLACK_S
+                    first = rank == min(r for r, ready_at in turns.values() if ready_at <= soon)
                 if wait <= 0 and first:
                     claim = await asyncio.to_thread(throttle.claim, keys)
                     if claim is not None:
