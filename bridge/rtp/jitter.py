@@ -37,8 +37,11 @@ class JitterStats:
 
 
 class JitterBuffer:
-    def __init__(self, rate_hz: int = 8000, frame_ms: int = 20, ring_s: float = 2.0) -> None:
+    def __init__(
+        self, rate_hz: int = 8000, frame_ms: int = 20, ring_s: float = 2.0, clock_hz: int | None = None
+    ) -> None:
         self.frame = rate_hz * frame_ms // 1000
+        self._scale = rate_hz // (clock_hz or rate_hz)  # samples per RTP timestamp unit: 2 for G.722, else 1
         self.size = int(rate_hz * ring_s) // self.frame * self.frame
         self.ring = np.zeros(self.size, dtype=np.int16)
         self.filled = np.zeros(self.size, dtype=bool)
@@ -78,12 +81,12 @@ class JitterBuffer:
             if self._ssrc is not None:
                 self.stats.resets += 1
             self._restart(ssrc, timestamp)
-        ts = self._unwrap(timestamp)
+        ts = self._unwrap(timestamp) * self._scale
         n = len(samples)
         if ts + n - self._play > self.size - self.frame or ts + n < self._play - self.size:  # a jump: start again
             self.stats.resets += 1
             self._restart(ssrc, timestamp)
-            ts = timestamp
+            ts = timestamp * self._scale
         self.stats.packets += 1
         if ts + n <= self._play:  # too late to be played: the delay grows by a frame
             self.stats.late += 1
@@ -124,8 +127,8 @@ class JitterBuffer:
         self._last_ts32 = timestamp
         self._ts_high = 0
         self.filled[:] = False
-        self._play = self._origin = timestamp - self.delay * self.frame
-        self._newest = timestamp
+        self._play = self._origin = timestamp * self._scale - self.delay * self.frame
+        self._newest = timestamp * self._scale
         self._ticks = 0
         self._min_margin = self.size
         self._hold = False

@@ -6,7 +6,8 @@ wrong with it is counted by reason (the first of each reason logged once, never 
 RTP (RFC 4961): the session answers where the caller's packets come from, not where its SDP said, which is what
 gets through a NAT; it latches to the first source, and moves only when that source has been silent a second.
 
-Sending: one packet per frame the media clock gives, μ-law or A-law by lookup table; RFC 4733 digits when asked.
+Sending: one packet per frame the media clock gives, μ-law or A-law by lookup table or G.722 (bridge/rtp/codecs.py);
+RFC 4733 digits when asked.
 RTCP on the next port (or on the same one, RFC 5761): a sender report with a report block every few seconds, the
 other side's reports read for loss, jitter and round trip (``quality``).
 """
@@ -19,14 +20,13 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from bridge.leg import LegKind
-from bridge.rtp import g711
+from bridge.rtp.codecs import Codec
 from bridge.rtp.jitter import JitterBuffer
 from bridge.rtp.packet import RtpError, build, is_rtcp, parse
 from bridge.rtp.rtcp import ReceiverStats, RtcpError, middle32, sender_report
@@ -37,17 +37,6 @@ RELATCH_S = 1.0  # the latched source silent this long: another may take its pla
 CN = 13  # RFC 3389 comfort noise
 
 
-@dataclass(frozen=True)
-class Codec:
-    name: str
-    payload_type: int
-    rate_hz: int
-    encode: Callable[[npt.NDArray[np.int16]], npt.NDArray[np.uint8]]
-    decode: Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.int16]]
-
-
-PCMU = Codec("PCMU", 0, 8000, g711.ulaw_encode, g711.ulaw_decode)
-PCMA = Codec("PCMA", 8, 8000, g711.alaw_encode, g711.alaw_decode)
 Address = tuple[str, int]
 
 
@@ -74,14 +63,16 @@ class RtpSession(asyncio.DatagramProtocol):
         label: str = "",
     ) -> None:
         self.codec = codec
+        self.payload_type = codec.payload_type  # the codec's number on this call (the SDP's, when dynamic)
+        self._coder = codec.coder()
         self.remote = remote  # where we send: the SDP's address until the caller's packets say otherwise
         self.remote_rtcp: Address | None = (remote[0], remote[1] + 1) if remote else None
         self.event_payload_type = event_payload_type
         self.on_event = on_event
         self.clock = clock
         self.label = label
-        self.jitter = JitterBuffer(codec.rate_hz)
-        self.receiver = ReceiverStats(codec.rate_hz)
+        self.jitter = JitterBuffer(codec.rate_hz, clock_hz=codec.clock_hz)
+        self.receiver = ReceiverStats(codec.clock_hz)
         self.errors: collections.Counter[str] = collections.Counter()
         self.transport: asyncio.DatagramTransport | None = None
         self.rtcp_transport: asyncio.DatagramTransport | None = None
@@ -101,10 +92,13 @@ class RtpSession(asyncio.DatagramProtocol):
         self.sending = True  # False while the other side holds the call (a=sendonly or inactive offered)
         self.opened_at = clock()
 
-    def change_codec(self, codec: Codec) -> None:
-        """A re-INVITE chose another codec (PCMU ↔ PCMA, same rate): what waits in the jitter buffer is dropped."""
+    def change_codec(self, codec: Codec, payload_type: int | None = None) -> None:
+        """A re-INVITE chose another codec: what waits in the jitter buffer is dropped, the coder starts afresh.
+        The engine mixes a leg at one rate, so the gateway only changes between codecs of the same rate."""
         self.codec = codec
-        self.jitter = JitterBuffer(codec.rate_hz)
+        self.payload_type = codec.payload_type if payload_type is None else payload_type
+        self._coder = codec.coder()
+        self.jitter = JitterBuffer(codec.rate_hz, clock_hz=codec.clock_hz)
 
     def redirect(self, remote: Address) -> None:
         """A re-INVITE gave a new address: send there, and latch again to what comes from it."""
@@ -137,11 +131,11 @@ class RtpSession(asyncio.DatagramProtocol):
             if self.rtcp_transport is None:  # RTCP on the RTP port
                 self.remote_rtcp = addr
         pt = packet.payload_type
-        if pt == self.codec.payload_type:
+        if pt == self.payload_type:
             if not packet.payload:
                 self._refused("empty", addr)
                 return
-            samples = self.codec.decode(np.frombuffer(packet.payload, dtype=np.uint8))
+            samples = self._coder.decode(packet.payload)
             self.jitter.put(packet.ssrc, packet.timestamp, samples)
         elif pt == self.event_payload_type:
             if self.on_event is not None:
@@ -175,7 +169,7 @@ class RtpSession(asyncio.DatagramProtocol):
                 if block.ssrc != self.ssrc:
                     continue
                 self.quality["loss"] = round(block.fraction_lost, 3)
-                self.quality["jitter_ms"] = round(block.jitter * 1000 / self.codec.rate_hz, 1)
+                self.quality["jitter_ms"] = round(block.jitter * 1000 / self.codec.clock_hz, 1)
                 sent = self._sr_sent.get(block.lsr)
                 if sent is not None:  # our own clock both ways: A − LSR − DLSR with LSR's time as we kept it
                     self.quality["rtt_ms"] = round(max(0.0, now - sent - block.dlsr / 65536) * 1000, 1)
@@ -189,10 +183,9 @@ class RtpSession(asyncio.DatagramProtocol):
         if not self.sending:  # held: nothing goes out, the timestamp goes on as the clock does (RFC 3550 §5.1)
             self._talking = False  # the first packet after the hold has the marker bit
         else:
-            payload = self.codec.encode(frame).tobytes()
-            self._send(self.codec.payload_type, payload, marker=not self._talking)
+            self._send(self.payload_type, self._coder.encode(frame), marker=not self._talking)
             self._talking = True
-        self._ts = (self._ts + len(frame)) & 0xFFFFFFFF
+        self._ts = (self._ts + len(frame) * self.codec.clock_hz // self.codec.rate_hz) & 0xFFFFFFFF
 
     def _send(self, payload_type: int, payload: bytes, *, marker: bool = False, timestamp: int | None = None) -> None:
         assert self.transport is not None  # noqa: S101 - checked by the callers

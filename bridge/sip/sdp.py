@@ -1,10 +1,11 @@
 """The bridge's SDP answer (RFC 3264) to a phone's offer, and its own offer when it dials out.
 
 Parsing and writing SDP is aiosipua's (bridge/sip/stack.py); choosing is ours: the first codec of the offer that the
-bridge speaks, matched by name and rate (a dynamic payload type is the offerer's number, and the answer keeps it,
-RFC 3264 §6.1), telephone-event at the offer's payload type, the answer's direction mirroring the offer's (hold:
-``sendonly`` or ``inactive`` offered, ``recvonly`` or ``inactive`` answered). Every other m-line is refused with
-port 0, in the offer's order.
+bridge speaks (G.722, PCMU, PCMA), matched by name and RTP clock rate (a dynamic payload type is the offerer's
+number, and the answer keeps it, RFC 3264 §6.1); G.722 only when the offer has telephone-event too, since keys sent
+as tones are heard by a detector at 8 kHz. Telephone-event at the offer's payload type, the answer's direction
+mirroring the offer's (hold: ``sendonly`` or ``inactive`` offered, ``recvonly`` or ``inactive`` answered). Every
+other m-line is refused with port 0, in the offer's order.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from dataclasses import dataclass
 from aiosipua.sdp import Codec as SdpCodec
 from aiosipua.sdp import ConnectionData, MediaDescription, Origin, SdpMessage, TimingField, parse_sdp, serialize_sdp
 
-from bridge.rtp.session import PCMA, PCMU, Codec
+from bridge.engine import INBAND_RATE_HZ
+from bridge.rtp.codecs import G722, PCMA, PCMU, Codec
 
-CODECS: dict[str, Codec] = {"PCMU": PCMU, "PCMA": PCMA}
+CODECS: dict[str, Codec] = {"G722": G722, "PCMU": PCMU, "PCMA": PCMA}
 _STATIC = {0: ("PCMU", 8000), 8: ("PCMA", 8000), 9: ("G722", 8000), 13: ("CN", 8000)}
 _ANSWER_DIRECTION = {"sendrecv": "sendrecv", "sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive"}
 
@@ -56,19 +58,23 @@ def parse_offer(body: bytes | str) -> SdpMessage:
         raise SdpError(f"unreadable SDP: {type(bad).__name__}", 400) from None
 
 
-def choose(offer: SdpMessage) -> tuple[int, Media]:
-    """The audio m-line's index in the offer and what the bridge takes of it; SdpError when nothing fits."""
+def choose(offer: SdpMessage, rate_hz: int | None = None) -> tuple[int, Media]:
+    """The audio m-line's index in the offer and what the bridge takes of it; SdpError when nothing fits.
+    ``rate_hz``: only a codec of that audio rate (a re-INVITE: the engine mixes a call at one rate)."""
     for index, media in enumerate(offer.media):
         if media.media != "audio" or media.port == 0 or not media.proto.upper().startswith("RTP/AVP"):
             continue
+        named = [(codec.payload_type, *_name_rate(codec)) for codec in media.codecs]
+        event = next((pt for pt, name, rate in named if name == "TELEPHONE-EVENT" and rate == 8000), None)
         chosen: tuple[Codec, int] | None = None
-        event: int | None = None
-        for codec in media.codecs:
-            name, rate = _name_rate(codec)
-            if chosen is None and name in CODECS and CODECS[name].rate_hz == rate:
-                chosen = CODECS[name], codec.payload_type
-            elif name == "TELEPHONE-EVENT" and rate == 8000 and event is None:
-                event = codec.payload_type
+        for pt, name, rate in named:
+            known = CODECS.get(name)
+            if known is None or known.clock_hz != rate or rate_hz not in (None, known.rate_hz):
+                continue
+            if known.rate_hz != INBAND_RATE_HZ and event is None:
+                continue  # keys would come as tones only, and the tone detector listens at 8 kHz: G.711 then
+            chosen = known, pt
+            break
         if chosen is None:
             continue
         connection = media.connection or offer.connection
@@ -79,12 +85,12 @@ def choose(offer: SdpMessage) -> tuple[int, Media]:
             codec=chosen[0], payload_type=chosen[1], event_payload_type=event, remote=remote,
             direction=media.direction, ptime_ms=int(ptime) if ptime.isdigit() else 20,
         )  # fmt: skip
-    raise SdpError("no audio codec in common (the bridge speaks PCMU and PCMA)")
+    raise SdpError("no audio codec in common (the bridge speaks G.722, PCMU and PCMA)")
 
 
 def _audio(port: int, codec: Codec, payload_type: int, event: int | None, direction: str) -> MediaDescription:
     formats = [str(payload_type)] + ([str(event)] if event is not None else [])
-    attributes: dict[str, list[str]] = {"rtpmap": [f"{payload_type} {codec.name}/{codec.rate_hz}"]}
+    attributes: dict[str, list[str]] = {"rtpmap": [f"{payload_type} {codec.name}/{codec.clock_hz}"]}
     if event is not None:
         attributes["rtpmap"].append(f"{event} telephone-event/8000")
         attributes["fmtp"] = [f"{event} 0-16"]
@@ -101,9 +107,11 @@ def _envelope(host: str, session_id: int, version: int, media: list[MediaDescrip
     )  # fmt: skip
 
 
-def answer(offer: SdpMessage, host: str, port: int, session_id: int, version: int) -> tuple[str, Media]:
+def answer(
+    offer: SdpMessage, host: str, port: int, session_id: int, version: int, rate_hz: int | None = None
+) -> tuple[str, Media]:
     """The SDP answer's text for the bridge's RTP at ``host:port``, and what was agreed."""
-    index, media = choose(offer)
+    index, media = choose(offer, rate_hz)
     ours = _audio(port, media.codec, media.payload_type, media.event_payload_type, _ANSWER_DIRECTION[media.direction])
     lines = [
         ours if i == index else MediaDescription(media=m.media, port=0, proto=m.proto, formats=list(m.formats))
@@ -113,9 +121,9 @@ def answer(offer: SdpMessage, host: str, port: int, session_id: int, version: in
 
 
 def offer(host: str, port: int, session_id: int | None = None) -> str:
-    """The bridge's own offer (dial-out): PCMU, PCMA, telephone-event 101."""
+    """The bridge's own offer (dial-out): G.722 (wideband when the far end has it), PCMU, PCMA, telephone-event 101."""
     sid = session_id if session_id is not None else int(time.time())
-    media = _audio(port, PCMU, 0, 101, "sendrecv")
-    media.formats.insert(1, "8")
-    media.attributes["rtpmap"].insert(1, "8 PCMA/8000")
+    media = _audio(port, G722, 9, 101, "sendrecv")
+    media.formats[1:1] = ["0", "8"]
+    media.attributes["rtpmap"][1:1] = ["0 PCMU/8000", "8 PCMA/8000"]
     return serialize_sdp(_envelope(host, sid, sid, [media]))

@@ -43,7 +43,8 @@ from aiosipua.uac import SipUAC
 from aiosipua.uas import SipUAS
 from aiosipua.uas_requests import handle_ack
 
-from bridge.rtp.session import PCMU, RtpLeg, RtpSession, open_session
+from bridge.rtp.codecs import PCMU
+from bridge.rtp.session import RtpLeg, RtpSession, open_session
 from bridge.sip import sdp
 from config import Settings
 from config.settings import TrunkSettings
@@ -238,6 +239,7 @@ class InboundCall:
             self.stack.rtp_host, self.stack.rtp_ports, media.codec, media.remote,
             event_payload_type=media.event_payload_type, on_event=self._rtp_event, label=self.call_label,
         )  # fmt: skip
+        self.session.payload_type = media.payload_type
         if self.closed:  # CANCEL while the ports were being bound
             self.session.close()
             raise CallError("cancelled")
@@ -346,15 +348,17 @@ class InboundCall:
             return
         try:
             offer = sdp.parse_offer(request.body)
-            text, media = sdp.answer(offer, self.stack.rtp_host, self._port, self._session_id, self._version + 1)
+            rate = self.session.codec.rate_hz if self.session is not None else None  # the engine mixes it at one rate
+            text, media = sdp.answer(offer, self.stack.rtp_host, self._port, self._session_id, self._version + 1,
+                                     rate_hz=rate)  # fmt: skip
         except sdp.SdpError as bad:
             self._respond_sdp(bad.status, None)
             return
         self._version += 1
         session = self.session
         if session is not None:
-            if media.codec is not session.codec:
-                session.change_codec(media.codec)
+            if (media.codec, media.payload_type) != (session.codec, session.payload_type):
+                session.change_codec(media.codec, media.payload_type)
             session.event_payload_type = media.event_payload_type
             if media.remote is not None and media.remote != (self.media.remote if self.media else None):
                 session.redirect(media.remote)
@@ -638,8 +642,8 @@ class SipStack:
             call.state = CallState.ESTABLISHED
             call.hangup()
             raise CallError("failed") from None
-        if media.codec is not session.codec:
-            session.change_codec(media.codec)
+        if (media.codec, media.payload_type) != (session.codec, session.payload_type):
+            session.change_codec(media.codec, media.payload_type)
         session.event_payload_type = media.event_payload_type
         session.remote = media.remote
         session.remote_rtcp = (media.remote[0], media.remote[1] + 1) if media.remote else None

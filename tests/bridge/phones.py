@@ -27,21 +27,23 @@ def _free(kind: int) -> int:
 class Phone:
     """A baresip phone. Its ports are found free just before it starts, yet another process (a browser, the bridge's
     media) can take one meanwhile: baresip then exits, and the phone starts again on other ports, up to three times
-    (the SIP port stays when ``keep_sip_port``: a test that calls the phone there)."""
+    (the SIP port stays when ``keep_sip_port``: a test that calls the phone there). ``codecs``: baresip's codec
+    modules, in the order it offers them; ``rate_hz``: its microphone's (and its sound's) sample rate."""
 
     def __init__(
         self, folder: Path, sip_port: int, ctrl_port: int, rtp_base: int, mic: np.ndarray, *, answer: str = "manual",
-        keep_sip_port: bool = False,
+        keep_sip_port: bool = False, codecs: tuple[str, ...] = ("g711",), rate_hz: int = 8000,
     ) -> None:  # fmt: skip
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
+        self.codecs, self.rate_hz = codecs, rate_hz
         self.dump = folder / "dump"
         self.dump.mkdir(exist_ok=True)
         self.mic_path = folder / "mic.wav"
         with wave.open(str(self.mic_path), "wb") as w:
             w.setnchannels(1)
             w.setsampwidth(2)
-            w.setframerate(8000)
+            w.setframerate(rate_hz)
             w.writeframes(mic.astype("<i2").tobytes())
         (folder / "accounts").write_text(f"<sip:+33612345678@127.0.0.1>;regint=0;answermode={answer}\n")
         for attempt in range(3):
@@ -55,11 +57,13 @@ class Phone:
         raise RuntimeError(f"baresip did not start; see {folder / 'baresip.log'}")
 
     def _start(self, sip_port: int, ctrl_port: int, rtp_base: int) -> bool:
+        codecs = "".join(f"module {codec}.so\n" for codec in self.codecs)
         (self.folder / "config").write_text(
             f"module_path {MODULES}\n"
             f"sip_listen 127.0.0.1:{sip_port}\nnet_interface 127.0.0.1\nrtp_ports {rtp_base}-{rtp_base + 99}\n"
-            f"audio_source aufile,{self.mic_path}\nausrc_srate 8000\naudio_player aubridge,nil\n"
-            "audio_alert aubridge,nil\nmodule g711.so\nmodule aufile.so\nmodule aubridge.so\nmodule sndfile.so\n"
+            f"audio_source aufile,{self.mic_path}\nausrc_srate {self.rate_hz}\n"
+            f"audio_player aubridge,nil\naudio_alert aubridge,nil\n{codecs}"
+            "module aufile.so\nmodule aubridge.so\nmodule sndfile.so\n"
             f"module account.so\nmodule menu.so\nmodule ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\n"
             f"snd_path {self.dump}\n"
         )
@@ -116,7 +120,7 @@ class Phone:
         return "sip:" in listing
 
     def heard(self) -> np.ndarray:
-        """What the phone received (sndfile's decoder-side dump), 8 kHz."""
+        """What the phone received (sndfile's decoder-side dump), at the codec's rate."""
         dumps = sorted(self.dump.glob("*-dec.wav"))
         return self.read(dumps[-1]) if dumps else np.zeros(0, np.int16)
 

@@ -1,17 +1,20 @@
 """A call's RTP on the bridge's loop (bridge/rtp/session.py), between real UDP sockets on loopback: audio both
 ways through the codec and the jitter buffer; symmetric RTP (the answer goes where the packets come from, not where
 the SDP said); another source refused while the first talks; garbage, unknown payload types and RTCP garbage
-counted by reason, the call unaffected; RFC 4733 events handed on; reports give loss and round trip."""
+counted by reason, the call unaffected; RFC 4733 events handed on; reports give loss and round trip; G.722's
+wideband frames on its 8 kHz RTP clock."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 
 import numpy as np
 
+from bridge.rtp.codecs import G722, PCMA, PCMU
 from bridge.rtp.packet import build, parse
-from bridge.rtp.session import PCMA, PCMU, RtpLeg, RtpSession, open_session
+from bridge.rtp.session import RtpLeg, RtpSession, open_session
 
 PORTS = range(40000, 40400)
 FRAME = 160
@@ -100,3 +103,42 @@ def test_symmetric_rtp_answers_the_real_source_and_refuses_another_while_it_talk
     assert session.errors == {"foreign-source": 1, "version": 1, "payload-type": 1, "rtcp-short": 1}
     assert events == ["018a00a0"]
     assert session.received_packets == 6
+
+
+def test_g722_sends_16_khz_frames_on_an_8_khz_rtp_clock_and_plays_them_back() -> None:
+    """G.722: 320 samples (20 ms at 16 kHz) make a packet of 160 bytes whose timestamp advances by 160 (RFC 3551
+    §4.5.2); the other side's jitter buffer puts them back in order as 16 kHz frames of the same tone."""
+    wide = (8000 * np.sin(2 * np.pi * 5000 * np.arange(320 * 40) / 16000)).astype(np.int16)
+
+    async def scenario() -> tuple[list[bytes], list[np.ndarray]]:
+        raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        raw.bind(("127.0.0.1", 0))
+        raw.setblocking(False)
+        a = await open_session("127.0.0.1", PORTS, G722, raw.getsockname())
+        b = await open_session("127.0.0.1", PORTS, G722, ("127.0.0.1", a.local_port))
+        sent: list[bytes] = []
+        heard: list[np.ndarray] = []
+        for n in range(40):
+            a.send(wide[n * 320 : (n + 1) * 320])
+            await settle()
+            sent.append(raw.recv(2048))
+            raw.sendto(sent[-1], ("127.0.0.1", b.local_port))  # on to b
+            await settle()
+            got = RtpLeg("b", b).read()
+            if got is not None:
+                heard.append(got)
+        a.close()
+        b.close()
+        raw.close()
+        return sent, heard
+
+    sent, heard = asyncio.run(scenario())
+    packets = [parse(p) for p in sent]
+    assert {p.payload_type for p in packets} == {9}
+    assert {len(p.payload) for p in packets} == {160}
+    assert {(q.timestamp - p.timestamp) & 0xFFFFFFFF for p, q in itertools.pairwise(packets)} == {160}
+    assert len(heard) >= 30
+    assert {len(f) for f in heard} == {320}
+    last = np.concatenate(heard[-10:]).astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(last))
+    assert abs(np.argmax(spectrum) * 16000 / len(last) - 5000) < 50, "the 5 kHz tone did not come back"
