@@ -10,6 +10,7 @@ selects the former one (:mod:`bridge.sip.baresip_engine`), kept to measure again
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import logging
 import time
@@ -57,7 +58,8 @@ class SipGateway:
         self._tasks: set[asyncio.Task[object]] = set()
         self._ids = itertools.count(1)
         self._calls: dict[str, tuple[Call, DigitStream]] = {}
-        self._answering: dict[str, int] = {}  # caller number → its calls being answered (not yet handed over)
+        # ("caller", number) or ("source", address) → its calls being answered (not yet handed over)
+        self._answering: collections.Counter[tuple[str, str]] = collections.Counter()
         self.draining = False  # stopping: new calls are refused at once
         self._expected: dict[str, asyncio.Future[str]] = {}  # direct link user part → its leg id, once it called
         self.on_call_ended: Callable[[str, object], None] | None = None
@@ -178,17 +180,19 @@ class SipGateway:
             await asyncio.to_thread(
                 self.flow.rooms.record, AuditKind.DIAL_IN_REFUSED, detail={"reason": "bad-direct-link"}
             )
-        if number is not None and direct is None:
-            in_menu = sum(1 for c, _ in self._calls.values() if c.caller_e164 == number and c.in_menu)
-            waiting = self._answering.get(number, 0)
-            if in_menu + waiting >= self.settings.sip.max_menu_calls_per_caller:
-                log.warning("call %s refused: %d calls of %s already in the voice menu", leg_id, in_menu + waiting,
-                            mask_phone(number))  # fmt: skip
+        source = sip_call.source[0] if sip_call.source is not None else None  # the packet's, not a header's
+        keys = self._menu_keys(number, source) if direct is None else []
+        for key, limit in keys:
+            in_menu = sum(1 for c, _ in self._calls.values() if c.in_menu and key in self._menu_keys_of(c))
+            if in_menu + self._answering[key] >= limit:
+                shown = mask_phone(key[1]) if key[0] == "caller" else "one address"  # no address in the log
+                log.warning("call %s refused: %d calls from %s already in the voice menu (the most per %s)",
+                            leg_id, in_menu + self._answering[key], shown, key[0])  # fmt: skip
                 sip_call.reject(486)
                 return CallOutcome.REFUSED
         stream, digits = self._listen_for_digits(sip_call, leg_id)  # before answering: a key may come at once
-        if number is not None:
-            self._answering[number] = self._answering.get(number, 0) + 1
+        for key, _ in keys:
+            self._answering[key] += 1
         try:
             await sip_call.answer()
             # A flood of INVITEs never ACKed would hold every slot for 32 s (timer H): not ACKed soon, hung up.
@@ -199,10 +203,10 @@ class SipGateway:
                 self.on_call_ended(leg_id, CallOutcome.ENDED)
             return CallOutcome.ENDED
         finally:
-            if number is not None:
-                self._answering[number] -= 1
-                if not self._answering[number]:
-                    del self._answering[number]
+            for key, _ in keys:
+                self._answering[key] -= 1
+                if not self._answering[key]:
+                    del self._answering[key]
         call = self._make_call(sip_call, leg_id, number, stream, digits)
         self.flow.engine.labels[leg_id] = mask_phone(number) if number else ""
         expected = self._expected.get(called)
@@ -210,6 +214,18 @@ class SipGateway:
             expected.set_result(leg_id)
         flow = self.flow.run(call) if direct is None else self.flow.run_direct(call, direct)
         return await self._run(leg_id, call, stream, flow)
+
+    def _menu_keys(self, number: str | None, source: str | None) -> list[tuple[tuple[str, str], int]]:
+        """What a call in the voice menu counts against, each with its cap: its number and its source address (a
+        trunk's address carries all its callers, so that cap is the larger)."""
+        sip = self.settings.sip
+        keys = [(("caller", number), sip.max_menu_calls_per_caller)] if number is not None else []
+        if source is not None:
+            keys.append((("source", source), sip.max_menu_calls_per_source))
+        return keys
+
+    def _menu_keys_of(self, call: Call) -> list[tuple[str, str]]:
+        return [key for key, _ in self._menu_keys(call.caller_e164, call.source)]
 
     def _listen_for_digits(self, sip_call: Any, leg_id: str) -> tuple[DigitStream, asyncio.Queue[str]]:
         stream = DigitStream()

@@ -1,10 +1,12 @@
 """Floods must not take the phone lines: SIPp sends 10 INVITEs a second from one address for 15 s, answered and
 never ACKed (the stack would hold each slot 32 s, RFC 3261 timer H); a real caller dialling in the middle of it
-still gets in. Anonymous floods are freed by the ACK timeout, one number's by its cap of calls in the menu."""
+still gets in. Anonymous floods are freed by the ACK timeout, one number's by its cap of calls in the menu, one
+address's by its own cap."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import subprocess
 from pathlib import Path
 
@@ -81,3 +83,43 @@ def test_calls_that_ack_and_then_send_nothing_are_hung_up_soon(tmp_path: Path) -
     status, left = asyncio.run(asyncio.wait_for(run(), 60))
     assert status == 0, "a silent call was not hung up within the first-media timeout"
     assert left == 5, "a silent call still holds a slot"
+
+
+@pytest.mark.e2e
+def test_one_address_past_its_menu_cap_is_refused_while_another_gets_in(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Anonymous INVITEs from one address (SIPp on 127.0.0.2), 10 a second: past sip.max_menu_calls_per_source
+    calls in the voice menu, each further one gets 486 at once — its number unknown, its address (the packets', not
+    a header's) is what counts — while a phone on another address gets in."""
+    sipp = require("sipp")
+    settings, rooms = make_rooms(tmp_path, PASSERELLE_SIP__MAX_MENU_CALLS_PER_SOURCE="5")
+    conference = rooms.create_conference(ConferenceDraft(name="Consultation", lobby_mode="off"))
+    scenario = tmp_path / "flood.xml"
+    scenario.write_text(FLOOD.read_text().replace("FROM_USER", "anonymous"))
+    phone = Phone(tmp_path / "phone", free_port(), free_port(), 36400, tone(700, 8000 * 60, 8000, rate=8000))
+
+    async def run() -> tuple[int, int | None]:
+        async with running(settings, rooms) as stack:
+            flood = await asyncio.create_subprocess_exec(
+                sipp, f"127.0.0.1:{stack.port}", "-sf", str(scenario), "-r", "10", "-m", "30", "-l", "30",
+                "-i", "127.0.0.2", "-p", str(free_port()), "-mi", "127.0.0.2", "-mp", str(free_port() // 2 * 2),
+                "-nd", "-nostdin", "-timeout", "30s", "-recv_timeout", "12000",
+                cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            await asyncio.sleep(2.0)  # 20 INVITEs in, 5 of them in the menu (never ACKed: held 8 s)
+            await stack.dial_in(phone, conference.code)
+            joined = await stack.wait_for_legs(str(conference.id), 1, limit_s=15)
+            await asyncio.wait_for(flood.wait(), 40)
+            return joined, flood.returncode
+
+    caplog.set_level(logging.WARNING, logger="bridge.sip.gateway")
+    try:
+        joined, flood_status = asyncio.run(asyncio.wait_for(run(), 90))
+    finally:
+        phone.stop()
+    refused = [r.getMessage() for r in caplog.records if "already in the voice menu" in r.getMessage()]
+    assert flood_status is not None, "SIPp did not finish"
+    assert joined == 1, "the phone on another address was kept out"
+    assert len(refused) >= 20, f"only {len(refused)} INVITEs from the one address were refused"
+    assert all("from one address" in line and "127.0.0" not in line for line in refused), refused[:1]
