@@ -44,6 +44,7 @@ class SipSettings:
     first_media_timeout_s: int = _setting(p.integer(1, 60))
     max_menu_calls_per_caller: int = _setting(p.integer(1, 255))
     max_menu_calls_per_source: int = _setting(p.integer(1, 5000))
+    srtp_required: bool = _setting(p.boolean)
     rtp_port_min: int = _setting(p.integer(1024, 65535))
     rtp_port_max: int = _setting(p.integer(1024, 65535))
     engine: SipEngine = _setting(p.choice(SipEngine))

@@ -8,6 +8,7 @@ gets through a NAT; it latches to the first source, and moves only when that sou
 
 Sending: one packet per frame the media clock gives, μ-law or A-law by lookup table or G.722 (bridge/rtp/codecs.py);
 RFC 4733 digits when asked.
+SRTP (SDES) when the SDP agreed it: every packet checked before it is read, protected before it goes.
 RTCP on the next port (or on the same one, RFC 5761): a sender report with a report block every few seconds, the
 other side's reports read for loss, jitter and round trip (``quality``).
 """
@@ -31,6 +32,7 @@ from bridge.rtp.jitter import JitterBuffer
 from bridge.rtp.packet import RtpError, build, is_rtcp, parse
 from bridge.rtp.rtcp import ReceiverStats, RtcpError, middle32, sender_report
 from bridge.rtp.rtcp import parse as parse_rtcp
+from bridge.rtp.srtp import SrtpContext
 
 log = logging.getLogger(__name__)
 RELATCH_S = 1.0  # the latched source silent this long: another may take its place
@@ -90,6 +92,7 @@ class RtpSession(asyncio.DatagramProtocol):
         self._sr_sent: dict[int, float] = {}  # middle 32 bits of our SRs' NTP time → when we sent them
         self.closed = False
         self.sending = True  # False while the other side holds the call (a=sendonly or inactive offered)
+        self.srtp: SrtpContext | None = None  # SDES keys agreed in the SDP (bridge/rtp/srtp.py)
         self.opened_at = clock()
 
     def change_codec(self, codec: Codec, payload_type: int | None = None) -> None:
@@ -116,6 +119,12 @@ class RtpSession(asyncio.DatagramProtocol):
         if is_rtcp(data):  # multiplexed on the RTP port (RFC 5761)
             self.rtcp_received(data, addr)
             return
+        if self.srtp is not None:  # checked before anything else: a forged packet moves no latch
+            clear = self.srtp.unprotect(data)
+            if clear is None:
+                self._refused("srtp-auth", addr)
+                return
+            data = clear
         try:
             packet = parse(data)
         except RtpError as bad:
@@ -156,6 +165,12 @@ class RtpSession(asyncio.DatagramProtocol):
 
     def rtcp_received(self, data: bytes, addr: Address) -> bool:
         """The other side's reports (True), or garbage counted (False)."""
+        if self.srtp is not None:
+            clear = self.srtp.unprotect_rtcp(data)
+            if clear is None:
+                self._refused("srtcp-auth", addr)
+                return False
+            data = clear
         try:
             reports, _ = parse_rtcp(data)
         except RtcpError as bad:
@@ -195,7 +210,7 @@ class RtpSession(asyncio.DatagramProtocol):
         self._seq = (self._seq + 1) & 0xFFFF
         self.sent_packets += 1
         self.sent_octets += len(payload)
-        self.transport.sendto(data, self.remote)
+        self.transport.sendto(data if self.srtp is None else self.srtp.protect(data), self.remote)
 
     def send_report(self, wall_s: float | None = None) -> None:
         """A sender report with our one report block, to the other side's RTCP port."""
@@ -204,6 +219,8 @@ class RtpSession(asyncio.DatagramProtocol):
         wall = time.time() if wall_s is None else wall_s
         block = self.receiver.block(self.clock()) if self.receiver.ssrc is not None else None
         report = sender_report(self.ssrc, wall, self._ts, self.sent_packets, self.sent_octets, block)
+        if self.srtp is not None:
+            report = self.srtp.protect_rtcp(report)
         self._sr_sent[middle32(wall)] = self.clock()
         while len(self._sr_sent) > 8:
             self._sr_sent.pop(next(iter(self._sr_sent)))

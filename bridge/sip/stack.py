@@ -30,6 +30,7 @@ import secrets
 import socket
 import ssl
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ from aiosipua.uas_requests import handle_ack
 
 from bridge.rtp.codecs import PCMU
 from bridge.rtp.session import RtpLeg, RtpSession, open_session
+from bridge.rtp.srtp import Crypto, SrtpContext
 from bridge.sip import sdp
 from config import Settings
 from config.settings import TrunkSettings
@@ -231,7 +233,7 @@ class InboundCall:
             raise CallError("ended" if self.state is CallState.CLOSED else "answered twice")
         try:
             offer = sdp.parse_offer(self.incoming.invite.body)
-            _, media = sdp.choose(offer)
+            _, media = sdp.choose(offer, srtp_required=self.stack.srtp_required)
         except sdp.SdpError as bad:
             self.reject(bad.status)
             raise CallError(str(bad)) from None
@@ -244,7 +246,9 @@ class InboundCall:
             self.session.close()
             raise CallError("cancelled")
         text, self.media = sdp.answer(offer, self.stack.rtp_host, self.session.local_port, self._session_id,
-                                      self._version)  # fmt: skip
+                                      self._version, srtp_required=self.stack.srtp_required)  # fmt: skip
+        if self.media.crypto is not None and self.media.local_crypto is not None:
+            self.session.srtp = SrtpContext(self.media.local_crypto, self.media.crypto)
         self.session.sending = self.media.direction in ("sendrecv", "recvonly")
         self._respond_sdp(200, text)
         self.incoming.dialog.confirm()
@@ -349,14 +353,23 @@ class InboundCall:
         try:
             offer = sdp.parse_offer(request.body)
             rate = self.session.codec.rate_hz if self.session is not None else None  # the engine mixes it at one rate
+            ours = self.media.local_crypto if self.media is not None else None  # our key stays
             text, media = sdp.answer(offer, self.stack.rtp_host, self._port, self._session_id, self._version + 1,
-                                     rate_hz=rate)  # fmt: skip
-        except sdp.SdpError as bad:
+                                     rate_hz=rate, srtp_required=self.stack.srtp_required or ours is not None,
+                                     keep=ours)  # fmt: skip
+        except sdp.SdpError as bad:  # an SRTP call offered plain RTP again is refused too: no downgrade
             self._respond_sdp(bad.status, None)
             return
         self._version += 1
         session = self.session
         if session is not None:
+            if (
+                media.crypto is not None
+                and media.local_crypto is not None
+                and session.srtp is not None
+                and ((session.srtp.local, session.srtp.remote) != (media.local_crypto, media.crypto))
+            ):  # new keys (RFC 4568 §7.1.4): a context afresh
+                session.srtp = SrtpContext(media.local_crypto, media.crypto)
             if (media.codec, media.payload_type) != (session.codec, session.payload_type):
                 session.change_codec(media.codec, media.payload_type)
             session.event_payload_type = media.event_payload_type
@@ -373,8 +386,9 @@ class InboundCall:
 
     def _current_sdp(self) -> str:
         assert self.media is not None  # noqa: S101 - only asked once answered
-        offer = sdp.parse_offer(sdp.offer(self.stack.rtp_host, self._port, self._session_id))
-        return sdp.answer(offer, self.stack.rtp_host, self._port, self._session_id, self._version)[0]
+        ours = self.media.local_crypto
+        offer = sdp.parse_offer(sdp.offer(self.stack.rtp_host, self._port, self._session_id, ours))
+        return sdp.answer(offer, self.stack.rtp_host, self._port, self._session_id, self._version, keep=ours)[0]
 
     def _respond_sdp(self, status: int, text: str | None) -> None:
         request = self.incoming.invite
@@ -556,6 +570,7 @@ class SipStack:
         trunk: TrunkSettings | None = None,
         caller_id: str = "",
         on_call: Callable[[InboundCall], None] | None = None,
+        srtp_required: bool = False,
     ) -> None:
         self.host, self.port, self.transports = host, port, transports
         self.rtp_host = host
@@ -563,6 +578,7 @@ class SipStack:
         self.tls_certificate = tls_certificate
         self.rtp_timeout_s = rtp_timeout_s
         self.max_calls = max_calls
+        self.srtp_required = srtp_required
         self.trunk, self.caller_id = trunk, caller_id
         self.on_call = on_call
         self.calls: dict[str, InboundCall] = {}
@@ -579,7 +595,7 @@ class SipStack:
             sip.listen.host, sip.listen.port, tuple(t.value for t in sip.transports),
             rtp_ports=range(sip.rtp_port_min, sip.rtp_port_max + 1), tls_certificate=sip.tls_certificate,
             rtp_timeout_s=sip.rtp_timeout_s, max_calls=sip.max_calls, trunk=settings.trunk,
-            caller_id=settings.trunk.caller_id or settings.dial_in.numbers[0].e164,
+            caller_id=settings.trunk.caller_id or settings.dial_in.numbers[0].e164, srtp_required=sip.srtp_required,
         )  # fmt: skip
 
     @property
@@ -602,7 +618,8 @@ class SipStack:
         session = await open_session(self.rtp_host, self.rtp_ports, PCMU, None, label="out")
         from_uri = f"sip:{self.caller_id}@{trunk.domain}"
         auth = SipDigestAuth(trunk.username or self.caller_id, trunk.password.reveal()) if trunk.password else None
-        offer = sdp.parse_offer(sdp.offer(self.rtp_host, session.local_port))
+        ours = Crypto.fresh(1, "AES_CM_128_HMAC_SHA1_80") if self.srtp_required else None  # SRTP: offered only then
+        offer = sdp.parse_offer(sdp.offer(self.rtp_host, session.local_port, crypto=ours))
         outgoing = uac.send_invite(from_uri, uri, remote, offer, user_agent=USER_AGENT, auth=auth)
         wrapper = IncomingCall(
             dialog=outgoing.dialog, invite=outgoing.invite, sdp_offer=None, transport=agent.transport,
@@ -636,7 +653,7 @@ class SipStack:
         try:
             if outgoing.sdp_answer is None:
                 raise sdp.SdpError("no SDP in the answer")
-            _, media = sdp.choose(outgoing.sdp_answer)
+            _, media = sdp.choose(outgoing.sdp_answer, srtp_required=self.srtp_required)
         except sdp.SdpError as bad:
             log.info("dial-out: %s", bad)
             call.state = CallState.ESTABLISHED
@@ -645,6 +662,10 @@ class SipStack:
         if (media.codec, media.payload_type) != (session.codec, session.payload_type):
             session.change_codec(media.codec, media.payload_type)
         session.event_payload_type = media.event_payload_type
+        theirs = media.crypto
+        if ours is not None and theirs is not None:
+            media = replace(media, local_crypto=ours)
+            session.srtp = SrtpContext(ours, theirs)
         session.remote = media.remote
         session.remote_rtcp = (media.remote[0], media.remote[1] + 1) if media.remote else None
         call.media = media

@@ -28,11 +28,13 @@ class Phone:
     """A baresip phone. Its ports are found free just before it starts, yet another process (a browser, the bridge's
     media) can take one meanwhile: baresip then exits, and the phone starts again on other ports, up to three times
     (the SIP port stays when ``keep_sip_port``: a test that calls the phone there). ``codecs``: baresip's codec
-    modules, in the order it offers them; ``rate_hz``: its microphone's (and its sound's) sample rate."""
+    modules, in the order it offers them; ``rate_hz``: its microphone's (and its sound's) sample rate; ``mediaenc``:
+    baresip's media encryption (``srtp``, ``srtp-mand``: SDES)."""
 
     def __init__(
         self, folder: Path, sip_port: int, ctrl_port: int, rtp_base: int, mic: np.ndarray, *, answer: str = "manual",
         keep_sip_port: bool = False, codecs: tuple[str, ...] = ("g711",), rate_hz: int = 8000,
+        mediaenc: str = "",
     ) -> None:  # fmt: skip
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
@@ -45,7 +47,9 @@ class Phone:
             w.setsampwidth(2)
             w.setframerate(rate_hz)
             w.writeframes(mic.astype("<i2").tobytes())
-        (folder / "accounts").write_text(f"<sip:+33612345678@127.0.0.1>;regint=0;answermode={answer}\n")
+        encryption = f";mediaenc={mediaenc}" if mediaenc else ""  # e.g. srtp-mand: SDES, RTP/SAVP
+        (folder / "accounts").write_text(f"<sip:+33612345678@127.0.0.1>;regint=0;answermode={answer}{encryption}\n")
+        self.mediaenc = mediaenc
         for attempt in range(3):
             if attempt:
                 ctrl_port = _free(socket.SOCK_STREAM)
@@ -64,7 +68,8 @@ class Phone:
             f"audio_source aufile,{self.mic_path}\nausrc_srate {self.rate_hz}\n"
             f"audio_player aubridge,nil\naudio_alert aubridge,nil\n{codecs}"
             "module aufile.so\nmodule aubridge.so\nmodule sndfile.so\n"
-            f"module account.so\nmodule menu.so\nmodule ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\n"
+            + ("module srtp.so\n" if self.mediaenc.startswith("srtp") else "")
+            + f"module account.so\nmodule menu.so\nmodule ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\n"
             f"snd_path {self.dump}\n"
         )
         with (self.folder / "baresip.log").open("ab") as log:
