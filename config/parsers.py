@@ -261,6 +261,14 @@ def ip_address(raw: object) -> str:
         raise BadValue("an IP address, e.g. 127.0.0.1 or 2001:db8::1") from None
 
 
+def ip_network(raw: object) -> str:
+    text = str(raw).strip()
+    try:
+        return str(ipaddress.ip_network(text, strict=False))
+    except ValueError:
+        raise BadValue("an IP address or network, e.g. 192.0.2.10 or 198.51.100.0/24") from None
+
+
 def path(raw: object) -> Path:
     if not isinstance(raw, str) or not raw.strip():
         raise BadValue("a file or folder path")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ipaddress
 import itertools
 import logging
 import time
@@ -59,6 +60,7 @@ class SipGateway:
         self._ids = itertools.count(1)
         self._calls: dict[str, tuple[Call, DigitStream]] = {}
         # ("caller", number) or ("source", address) → its calls being answered (not yet handed over)
+        self._trusted = [ipaddress.ip_network(n) for n in settings.sip.trusted_sources]
         self._answering: collections.Counter[tuple[str, str]] = collections.Counter()
         self.draining = False  # stopping: new calls are refused at once
         self._expected: dict[str, asyncio.Future[str]] = {}  # direct link user part → its leg id, once it called
@@ -180,7 +182,7 @@ class SipGateway:
             await asyncio.to_thread(
                 self.flow.rooms.record, AuditKind.DIAL_IN_REFUSED, detail={"reason": "bad-direct-link"}
             )
-        source = sip_call.source[0] if sip_call.source is not None else None  # the packet's, not a header's
+        source = self._source(sip_call)
         keys = self._menu_keys(number, source) if direct is None else []
         for key, limit in keys:
             in_menu = sum(1 for c, _ in self._calls.values() if c.in_menu and key in self._menu_keys_of(c))
@@ -214,6 +216,18 @@ class SipGateway:
             expected.set_result(leg_id)
         flow = self.flow.run(call) if direct is None else self.flow.run_direct(call, direct)
         return await self._run(leg_id, call, stream, flow)
+
+    def _source(self, sip_call: Any) -> str | None:
+        """The address the call's packets came from (not a header's), or None when it is a trusted trunk or proxy
+        (sip.trusted_sources): many callers share it, so it is no caller's key."""
+        if sip_call.source is None:
+            return None
+        address = str(sip_call.source[0])
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return address
+        return None if any(ip in network for network in self._trusted) else address
 
     def _menu_keys(self, number: str | None, source: str | None) -> list[tuple[tuple[str, str], int]]:
         """What a call in the voice menu counts against, each with its cap: its number and its source address (a
@@ -261,9 +275,8 @@ class SipGateway:
         self, sip_call: Any, leg_id: str, number: str | None, stream: DigitStream, digits: asyncio.Queue[str]
     ) -> Call:
         leg = sip_call.leg(leg_id)
-        source = sip_call.source[0] if sip_call.source is not None else None  # the packet's, not a header's
         return Call(
-            leg=leg, caller_e164=number, source=source, hangup=leg.close, digits=digits,
+            leg=leg, caller_e164=number, source=self._source(sip_call), hangup=leg.close, digits=digits,
             inband_dtmf=stream.inband_wanted,
         )  # fmt: skip
 

@@ -86,14 +86,17 @@ def test_calls_that_ack_and_then_send_nothing_are_hung_up_soon(tmp_path: Path) -
 
 
 @pytest.mark.e2e
+@pytest.mark.parametrize("trusted", [False, True], ids=["untrusted", "trunk"])
 def test_one_address_past_its_menu_cap_is_refused_while_another_gets_in(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, trusted: bool
 ) -> None:
     """Anonymous INVITEs from one address (SIPp on 127.0.0.2), 10 a second: past sip.max_menu_calls_per_source
     calls in the voice menu, each further one gets 486 at once — its number unknown, its address (the packets', not
-    a header's) is what counts — while a phone on another address gets in."""
+    a header's) is what counts — while a phone on another address gets in. The same address declared a trunk
+    (sip.trusted_sources) carries many callers: not capped."""
     sipp = require("sipp")
-    settings, rooms = make_rooms(tmp_path, PASSERELLE_SIP__MAX_MENU_CALLS_PER_SOURCE="5")
+    trust = {"PASSERELLE_SIP__TRUSTED_SOURCES": "127.0.0.1,127.0.0.2/32"} if trusted else {}
+    settings, rooms = make_rooms(tmp_path, PASSERELLE_SIP__MAX_MENU_CALLS_PER_SOURCE="5", **trust)
     conference = rooms.create_conference(ConferenceDraft(name="Consultation", lobby_mode="off"))
     scenario = tmp_path / "flood.xml"
     scenario.write_text(FLOOD.read_text().replace("FROM_USER", "anonymous"))
@@ -121,5 +124,8 @@ def test_one_address_past_its_menu_cap_is_refused_while_another_gets_in(
     refused = [r.getMessage() for r in caplog.records if "already in the voice menu" in r.getMessage()]
     assert flood_status is not None, "SIPp did not finish"
     assert joined == 1, "the phone on another address was kept out"
+    if trusted:
+        assert refused == [], "a trusted trunk's calls were capped by its address"
+        return
     assert len(refused) >= 20, f"only {len(refused)} INVITEs from the one address were refused"
     assert all("from one address" in line and "127.0.0" not in line for line in refused), refused[:1]
