@@ -99,8 +99,12 @@ class JitterBuffer:
             samples, ts = samples[self._play - ts :], self._play
             n = len(samples)
         spans = self._spans(ts, n)
-        if all(self.filled[a:b].all() for a, b, _ in spans) and all(
-            np.array_equal(self.ring[a:b], samples[o : o + b - a]) for a, b, o in spans
+        # A duplicate finds every sample of its span filled with itself; the first sample tells most packets apart
+        # at the cost of one scalar look (small numpy calls were half of this method's time).
+        if (
+            self.filled[spans[0][0]]
+            and all(self.filled[a:b].all() for a, b, _ in spans)
+            and all(np.array_equal(self.ring[a:b], samples[o : o + b - a]) for a, b, o in spans)
         ):
             self.stats.duplicates += 1
             return
