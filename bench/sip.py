@@ -115,7 +115,7 @@ def run(
         "PASSERELLE_DATABASE__URL": f"sqlite:///{folder / 'db.sqlite3'}",
         "PASSERELLE_SIP__LISTEN": f"127.0.0.1:{sip_port}",
         "PASSERELLE_SIP__TRANSPORTS": "udp",
-        "PASSERELLE_SIP__MAX_CALLS": "255",
+        "PASSERELLE_SIP__MAX_CALLS": str(max(calls + 10, 255)),
         "PASSERELLE_HTTP__LISTEN": f"127.0.0.1:{free_port(socket.SOCK_STREAM)}",
         "PASSERELLE_CONTROL__SOCKET": str(sock),
     }
@@ -241,8 +241,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rate", type=int, default=20, help="new calls per second")
     parser.add_argument("--profile", type=Path, help="run the bridge under cProfile, writing this file")
     args = parser.parse_args(argv)
-    if not 1 <= args.calls <= 250 or args.room_size < 1:
-        parser.error("--calls from 1 to 250, --room-size at least 1")
+    if not 1 <= args.calls <= 4000 or args.room_size < 1:
+        parser.error("--calls from 1 to 4000, --room-size at least 1")
     print(json.dumps(run(args.calls, args.room_size, args.talk_s, args.window_s, args.rate, args.profile), indent=2))
     return 0
 
