@@ -35,18 +35,22 @@ class Codec:
 
 
 class _G711:
-    def __init__(self, encode: npt.NDArray[np.uint8], decode: npt.NDArray[np.int16]) -> None:
+    def __init__(
+        self,
+        encode: Callable[[npt.NDArray[np.int16]], npt.NDArray[np.uint8]],
+        decode: Callable[[npt.NDArray[np.uint8]], npt.NDArray[np.int16]],
+    ) -> None:
         self._encode, self._decode = encode, decode
 
     def encode(self, samples: npt.NDArray[np.int16]) -> bytes:
-        return self._encode[samples.view(np.uint16)].tobytes()
+        return self._encode(samples).tobytes()
 
     def decode(self, payload: bytes) -> npt.NDArray[np.int16]:
-        return self._decode[np.frombuffer(payload, dtype=np.uint8)]
+        return self._decode(np.frombuffer(payload, dtype=np.uint8))
 
 
-_ULAW = _G711(g711.ULAW_ENCODE, g711.ULAW_DECODE)
-_ALAW = _G711(g711.ALAW_ENCODE, g711.ALAW_DECODE)
+_ULAW = _G711(g711.ulaw_encode, g711.ulaw_decode)
+_ALAW = _G711(g711.alaw_encode, g711.alaw_decode)
 
 
 class _G722:
