@@ -38,21 +38,36 @@ from rooms import ConferenceDraft, Rooms
 from rooms.db import make_engine, session_factory
 
 
+def cpu_jiffies() -> tuple[int, int]:
+    """The machine's stolen and total CPU time (/proc/stat): a virtual machine's host taking the CPU away shows as
+    late ticks that no code of ours caused."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return fields[7] if len(fields) > 7 else 0, sum(fields)
+
+
 def clock(sock: Path) -> dict[str, int]:
     stats: dict[str, Any] = control.call(sock, "GET", "/stats", timeout_s=60)
     gc = stats.get("gc") or {"collections": [0, 0, 0], "long": 0}
-    return {"ticks": stats["clock"]["ticks"], "late": stats["clock"]["late"], "skipped": stats["clock"]["skipped"],
+    steal, total = cpu_jiffies()
+    return {"steal": steal, "cpu": total,
+            "ticks": stats["clock"]["ticks"], "late": stats["clock"]["late"], "skipped": stats["clock"]["skipped"],
             "legs_in_rooms": stats["legs_in_rooms"], "full_gcs": gc["collections"][2],
             "gcs_over_5ms": gc["long"], "gc_longest_ms": gc.get("longest_ms", 0.0)}  # fmt: skip
 
 
 def delta(before: dict[str, int], after: dict[str, int], seconds: float) -> dict[str, Any]:
     ticks = after["ticks"] - before["ticks"]
-    return {"seconds": round(seconds, 1), "ticks": ticks, "late": after["late"] - before["late"],
-            "skipped": after["skipped"] - before["skipped"], "legs_in_rooms": after["legs_in_rooms"],
-            "full_gcs": after["full_gcs"] - before["full_gcs"],
-            "gcs_over_5ms": after["gcs_over_5ms"] - before["gcs_over_5ms"],
-            "gc_longest_ms_so_far": after["gc_longest_ms"]}  # fmt: skip
+    return {
+        "seconds": round(seconds, 1),
+        "ticks": ticks,
+        "late": after["late"] - before["late"],
+        "skipped": after["skipped"] - before["skipped"],
+        "legs_in_rooms": after["legs_in_rooms"],
+        "full_gcs": after["full_gcs"] - before["full_gcs"],
+        "gcs_over_5ms": after["gcs_over_5ms"] - before["gcs_over_5ms"],
+        "gc_longest_ms_so_far": after["gc_longest_ms"],
+        "steal_percent": round(100 * (after["steal"] - before["steal"]) / max(1, after["cpu"] - before["cpu"]), 1),
+    }
 
 
 async def hostile(base: str, join_link: str, ticket_page: str, count: int) -> dict[str, int]:
@@ -166,8 +181,18 @@ def run(calls: int, users: int, requests: int, count: int) -> dict[str, Any]:
             time.sleep(10.0)
             phases["calls_alone"] = delta(before, clock(sock), time.monotonic() - t0)
             before, t0 = clock(sock), time.monotonic()
-            site = asyncio.run(load(base, b.process.pid, users, requests, 5))
+            steps: dict[str, Any] = {}
+            mark: dict[str, Any] = {"clock": before, "at": t0}
+
+            def step_ended(name: str) -> None:  # the late ticks of each of the site's steps
+                now, at = clock(sock), time.monotonic()
+                figures = delta(mark["clock"], now, at - mark["at"])
+                steps[name] = {k: figures[k] for k in ("ticks", "late", "skipped", "steal_percent")}
+                mark.update(clock=now, at=at)
+
+            site = asyncio.run(load(base, b.process.pid, users, requests, 5, step_ended))
             phases["site_load"] = delta(before, clock(sock), time.monotonic() - t0)
+            phases["site_load"]["steps"] = steps
             join = "/c/" + guarded.join_url.rsplit("/", 1)[1]
             before, t0 = clock(sock), time.monotonic()
             answers = asyncio.run(hostile(base, join, ticket, count))

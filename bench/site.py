@@ -80,7 +80,11 @@ async def phase(pid: int, count: int, concurrency: int, one: Callable[[int], Awa
     return summary(latencies, time.perf_counter() - t0, cpu_seconds(pid) - cpu0)
 
 
-async def load(base: str, pid: int, users: int, requests: int, concurrency: int) -> dict[str, Any]:
+async def load(
+    base: str, pid: int, users: int, requests: int, concurrency: int, on_step: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """Each step's figures; ``on_step(name)`` is called in a thread as each step ends (bench hostile reads the
+    clock there)."""
     results: dict[str, Any] = {}
     cpu0, t0 = cpu_seconds(pid), time.perf_counter()
     sessions: list[tuple[aiohttp.ClientSession, str, float]] = []
@@ -89,6 +93,8 @@ async def load(base: str, pid: int, users: int, requests: int, concurrency: int)
                                            for i in range(batch, min(users, batch + concurrency))))  # fmt: skip
     results["sign_in"] = summary([s[2] for s in sessions], time.perf_counter() - t0, cpu_seconds(pid) - cpu0)
     results["sign_in"]["note"] = "argon2id verify per sign-in, plus the login page and the dashboard around it"
+    if on_step is not None:
+        await asyncio.to_thread(on_step, "sign_in")
     day = (datetime.now(ZoneInfo("Europe/Paris")) + timedelta(days=3)).strftime("%Y-%m-%d")
     try:
 
@@ -147,6 +153,8 @@ async def load(base: str, pid: int, users: int, requests: int, concurrency: int)
         for name, step in (("dashboard", dashboard), ("plan_form", plan), ("api_create", api_create),
                            ("api_list", api_list), ("dashboard_after", dashboard)):  # fmt: skip
             results[name] = await phase(pid, requests, concurrency, step)
+            if on_step is not None:
+                await asyncio.to_thread(on_step, name)
         per_user = 2 * requests / users
         results["dashboard_after"]["note"] = f"each user then owns ~{per_user:.0f} conferences"
     finally:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from bridge.clock import MediaClock
+from bridge.clock import GcPacer, MediaClock
 from bridge.leg import Leg, LegStats, SharedWriter
 from dtmf.detector import DtmfDetector
 from mixer import Mixer, MixerConfig, MixerEvent, MixResult, OutputKind
@@ -437,14 +437,23 @@ class Engine:
             member.playback = None
         return np.clip(out, -32768, 32767).astype(np.int16)
 
-    async def run(self, stop: asyncio.Event, clock: MediaClock | None = None) -> None:
-        """Tick until ``stop`` is set."""
+    async def run(self, stop: asyncio.Event, clock: MediaClock | None = None, gc_pacer: GcPacer | None = None) -> None:
+        """Tick until ``stop`` is set; with ``gc_pacer``, the garbage collector runs after the ticks (see GcPacer)."""
         media = clock or MediaClock(self.config.frame_ms / 1000)
         self.clock = media
-        async for _ in media.ticks():
-            if stop.is_set():
-                break
+        if gc_pacer is not None:
+            gc_pacer.start()
+
+        def on_tick(_: int) -> None:
             self.tick()
+            if gc_pacer is not None:
+                gc_pacer.after_tick()
+
+        try:
+            await media.run(on_tick, stop)
+        finally:
+            if gc_pacer is not None:
+                gc_pacer.stop()
 
 
 def _settle(playback: _Playback, finished: bool) -> None:

@@ -175,6 +175,7 @@ class MixerSettings:
     sample_rate_hz: int = _setting(p.integer(8000, 48000))
     frame_ms: int = _setting(p.integer(10, 60))
     top_n: int = _setting(p.integer(1, 64))
+    realtime_priority: int = _setting(p.integer(0, 99))
 
 
 @dataclass(frozen=True, slots=True)

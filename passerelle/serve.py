@@ -15,26 +15,29 @@ import time
 
 import uvloop
 from aiohttp import web
+from sqlalchemy.orm import configure_mappers
 
 from bridge import Engine
 from bridge.asterisk import AsteriskDialler
 from bridge.callflow import CallFlow, Lobby
-from bridge.clock import GcWatch
+from bridge.clock import GcPacer, GcWatch
 from bridge.janus import EmbeddedJanus, ExternalJanus
 from bridge.janus.rooms import JanusRooms
 from bridge.prompts import PromptLibrary
 from bridge.sip.gateway import SipGateway
-from config import Settings
+from config import Language, Settings
 from config.errors import ConfigError
 from mixer import MixerConfig
 from notify.outbox import Outbox
 from notify.outbox import run as deliver
 from passerelle import control
+from rooms.dates import load_locale_data
 from rooms.db import session_factory
+from rooms.passwords import Verifier
 from rooms.retention import Retention
 from rooms.store import open_rooms
 from web import create_app
-from web.app import LIVE, OUTBOX_WAKEUP
+from web.app import AUTH, LIVE, OUTBOX_WAKEUP, PAGES
 from web.live import Live
 
 log = logging.getLogger(__name__)
@@ -63,7 +66,8 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     media_stop = asyncio.Event()  # after the goodbyes: callers must hear them
-    media = asyncio.create_task(engine.run(media_stop), name="media clock")
+    # The collector runs between ticks, in the loop, not in a site thread mid-tick (bench hostile: 25 ms pauses).
+    media = asyncio.create_task(engine.run(media_stop, gc_pacer=GcPacer()), name="media clock")
     outbox = asyncio.create_task(
         deliver(Outbox(session_factory(db), settings.retry), settings, stop, wakeup=app[OUTBOX_WAKEUP]), name="outbox"
     )  # invitations waiting to go out by email or SMS
@@ -71,6 +75,7 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
                                   name="retention")  # fmt: skip
     watching = asyncio.create_task(app[LIVE].watch_rooms(stop), name="room watch")  # deletions made elsewhere
     video = _video(settings, app[LIVE], stop)
+    warming: asyncio.Task[None] | None = None
     gc_watch = GcWatch()  # started once the heap is frozen: the collection that freezes it is not the clock's
     local: web.AppRunner | None = None
     try:
@@ -79,10 +84,12 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
         if settings.control.socket is not None:
             stats = control.media_stats(engine, flow, gc_watch)
             local = await control.start(lobby, settings.control.socket, dialler, stats)
+        await asyncio.to_thread(_warm_up, app, settings)
         await gateway.start()
+        warming = asyncio.create_task(_warm(app[AUTH].verifier), name="password workers")  # not delaying the start
         listen = settings.http.listen
         await web.TCPSite(runner, listen.host, listen.port).start()
-        _favour_media_clock()
+        _favour_media_clock(settings.mixer.realtime_priority)
         _freeze_heap()
         gc_watch.start()
         log.info("web site listening on %s (public URL %s)", listen, settings.http.public_base_url)
@@ -96,6 +103,8 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
         await purging
         await watching
         await video
+        if warming is not None:
+            await warming
         await gateway.close()
         await runner.cleanup()
         gc_watch.stop()
@@ -141,6 +150,25 @@ async def _wind_down(gateway: SipGateway, flow: CallFlow, live: Live, outbox: as
     log.info("stopping: calls and browsers told in %.1f s", time.monotonic() - started)
 
 
+def _warm_up(app: web.Application, settings: Settings) -> None:
+    """What the first requests would otherwise do beside the media clock, done before the service takes any (and
+    so frozen with the rest of the heap): the site's templates compiled, Babel's locale data read, SQLAlchemy's
+    mappers configured (bench hostile: late ticks under the site's first sign-ins)."""
+    started = time.monotonic()
+    templates = app[PAGES].compile_templates()
+    load_locale_data([language.value for language in Language], settings.locale.timezone)
+    configure_mappers()
+    log.info("site warmed up in %.2f s (%d templates)", time.monotonic() - started, templates)
+
+
+async def _warm(verifier: Verifier) -> None:
+    """The sign-in's password workers started before the first sign-in needs them."""
+    try:
+        await asyncio.to_thread(verifier.warm)
+    except Exception:  # the first sign-in starts them again, and says why if it cannot
+        log.exception("passwords: the checking workers did not start")
+
+
 async def _purge(retention: Retention, settings: Settings, stop: asyncio.Event) -> None:
     """Personal data past its retention goes at start, then every retention.purge_every_min."""
     while not stop.is_set():
@@ -152,14 +180,27 @@ async def _purge(retention: Retention, settings: Settings, stop: asyncio.Event) 
             await asyncio.wait_for(stop.wait(), settings.retention.purge_every_min * 60)
 
 
-def _favour_media_clock() -> None:
-    """Run this thread (the event loop, so the media clock) ahead of the SIP stack's three threads per call, which
-    the stack starts from its own thread at the default priority: on a busy machine the clock's wake-ups no longer
-    queue behind them. Needs CAP_SYS_NICE (root, or systemd's LimitNICE=); without it a warning says so."""
+def _favour_media_clock(realtime_priority: int) -> str:
+    """Run this thread (the event loop, so the media clock) ahead of everything else on the machine: the kernel's
+    round-robin real-time policy at ``realtime_priority`` (mixer.realtime_priority), as a telephony server's media
+    threads do; else niced to -10. Under either, two busy processes beside the service made late ticks (0.4 % of
+    them niced, none real-time; bench hostile, RESULTS.md). SCHED_RESET_ON_FORK: the threads and processes this
+    thread starts (the site's workers, the password workers, Janus) get the ordinary policy, not this one. Needs
+    CAP_SYS_NICE (root, or systemd's LimitRTPRIO=/LimitNICE=); without it a warning says so. What was applied."""
+    if realtime_priority:
+        try:
+            policy = os.SCHED_RR | os.SCHED_RESET_ON_FORK
+            os.sched_setscheduler(0, policy, os.sched_param(realtime_priority))
+            log.info("media clock: real-time priority %d (round-robin)", realtime_priority)
+            return "realtime"
+        except (PermissionError, OSError, AttributeError):  # no privilege, or not Linux
+            log.info("media clock: no real-time priority (needs CAP_SYS_NICE or LimitRTPRIO); trying nice -10")
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), -10)
     except PermissionError:
         log.warning("cannot raise the media clock's priority (needs CAP_SYS_NICE): ticks may be late under load")
+        return "default"
+    return "nice"
 
 
 def _freeze_heap() -> None:

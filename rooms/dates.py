@@ -47,3 +47,15 @@ def span(starts_at: datetime, ends_at: datetime, zone_name: str, language: str, 
         first, last = (moment(at, zone_name, language, with_zone=False) for at in (start, end))
         text = f"{first} – {last}"
     return f"{text} ({zone_label(zone_name, language)})" if with_zone else text
+
+
+def load_locale_data(languages: list[str], zone_name: str) -> None:
+    """Babel reads a locale's data (and a zone's names) from disk the first time they are asked for: done once
+    before the service takes requests, not in the middle of one beside the media clock (bench hostile)."""
+    at = datetime(2026, 1, 1, 12, tzinfo=ZoneInfo("UTC"))
+    from babel.dates import format_skeleton
+
+    for language in languages:
+        span(at, at + timedelta(hours=1), zone_name, language)
+        span(at, at + timedelta(hours=20), zone_name, language)
+        format_skeleton("MMMEd", at, locale=language)

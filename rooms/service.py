@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from config import Language, LobbyMode, Settings
-from rooms import codes
+from rooms import codes, passwords
 from rooms.boards import Boards
 from rooms.chat import Chat
 from rooms.contacts import normalise_email, normalise_phone
@@ -52,28 +52,6 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 _USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{1,63}")
 PASSWORD_MIN, PASSWORD_MAX = 12, 1024
-_hasher: Any = None
-
-
-_DUMMY: list[str] = []
-
-
-def _dummy_hash() -> str:
-    if not _DUMMY:
-        _DUMMY.append(_passwords().hash(secrets.token_hex(16)))
-    return _DUMMY[0]
-
-
-def _passwords() -> Any:
-    """argon2id with argon2-cffi's defaults (RFC 9106's second recommended option), made once."""
-    global _hasher
-    if _hasher is None:
-        from argon2 import PasswordHasher
-
-        _hasher = PasswordHasher()
-    return _hasher
-
-
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 RANDOM = "random"
 
@@ -238,28 +216,28 @@ class Rooms:
         """A local account's password (argon2id); what signs in without the portal."""
         if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX or not password.strip():
             raise ValidationError("password", f"{PASSWORD_MIN} characters at least")
-        digest = _passwords().hash(password)
+        digest = passwords.hasher().hash(password)
         with self._tx() as s:
             self._user(s, username).password_hash = digest
         log.info("password set for a user")
 
-    def check_password(self, username: str, password: str) -> UserView | None:
+    def check_password(
+        self, username: str, password: str, verify: Callable[[str | None, str], bool] = passwords.verify
+    ) -> UserView | None:
         """The user if the password is theirs, else None — the same work either way (an unknown name or an account
-        without a password is checked against a dummy hash), so timing tells nothing."""
-        from argon2.exceptions import InvalidHashError, VerificationError
-
-        hasher = _passwords()
+        without a password is checked against a dummy hash), so timing tells nothing. ``verify``: where the hash is
+        checked (the site passes its worker processes', :class:`rooms.passwords.Verifier`)."""
+        name = username.strip().lower()
         with self._tx() as s:
-            user = s.scalar(select(User).where(User.username == username.strip().lower()))
-            digest = user.password_hash if user is not None else None
-            try:
-                hasher.verify(digest or _dummy_hash(), password[:PASSWORD_MAX])
-            except (VerificationError, InvalidHashError):
+            digest = s.scalar(select(User.password_hash).where(User.username == name))
+        if not verify(digest, password[:PASSWORD_MAX]) or digest is None:  # no database connection held meanwhile
+            return None
+        with self._tx() as s:
+            user = s.scalar(select(User).where(User.username == name, User.password_hash == digest))
+            if user is None:  # deleted, or its password changed, while the hash was checked
                 return None
-            if user is None or digest is None:
-                return None
-            if hasher.check_needs_rehash(digest):  # the parameters were raised since: stronger from now on
-                user.password_hash = hasher.hash(password)
+            if passwords.hasher().check_needs_rehash(digest):  # the parameters were raised since: stronger now
+                user.password_hash = passwords.hasher().hash(password)
             return UserView.of(user)
 
     def get_user(self, username: str) -> UserView:

@@ -31,6 +31,7 @@ SETTINGS = web.AppKey("settings", Settings)
 ROOMS = web.AppKey("rooms", Rooms)
 PAGES = web.AppKey("pages", Pages)
 LIVE = web.AppKey("live", Live)
+AUTH = web.AppKey("auth", Auth)
 OUTBOX_WAKEUP = web.AppKey("outbox wakeup", Wakeup)
 STATIC = Path(__file__).with_name("static")
 
@@ -62,6 +63,12 @@ def create_app(
     app = web.Application(client_max_size=1024 * 1024, middlewares=[auth.middleware, pages.site_errors])
     app[SETTINGS] = settings
     app[ROOMS] = rooms
+    app[AUTH] = auth
+
+    async def close_verifier(_: web.Application) -> None:
+        await asyncio.to_thread(auth.verifier.close)  # its worker processes, if a sign-in started them
+
+    app.on_cleanup.append(close_verifier)
     app[PAGES] = pages
     wakeup = app[OUTBOX_WAKEUP] = Wakeup()  # `passerelle serve` hands it to the outbox worker
     outbox = Outbox(rooms.sessions, settings.retry, rooms.now, wakeup)

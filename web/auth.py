@@ -41,6 +41,7 @@ from joserfc.jwk import KeySet
 
 from config import Settings
 from rooms import ConflictError, NotFoundError, Rooms, UserView, ValidationError
+from rooms.passwords import Verifier
 from rooms.throttle import Key, Policy, Scope, Throttle
 from rooms.web_sessions import WebSessions
 
@@ -98,6 +99,7 @@ class Auth:
         self._trusted = frozenset(settings.http.trusted_proxies)
         self._provider: Provider | None = None
         self._provider_lock = asyncio.Lock()
+        self.verifier = Verifier()  # argon2 in processes niced below the media clock; closed with the app
 
     # -- middleware ----------------------------------------------------------------------------------------------
 
@@ -206,7 +208,7 @@ class Auth:
         claim = await asyncio.to_thread(self.throttle.claim, keys) if wait <= 0 else None
         if claim is None:
             return max(wait, 1.0)
-        user = await asyncio.to_thread(self.rooms.check_password, username[:64], password)
+        user = await asyncio.to_thread(self.rooms.check_password, username[:64], password, self.verifier.verify)
         if user is None:
             log.info("sign-in: a wrong password (%s)", "a known device" if device else "an unknown device")
             return 0.0

@@ -48,12 +48,21 @@ class Pages:
         self.settings, self.rooms, self.key = settings, rooms, key
         self.catalogs = load_catalogs()
         self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
-        )
+            loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined,
+            auto_reload=False,  # the templates are the installed code's: no stat of the file at every page
+        )  # fmt: skip
         self.limits = rooms.code_limits
         self._blob = os.urandom(MAX_DOWNLOAD)  # incompressible: a proxy cannot shrink the throughput test
 
     # -- rendering -----------------------------------------------------------------------------------------------
+
+    def compile_templates(self) -> int:
+        """Every template compiled now (``passerelle serve`` does it before it takes requests): compiling one is
+        tens of ms of Python that, at its first page, ran beside the media clock (bench hostile: late ticks)."""
+        names = self.env.list_templates(extensions=["html", "txt"])
+        for name in names:
+            self.env.get_template(name)
+        return len(names)
 
     def render(self, request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
         return self._response(request, self._text(request, template, context), status)

@@ -63,12 +63,20 @@ def test_serve_upgrades_embedded_database_answers_health_and_stops(tmp_path: Pat
         assert body is not None, "no answer from /healthz"
         assert body["status"] == "ok"
         assert body["database"] == "ok"
-        if os.geteuid() == 0:  # allowed to: the event loop (the media clock) runs ahead of the stack's threads
-            assert os.getpriority(os.PRIO_PROCESS, proc.pid) == -10
+        if os.geteuid() == 0:  # allowed to: the event loop (the media clock) runs ahead of everything else
+            policy = os.sched_getscheduler(proc.pid)
+            assert policy & ~os.SCHED_RESET_ON_FORK == os.SCHED_RR
+            assert policy & os.SCHED_RESET_ON_FORK, "threads and children it starts must not inherit it"
+            others = [int(t) for t in os.listdir(f"/proc/{proc.pid}/task") if int(t) != proc.pid]
+            assert others, "the service runs threads beside its loop"
+            for tid in others:  # the site's workers and the rest: ordinary threads
+                with contextlib.suppress(ProcessLookupError):
+                    assert os.sched_getscheduler(tid) & ~os.SCHED_RESET_ON_FORK == os.SCHED_OTHER
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=20)
         assert proc.returncode == 0, err
         assert "web site listening on 127.0.0.1" in err
+        assert re.search(r"site warmed up in [0-9.]+ s \(\d+ templates\)", err)
         assert "SIP gateway listening on 127.0.0.1" in err
         assert "alembic" not in err, "the migration tool's own lines are not the operator's business"
         assert err.count("database schema") == 1
@@ -84,6 +92,43 @@ def test_serve_upgrades_embedded_database_answers_health_and_stops(tmp_path: Pat
     engine = create_engine(f"sqlite:///{tmp_path / 'var' / 'db.sqlite3'}")
     assert {"users", "conferences", "dial_codes", "invitees", "audit_events"} <= set(inspect(engine).get_table_names())
     engine.dispose()
+
+
+def test_the_media_clock_thread_is_favoured_and_passes_nothing_on() -> None:
+    """Real-time (round-robin) when allowed, nice -10 when only that is, else said; never handed to the threads
+    the clock's thread starts afterwards (SCHED_RESET_ON_FORK)."""
+    import threading
+
+    from passerelle.serve import _favour_media_clock
+
+    seen: dict[str, object] = {}
+
+    def favoured(priority: int) -> None:
+        seen["applied"] = _favour_media_clock(priority)
+        seen["policy"] = os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK
+        seen["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        child = threading.Thread(target=lambda: seen.update(
+            child_policy=os.sched_getscheduler(0) & ~os.SCHED_RESET_ON_FORK,
+            child_nice=os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))  # fmt: skip
+        child.start()
+        child.join()
+
+    for priority in (10, 0):
+        thread = threading.Thread(target=favoured, args=(priority,))  # its own thread: the policy is per thread
+        thread.start()
+        thread.join()
+        if os.geteuid() != 0:
+            assert seen["applied"] in ("default", "nice")
+            continue
+        if priority:
+            assert seen["applied"] == "realtime"
+            assert seen["policy"] == os.SCHED_RR
+            assert seen["child_policy"] == os.SCHED_OTHER
+            assert seen["child_nice"] == 0
+        else:
+            assert seen["applied"] == "nice"
+            assert seen["policy"] == os.SCHED_OTHER
+            assert seen["nice"] == -10
 
 
 @pytest.mark.e2e

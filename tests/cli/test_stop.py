@@ -5,6 +5,7 @@ never marked sent) and the whole stop takes under 10 s."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import threading
@@ -96,6 +97,8 @@ def test_sigterm_says_goodbye_refuses_new_calls_and_stops_within_10_s(tmp_path: 
     assert "a call refused: the service is stopping" in log, "a call placed while stopping was not refused"
     assert not phone_in_call, "the caller did not get a BYE"
     assert not late_in_call
+    refused = (tmp_path / "b" / "baresip.log").read_text()
+    assert re.search(r"\b503 Service Unavailable", refused), "the call placed while stopping is told 503"
     assert message.state is OutboxState.PENDING, "the interrupted message is to be sent again"
     assert message.sent_at is None
     assert "Traceback" not in log

@@ -57,3 +57,56 @@ def test_cli_reads_the_password_from_stdin(
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
     assert main(["user", "password", "dr.martin"]) != 0
     assert "password" in capsys.readouterr().err
+
+
+def test_a_password_changed_while_it_was_being_checked_signs_nobody_in(rooms: Rooms) -> None:
+    from rooms import passwords
+
+    rooms.create_user("dr.martin", "Dr Martin")
+    rooms.set_password("dr.martin", PASSWORD)
+
+    def verify_while_it_changes(digest: str | None, password: str) -> bool:
+        rooms.set_password("dr.martin", "another long passphrase")  # the owner changes it meanwhile
+        return passwords.verify(digest, password)
+
+    assert rooms.check_password("dr.martin", PASSWORD, verify_while_it_changes) is None
+    assert rooms.check_password("dr.martin", "another long passphrase") is not None
+
+
+def _niceness() -> int:
+    import os
+
+    return os.getpriority(os.PRIO_PROCESS, 0)
+
+
+def _pid() -> int:
+    import os
+
+    return os.getpid()
+
+
+def test_the_verifier_checks_in_worker_processes_below_the_media_clock() -> None:
+    """argon2 away from the service's interpreter and at a lower priority than anything else it runs."""
+    import os
+    import signal
+
+    from rooms.passwords import WORKER_NICE, Verifier, hasher
+
+    digest = hasher().hash(PASSWORD)
+    verifier = Verifier(workers=1)
+    try:
+        assert verifier.verify(digest, PASSWORD) is True
+        assert verifier.verify(digest, PASSWORD + "!") is False
+        assert verifier.verify(None, PASSWORD) is False  # no such account: the same work, never a match
+        assert verifier.verify("not a hash", PASSWORD) is False
+        worker = verifier.run(_pid)
+        assert worker != os.getpid()
+        assert verifier.run(_niceness) >= WORKER_NICE
+        os.kill(worker, signal.SIGKILL)  # a worker dies (the OOM killer): another takes over
+        assert verifier.verify(digest, PASSWORD) is True
+        assert verifier.run(_pid) != worker
+        verifier.close()
+        verifier.close()  # twice: nothing happens
+        assert verifier.verify(digest, PASSWORD) is True  # used again: workers again
+    finally:
+        verifier.close()

@@ -9,7 +9,8 @@ from aiohttp.test_utils import make_mocked_request
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
-from config import Language
+from config import Language, Settings
+from rooms import Rooms
 from web.i18n import LOCALES, negotiate
 
 ROOT = Path(__file__).parents[2]
@@ -52,3 +53,18 @@ def test_language_of_a_request(query: str, cookie: str, accept: str, expected: L
         headers["Cookie"] = f"lang={cookie}"
     request = make_mocked_request("GET", "/c/x" + query, headers=headers)
     assert negotiate(request, Language.FR) == (expected, chosen)
+
+
+def test_every_template_compiles_before_the_first_request(settings: Settings, rooms: Rooms) -> None:
+    """``passerelle serve`` compiles them at its start (not at a page, beside the media clock), and the locale
+    data of both languages is read then too."""
+    from babel import localedata
+
+    from rooms.dates import load_locale_data
+    from web.pages import TEMPLATES, Pages
+
+    pages = Pages(settings, rooms, b"k" * 32)
+    assert pages.compile_templates() == len(list(Path(TEMPLATES).glob("*.html"))) > 10
+    assert not pages.env.auto_reload  # no stat of the file at every page
+    load_locale_data(["fr", "en"], "Europe/Paris")
+    assert {"fr", "en"} <= set(localedata._cache)
