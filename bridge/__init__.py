@@ -1,4 +1,4 @@
-"""Call legs and the media clock: the ``Leg`` protocol, SIP legs (baresip-python, kept behind ``bridge/sip/``),
+"""Call legs and the media clock: the ``Leg`` protocol, SIP legs (``bridge/sip/``, ``bridge/rtp/``),
 WebRTC legs (aiortc), voice prompts and the engine that ticks every room each 20 ms."""
 
 from __future__ import annotations

@@ -24,11 +24,6 @@ class SipTransport(StrEnum):
     TLS = "tls"
 
 
-class SipEngine(StrEnum):
-    PYTHON = "python"  # bridge/sip/stack.py
-    BARESIP = "baresip"  # the former engine, until it is removed
-
-
 class OpusApplication(StrEnum):
     """How the bridge encodes what browsers hear (libopus's application)."""
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from config import parsers as p
-from config.enums import Language, LobbyMode, OpusApplication, SipEngine, SipTransport, SmtpSecurity
+from config.enums import Language, LobbyMode, OpusApplication, SipTransport, SmtpSecurity
 from config.errors import ConfigError
 from config.parsers import DialInNumber, HostPort
 from config.secret import Secret
@@ -48,7 +48,6 @@ class SipSettings:
     trusted_sources: tuple[str, ...] = _setting(p.listing(p.ip_network, "IP addresses or networks"))
     rtp_port_min: int = _setting(p.integer(1024, 65535))
     rtp_port_max: int = _setting(p.integer(1024, 65535))
-    engine: SipEngine = _setting(p.choice(SipEngine))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,1 +1,2 @@
-"""SIP legs and the dial-in gateway, on baresip-python (pinned; kept behind this package: nothing else imports it)."""
+"""SIP signalling (aiosipua: transactions, dialogs, SDP offer/answer) and the dial-in gateway; the calls' RTP is in
+:mod:`bridge.rtp`, on the media loop."""

@@ -3,8 +3,7 @@ handing each to the call flow with its audio leg and its digits (RFC 4733, SIP I
 through the trunk when one is configured. A call whose To user is a direct link (see :mod:`bridge.sip.direct`) goes
 straight into its conference.
 
-The SIP engine is :mod:`bridge.sip.stack` (aiosipua signalling, RTP on this loop); ``sip.engine = "baresip"``
-selects the former one (:mod:`bridge.sip.baresip_engine`), kept to measure against until it goes.
+The SIP stack is :mod:`bridge.sip.stack`: aiosipua's signalling, and every call's RTP on this loop.
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ from bridge.callflow import Call, CallFlow, CallOutcome
 from bridge.sip.direct import PREFIX, DirectLinks, user_of
 from bridge.sip.stack import CallError, SipStack
 from config import PasserelleError, Settings
-from config.enums import SipEngine
 from dtmf.stream import Digit, DigitStream
 from rooms import AuditKind
 from rooms.contacts import dialable_phone, mask_phone, normalise_phone
@@ -55,7 +53,7 @@ class SipGateway:
         self.settings = settings
         self.flow = flow
         self.links = DirectLinks(settings.security.secret_key.reveal(), time.time)
-        self._engine: Any = None  # SipStack, or BaresipEngine (sip.engine)
+        self._engine: SipStack | None = None
         self._tasks: set[asyncio.Task[object]] = set()
         self._ids = itertools.count(1)
         self._calls: dict[str, tuple[Call, DigitStream]] = {}
@@ -69,23 +67,12 @@ class SipGateway:
 
     async def start(self) -> None:
         listen, sip = self.settings.sip.listen, self.settings.sip
-        if sip.engine is SipEngine.BARESIP:
-            from bridge.sip.baresip_engine import BaresipEngine
-
-            self._engine = BaresipEngine(self.settings)
-        else:
-            self._engine = SipStack.from_settings(self.settings)
+        self._engine = SipStack.from_settings(self.settings)
         await self._engine.start(self._incoming)
         if self.settings.trunk.domain:
             log.info("dial-out through %s", self.settings.trunk.outbound_proxy or self.settings.trunk.domain)
         tls = f", TLS on port {listen.port + 1}" if sip.tls_certificate is not None else ""
         log.info("SIP gateway listening on %s (%s%s)", listen, ", ".join(sip.transports), tls)
-
-    @staticmethod
-    def _stack_config_for(settings: Settings) -> str:
-        from bridge.sip.baresip_engine import BaresipEngine
-
-        return BaresipEngine.stack_config(settings)
 
     async def close(self) -> None:
         for task in list(self._tasks):

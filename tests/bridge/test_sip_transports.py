@@ -88,16 +88,3 @@ def test_sip_transport_left_out_is_not_answered(tmp_path: Path) -> None:
     udp, tcp = asyncio.run(asyncio.wait_for(scenario(), 60))
     assert udp == 0
     assert tcp != 0, "TCP answered though sip.transports holds only udp"
-
-
-def test_stack_configuration_follows_the_settings(tmp_path: Path) -> None:
-    from bridge.sip.gateway import SipGateway
-
-    settings, _ = make_rooms(
-        tmp_path, PASSERELLE_SIP__TRANSPORTS="udp,tls", PASSERELLE_SIP__TLS_CERTIFICATE=str(tmp_path / "sip.pem")
-    )
-    lines = SipGateway._stack_config_for(settings).splitlines()
-    assert f"sip_listen {settings.sip.listen}" in lines
-    assert "sip_transports udp,tls" in lines
-    assert f"sip_certificate {tmp_path / 'sip.pem'}" in lines
-    assert "audio_jitter_buffer_ms 20-60" in lines  # the 20-60 ms

@@ -76,7 +76,7 @@ def test_a_repeated_warning_is_held_back_then_counted() -> None:
 
     now = [0.0]
     limiter = RepeatLimiter(burst=5, window_s=60, clock=lambda: now[0])
-    log = logging.getLogger("baresip.native")
+    log = logging.getLogger("bridge.rtp.session")
     handler = logging.StreamHandler()
     handler.addFilter(limiter)
     lines: list[str] = []
