@@ -3,7 +3,7 @@
 # and every test. Extra arguments go to pytest, e.g. `scripts/test.sh -m "not e2e"` skips the slow end-to-end tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/setup.sh test postgresql espeak-ng sox baresip-core sip-tester chromium faketime janus clamav-daemon
+source scripts/setup.sh test postgresql espeak-ng sox baresip-core sip-tester chromium faketime janus clamav-daemon linphone-cli
 source scripts/postgres.sh
 
 # From npm, with Node (Debian's, unless a node and npm are already there), each installed again whenever its lock
