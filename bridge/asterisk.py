@@ -24,6 +24,7 @@ from bridge.sip.gateway import DialOutError, SipGateway
 from config import Settings
 from rooms import AuditKind
 from rooms.contacts import dialable_phone, mask_phone
+from rooms.errors import ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,10 @@ class AsteriskDialler:
         self.gateway = gateway
         self._ids = itertools.count(1)
 
-    async def dial_out(self, conference_id: uuid.UUID | str, number: str) -> str:
+    async def dial_out(self, conference_id: uuid.UUID | str, number: str, digits: str = "") -> str:
         settings = self.settings
+        if digits:  # Originate dials the number alone; keys after the answer are the SIP trunk's (dial_out)
+            raise ValidationError("digits", "keys after the answer need the SIP trunk, not asterisk.ami")
         e164 = dialable_phone(number, settings.locale.phone_region, settings.trunk.allowed_countries)
         rooms = self.gateway.flow.rooms
         conference = await asyncio.to_thread(rooms.joinable_conference, conference_id)

@@ -15,7 +15,7 @@ import asyncio
 import itertools
 import logging
 from collections import deque
-from collections.abc import Callable, Coroutine, Hashable
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -36,6 +36,7 @@ from rooms.throttle import Claim, Key
 log = logging.getLogger(__name__)
 
 TURN_SLACK_S = 1.0  # a waiting caller of better rank whose turn comes this soon is not overtaken
+POST_DIAL_WAIT_S = 1.5  # dial-out: from the answer to the keys it was given (a switchboard greets first)
 
 
 class _Gone(Exception):
@@ -65,6 +66,9 @@ class Call:
     # When the last key reached the bridge (set by the SIP side as digits arrive): the code's final # → joined time.
     last_digit_at: float | None = None
     in_menu: bool = True  # still in the voice menu (codes), not yet in a lobby or a room
+    # Dial-out behind a switchboard or an IVR: keys sent once answered (RFC 4733), before "you are joining".
+    post_dial: str = ""
+    send_digits: Callable[[str], Awaitable[None]] | None = None
 
 
 @dataclass
@@ -231,6 +235,9 @@ class CallFlow:
         return await self._codes(call, keys, shown)
 
     async def _direct(self, call: Call, conference_id: Hashable) -> CallOutcome:
+        if call.post_dial and call.send_digits is not None:
+            await asyncio.sleep(POST_DIAL_WAIT_S)  # the switchboard's greeting starts: it listens for keys
+            await call.send_digits(call.post_dial)
         await self._say(call, ["joining"])
         return await self._enter(call, conference_id, LobbyMode.OFF)
 

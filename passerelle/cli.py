@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     dial = commands.add_parser("call", help="call a phone number into a conference (asks the running service)")
     dial.add_argument("--conference", required=True, metavar="ID")
     dial.add_argument("--number", required=True, help="national or +E.164; of a country in trunk.allowed_countries")
+    dial.add_argument("--digits", default="", help="keys sent once answered (RFC 4733): a switchboard's extension")
 
     dtmf = commands.add_parser("dtmf", help="keypad tones in WAV files").add_subparsers(dest="action", required=True)
     detect = dtmf.add_parser("detect", help="print each digit heard, with its start and end in ms")
@@ -203,7 +204,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "call":
         from passerelle import control
 
-        body = {"conference": args.conference, "number": args.number}
+        body = {"conference": args.conference, "number": args.number, "digits": args.digits}
         wait_s = settings.trunk.answer_timeout_s + 15
         print(control.show(control.call(settings.control.socket, "POST", "/calls", body, timeout_s=wait_s)))
         return 0

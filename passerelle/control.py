@@ -11,7 +11,7 @@ import json
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
@@ -25,7 +25,14 @@ from rooms.errors import NotFoundError, ValidationError
 LOBBY = web.AppKey("lobby", Lobby)
 Stats = Callable[[], dict[str, Any]]
 STATS: web.AppKey[Stats] = web.AppKey("stats")
-Dialler = Callable[[str, str], Awaitable[str]]  # (conference id, number) → leg id, once in the room
+
+
+class Dialler(Protocol):
+    """(conference id, number, keys to send once answered) → leg id, once the callee is in the room."""
+
+    def __call__(self, conference_id: str, number: str, digits: str = "", /) -> Awaitable[str]: ...
+
+
 DIALLER: web.AppKey[Dialler] = web.AppKey("dialler")
 
 
@@ -49,17 +56,18 @@ async def _decide(request: web.Request) -> web.Response:
 
 
 async def _dial(request: web.Request) -> web.Response:
-    """POST {"conference": id, "number": "+33…"}: answers once the callee is in the room, or says why not."""
+    """POST {"conference": id, "number": "+33…", "digits": "123#"}: answers once the callee is in the room, or
+    says why not. ``digits`` (optional): keys sent once the call is answered, for a switchboard."""
     try:
         body = await request.json()
-        conference, number = str(body["conference"]), str(body["number"])
-    except (ValueError, KeyError, TypeError):
+        conference, number, digits = str(body["conference"]), str(body["number"]), str(body.get("digits") or "")
+    except (ValueError, KeyError, TypeError, AttributeError):
         return web.json_response({"error": 'expected JSON {"conference": ID, "number": "+33…"}'}, status=400)
     dial = request.app.get(DIALLER)
     if dial is None:
         return web.json_response({"error": "this service does not dial out"}, status=501)
     try:
-        leg = await dial(conference, number)
+        leg = await dial(conference, number, digits) if digits else await dial(conference, number)
     except ValidationError as exc:
         return web.json_response({"error": str(exc)}, status=400)
     except NotFoundError:

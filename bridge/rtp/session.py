@@ -7,7 +7,9 @@ RTP (RFC 4961): the session answers where the caller's packets come from, not wh
 gets through a NAT; it latches to the first source, and moves only when that source has been silent a second.
 
 Sending: one packet per frame the media clock gives, μ-law or A-law by lookup table or G.722 (bridge/rtp/codecs.py);
-RFC 4733 digits when asked.
+RFC 4733 digits when asked (:meth:`RtpSession.send_digits`): each event in place of the audio of its frames, one
+packet a frame with the event's first timestamp and a growing duration, the marker bit on the first, the end
+three times (§2.5.1.2-4), then a pause of audio before the next.
 SRTP (SDES) when the SDP agreed it: every packet checked before it is read, protected before it goes.
 RTCP on the next port (or on the same one, RFC 5761): a sender report with a report block every few seconds, the
 other side's reports read for loss, jitter and round trip (``quality``).
@@ -21,6 +23,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -33,6 +36,7 @@ from bridge.rtp.packet import RtpError, build, is_rtcp, parse
 from bridge.rtp.rtcp import ReceiverStats, RtcpError, middle32, sender_report
 from bridge.rtp.rtcp import parse as parse_rtcp
 from bridge.rtp.srtp import SrtpContext
+from dtmf.rfc4733 import EVENT_DIGITS, TelephoneEvent, event_code
 
 log = logging.getLogger(__name__)
 RELATCH_S = 1.0  # the latched source silent this long: another may take its place
@@ -49,6 +53,17 @@ class _Rtcp(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: Address) -> None:
         if self.session.rtcp_received(data, addr):
             self.session.remote_rtcp = addr  # symmetric RTCP, as for RTP
+
+
+@dataclass(slots=True)
+class _Event:
+    """An RFC 4733 event being sent: its code, its first timestamp, its duration so far, the pause after it."""
+
+    code: int
+    timestamp: int
+    duration: int = 0
+    paused: int = 0
+    first: bool = True
 
 
 class RtpSession(asyncio.DatagramProtocol):
@@ -94,6 +109,10 @@ class RtpSession(asyncio.DatagramProtocol):
         self.sending = True  # False while the other side holds the call (a=sendonly or inactive offered)
         self.srtp: SrtpContext | None = None  # SDES keys agreed in the SDP (bridge/rtp/srtp.py)
         self.opened_at = clock()
+        self._digits: collections.deque[str] = collections.deque()  # waiting to be sent as RFC 4733 events
+        self._event: _Event | None = None  # the one being sent
+        self._digit_ms = (100, 60)  # each key's tone and the pause after it
+        self.sent_digits = 0
 
     def change_codec(self, codec: Codec, payload_type: int | None = None) -> None:
         """A re-INVITE chose another codec: what waits in the jitter buffer is dropped, the coder starts afresh.
@@ -192,15 +211,55 @@ class RtpSession(asyncio.DatagramProtocol):
 
     # -- sending ---------------------------------------------------------------------------------------------------
 
+    def send_digits(self, digits: str, *, duration_ms: int = 100, pause_ms: int = 60) -> None:
+        """Queue ``digits`` (0-9, *, #, A-D) as RFC 4733 events; ValueError for anything else, and nothing queued.
+        They go out with the frames the media clock sends, so they keep its pace."""
+        if self.event_payload_type is None:
+            raise ValueError("the other side agreed no telephone-event payload (RFC 4733)")
+        if not 40 <= duration_ms <= 2000 or not 40 <= pause_ms <= 2000:
+            raise ValueError("digit duration and pause from 40 to 2000 ms")
+        codes = [event_code(d) for d in digits]  # ValueError for a non-digit, before anything is queued
+        for code in codes:
+            self._digits.append(EVENT_DIGITS[code])
+        self._digit_ms = duration_ms, pause_ms
+
     def send(self, frame: npt.NDArray[np.int16]) -> None:
         if self.closed or self.transport is None or self.remote is None:
             return
+        step = len(frame) * self.codec.clock_hz // self.codec.rate_hz  # the frame in timestamp units
         if not self.sending:  # held: nothing goes out, the timestamp goes on as the clock does (RFC 3550 §5.1)
             self._talking = False  # the first packet after the hold has the marker bit
+        elif self._event is not None or self._digits:
+            self._send_event(step, frame)
         else:
             self._send(self.payload_type, self._coder.encode(frame), marker=not self._talking)
             self._talking = True
-        self._ts = (self._ts + len(frame) * self.codec.clock_hz // self.codec.rate_hz) & 0xFFFFFFFF
+        self._ts = (self._ts + step) & 0xFFFFFFFF
+
+    def _send_event(self, step: int, frame: npt.NDArray[np.int16]) -> None:
+        """One frame's worth of the current event (or of the pause after it), RFC 4733 §2.5.1."""
+        assert self.event_payload_type is not None  # noqa: S101 - send_digits checked it
+        duration_ms, pause_ms = self._digit_ms
+        event = self._event
+        if event is None:
+            event = self._event = _Event(event_code(self._digits.popleft()), self._ts)
+        tone = duration_ms * self.codec.clock_hz // 1000
+        if event.duration < tone:  # the key held: same timestamp, the duration so far
+            event.duration = min(0xFFFF, event.duration + step)
+            payload = bytes(TelephoneEvent(event.code, False, 10, event.duration))
+            self._send(self.event_payload_type, payload, marker=event.first, timestamp=event.timestamp)
+            event.first = False
+            if event.duration >= tone:  # released: the end, three times (the same duration)
+                end = bytes(TelephoneEvent(event.code, True, 10, event.duration))
+                for _ in range(3):
+                    self._send(self.event_payload_type, end, timestamp=event.timestamp)
+                self.sent_digits += 1
+            return
+        event.paused += step  # the pause: audio again, so that the next key is a new event
+        self._send(self.payload_type, self._coder.encode(frame), marker=not self._talking)
+        self._talking = True
+        if event.paused >= pause_ms * self.codec.clock_hz // 1000:
+            self._event = None
 
     def _send(self, payload_type: int, payload: bytes, *, marker: bool = False, timestamp: int | None = None) -> None:
         assert self.transport is not None  # noqa: S101 - checked by the callers

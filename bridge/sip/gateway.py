@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import ipaddress
 import itertools
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Coroutine
@@ -28,6 +30,7 @@ from rooms.contacts import dialable_phone, mask_phone, normalise_phone
 from rooms.errors import ValidationError
 
 log = logging.getLogger(__name__)
+POST_DIAL = re.compile(r"[0-9*#]{0,32}")
 
 
 def caller_e164(peer_uri: str, region: str) -> str | None:
@@ -94,11 +97,15 @@ class SipGateway:
 
     # -- dial-out ------------------------------------------------------------------------------------------------
 
-    async def dial_out(self, conference_id: uuid.UUID | str, number: str) -> str:
+    async def dial_out(self, conference_id: uuid.UUID | str, number: str, digits: str = "") -> str:
         """Call ``number`` through the trunk; once answered the callee hears "you are joining the conference" and
-        is in the room. Returns the leg id. Raises ValidationError (the number, the conference: nothing was dialled)
-        or DialOutError (no trunk; busy, declined, no answer)."""
+        is in the room. ``digits``: keys sent once answered (RFC 4733), before that, for a callee behind a
+        switchboard or a voice menu (a care home's extension). Returns the leg id. Raises ValidationError (the
+        number, the keys, the conference: nothing was dialled) or DialOutError (no trunk; busy, declined, no
+        answer)."""
         trunk = self.settings.trunk
+        if not POST_DIAL.fullmatch(digits):
+            raise ValidationError("digits", "up to 32 keys: 0-9, * and #")
         e164 = dialable_phone(number, self.settings.locale.phone_region, trunk.allowed_countries)
         conference = await asyncio.to_thread(self.flow.rooms.joinable_conference, conference_id)
         if self._engine is None or not self._engine.has_trunk:
@@ -123,11 +130,31 @@ class SipGateway:
             raise DialOutError({"busy": "the line is busy", "declined": "the call was declined",
                                 "no-answer": f"no answer within {trunk.answer_timeout_s} s",
                                 "failed": "the call could not be placed"}[outcome], outcome)  # fmt: skip
-        stream, digits = listening["digits"]
-        call = self._make_call(sip_call, leg_id, e164, stream, digits)
+        stream, keys = listening["digits"]
+        call = self._make_call(sip_call, leg_id, e164, stream, keys)
+        if digits:
+            call.post_dial, call.send_digits = digits, functools.partial(self._send_digits, sip_call, leg_id)
         self.flow.engine.labels[leg_id] = shown
         self._spawn(self._run(leg_id, call, stream, self.flow.run_direct(call, conference.id)))
         return leg_id
+
+    @staticmethod
+    async def _send_digits(sip_call: Any, leg_id: str, digits: str) -> None:
+        """``digits`` as RFC 4733 events, at the media clock's pace; returns once they are out (or the call has
+        no telephone-event: then nothing is sent, and it is said)."""
+        session = sip_call.session
+        try:
+            session.send_digits(digits)
+        except ValueError as refused:
+            log.warning("call %s: keys not sent: %s", leg_id, refused)
+            return
+        target = session.sent_digits + len(digits)
+        for _ in range(int(len(digits) * 0.5 / 0.02) + 50):  # 160 ms a key, and room for a late clock
+            if session.sent_digits >= target or session.closed:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)  # the pause after the last key
+        log.info("call %s: %d keys sent", leg_id, len(digits))
 
     # -- dial-in -------------------------------------------------------------------------------------------------
 

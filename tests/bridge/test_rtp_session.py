@@ -142,3 +142,66 @@ def test_g722_sends_16_khz_frames_on_an_8_khz_rtp_clock_and_plays_them_back() ->
     last = np.concatenate(heard[-10:]).astype(np.float64)
     spectrum = np.abs(np.fft.rfft(last))
     assert abs(np.argmax(spectrum) * 16000 / len(last) - 5000) < 50, "the 5 kHz tone did not come back"
+
+
+def test_digits_go_out_as_rfc_4733_events_in_place_of_the_audio() -> None:
+    """RFC 4733 §2.5.1: one packet a frame with the event's first timestamp and a growing duration, the marker on
+    the first, the end three times with the same duration, audio in the pause, then the next key."""
+    from dtmf.rfc4733 import TelephoneEvent
+
+    async def scenario() -> list[bytes]:
+        receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        receiver.bind(("127.0.0.1", 0))
+        receiver.setblocking(False)
+        session = await open_session("127.0.0.1", PORTS, PCMU, receiver.getsockname(), event_payload_type=101)
+        session.send_digits("5#", duration_ms=100, pause_ms=60)
+        for n in range(20):
+            session.send(tone(n))
+        await settle()
+        packets = []
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                packets.append(receiver.recv(2048))
+        session.close()
+        receiver.close()
+        return packets
+
+    import contextlib
+
+    packets = [parse(p) for p in asyncio.run(scenario())]
+    kinds = ["event" if p.payload_type == 101 else "audio" for p in packets]
+    events = [(p, TelephoneEvent.parse(p.payload)) for p in packets if p.payload_type == 101]
+    first = [(p, e) for p, e in events if e.event == 5]
+    second = [(p, e) for p, e in events if e.event == 11]  # '#'
+    # 100 ms = 5 frames of 160: durations 160 … 800, then the end three times at 800
+    assert [e.duration for _, e in first] == [160, 320, 480, 640, 800, 800, 800, 800]
+    assert [e.end for _, e in first] == [False] * 5 + [True] * 3
+    assert {p.timestamp for p, _ in first} == {first[0][0].timestamp}  # the event's first timestamp throughout
+    assert [p.marker for p, _ in first] == [True] + [False] * 7
+    assert [e.volume for _, e in first] == [10] * 8
+    assert len(second) == 8
+    assert second[0][0].marker
+    assert second[0][0].timestamp - first[0][0].timestamp == (5 + 3) * 160  # 5 frames of tone, 3 of pause
+    assert kinds[:8] == ["event"] * 8
+    assert kinds[8:11] == ["audio"] * 3  # 60 ms of pause: audio again
+    assert kinds[11:19] == ["event"] * 8
+    assert kinds[19:] == ["audio"] * (len(kinds) - 19)
+    seqs = [p.seq for p in packets]
+    assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(seqs)), "every packet its own sequence number"
+
+
+def test_digits_refused_whole_when_one_is_not_a_digit_or_no_events_were_agreed() -> None:
+    import pytest
+
+    async def scenario() -> None:
+        session = await open_session("127.0.0.1", PORTS, PCMU, ("127.0.0.1", 9), event_payload_type=101)
+        with pytest.raises(ValueError, match="not a DTMF digit"):
+            session.send_digits("12x")
+        assert not session._digits  # nothing of it queued
+        session.close()
+        plain = await open_session("127.0.0.1", PORTS, PCMU, ("127.0.0.1", 9), event_payload_type=None)
+        with pytest.raises(ValueError, match="telephone-event"):
+            plain.send_digits("1")
+        plain.close()
+
+    asyncio.run(scenario())

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import numpy as np
@@ -93,3 +94,35 @@ def test_dial_out_without_a_trunk_says_so(tmp_path: Path) -> None:
                 await stack.gateway.dial_out(conference.id, "+33612345678")
 
     asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+@pytest.mark.e2e
+def test_dial_out_sends_its_keys_once_answered_then_the_callee_joins(tmp_path: Path) -> None:
+    """A callee behind a switchboard: the keys given with the number go out as RFC 4733 events once the call is
+    answered, a real baresip phone receives each of them, and the callee is in the room after them."""
+    callee_port = free_port()
+    settings, rooms = make_rooms(tmp_path, PASSERELLE_TRUNK__DOMAIN=f"127.0.0.1:{callee_port}")
+    conference = rooms.create_conference(ConferenceDraft(name="Consultation", lobby_mode="off"))
+    room = str(conference.id)
+    callee = Phone(tmp_path / "callee", callee_port, free_port(), 32800, tone(1300, RATE * 60, 8000, rate=RATE),
+                   answer="auto", keep_sip_port=True)  # fmt: skip
+
+    async def scenario() -> int:
+        async with running(settings, rooms) as stack:
+            with pytest.raises(ValidationError, match="0-9"):  # refused before anything is dialled
+                await stack.gateway.dial_out(conference.id, "06 12 34 56 78", digits="12a")
+            await stack.gateway.dial_out(conference.id, "06 12 34 56 78", digits="4021*#")
+            in_room = await stack.wait_for_legs(room, 1, limit_s=15)
+            await asyncio.to_thread(callee.command, "hangup")
+            return in_room
+
+    try:
+        in_room = asyncio.run(asyncio.wait_for(scenario(), 60))
+    finally:
+        callee.stop()
+    assert in_room == 1
+    log = (tmp_path / "callee" / "baresip.log").read_text()
+    pressed = re.findall(r"received event: '(.)' \(end=0\)", log)
+    released = re.findall(r"received event: '(.)' \(end=1\)", log)  # the three ends of a key are one release
+    assert "".join(pressed) == "4021*#", log[-2000:]
+    assert "".join(released) == "4021*#"

@@ -43,7 +43,10 @@ def test_control_lists_admits_and_denies() -> None:
 
 
 def test_control_dial_out_answers_and_refusals() -> None:
-    async def dial(conference: str, number: str) -> str:
+    keys: list[str] = []
+
+    async def dial(conference: str, number: str, digits: str = "") -> str:
+        keys.append(digits)
         if number == "busy":
             raise DialOutError("the line is busy")
         if conference == "nope":
@@ -57,7 +60,8 @@ def test_control_dial_out_answers_and_refusals() -> None:
             answers = []
             for body in ({"conference": "c1", "number": "+33612345678"}, {"conference": "c1", "number": "busy"},
                          {"conference": "nope", "number": "+33612345678"}, {"conference": "c1", "number": "x"},
-                         {"number": "+33612345678"}, "garbage"):  # fmt: skip
+                         {"number": "+33612345678"}, "garbage",
+                         {"conference": "c1", "number": "+33612345678", "digits": "12#"}):  # fmt: skip
                 response = await client.post("/calls", json=body)
                 answers.append((response.status, await response.json()))
             return answers
@@ -67,7 +71,10 @@ def test_control_dial_out_answers_and_refusals() -> None:
     assert answers[1] == (502, {"error": "the line is busy"})
     assert answers[2] == (404, {"error": "no conference nope"})
     assert answers[3] == (400, {"error": "number: expected a phone number"})
-    assert [status for status, _ in answers[4:]] == [400, 400]
+    assert [status for status, _ in answers[4:6]] == [400, 400]
+    assert answers[6][0] == 201
+    assert keys[-1] == "12#", "the keys reach the dialler"
+    assert keys[0] == "", "none when none were given"
 
 
 def test_lobby_cli_without_a_running_service(
