@@ -41,6 +41,7 @@ class SipSettings:
     rtp_timeout_s: int = _setting(p.integer(5, 3600))
     max_calls: int = _setting(p.integer(1, 5000))
     ack_timeout_s: int = _setting(p.integer(1, 32))
+    session_expires_s: int = _setting(p.integer(0, 86_400))
     first_media_timeout_s: int = _setting(p.integer(1, 60))
     max_menu_calls_per_caller: int = _setting(p.integer(1, 255))
     max_menu_calls_per_source: int = _setting(p.integer(1, 5000))

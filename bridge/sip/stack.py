@@ -396,6 +396,12 @@ class InboundCall:
         response = self.incoming.dialog.create_response(request, status, reason)
         response.headers.set_single("Contact", f"<sip:{self._uas.contact_host}>")
         response.headers.set_single("User-Agent", USER_AGENT)
+        interval = self.incoming.session_interval
+        if status == 200 and interval:  # RFC 4028 §9: the interval and who refreshes, in every 2xx to INVITE
+            refresher = "uas" if self.incoming.session_refresher_us else "uac"
+            response.headers.set_single("Session-Expires", f"{interval};refresher={refresher}")
+            if self.incoming._caller_supports("timer"):
+                response.headers.set_single("Require", "timer")
         if text is not None:
             response.text = text
             response.headers.set_single("Content-Type", "application/sdp")
@@ -430,7 +436,9 @@ class _Uas(SipUAS):
     answers to our own requests (BYE) routed back, the 200's body written by us."""
 
     def __init__(self, stack: SipStack, transport: SipTransport, name: str) -> None:
-        super().__init__(transport, user_agent=USER_AGENT)
+        # Session timers (RFC 4028): aiosipua negotiates the interval and the refresher (422 below its Min-SE,
+        # 90 s), refreshes with UPDATE when we are the refresher and watches when the caller is.
+        super().__init__(transport, user_agent=USER_AGENT, session_expires=stack.session_expires_s or None)
         self.stack = stack
         self.name = name
         self.pending: dict[tuple[str, int], asyncio.Future[int]] = {}
@@ -526,6 +534,19 @@ class _Uas(SipUAS):
     def _cancel(self, request: SipRequest, _: Address) -> None:
         self._gone(request.call_id or "", "cancelled")
 
+    def _dispatch_session_expired(self, incoming: IncomingCall) -> None:
+        """No refresh within the session interval (RFC 4028 §10): the call is dead, hung up with our own BYE
+        (retransmitted, with the right Via), its leg leaves the room. Replaces aiosipua's, which sends its own."""
+        self._calls.pop(incoming.call_id, None)
+        self._remove_invite_transaction(incoming.invite)
+        if incoming._session_timer is not None:
+            incoming._session_timer.cancel()
+        call = self.stack.calls.get(incoming.call_id)
+        if call is not None:
+            log.info("call %s: the session expired (no refresh within %s s): hung up", call.call_label,
+                     incoming.session_interval)  # fmt: skip
+            call.hangup()
+
     def _gone(self, call_id: str, reason: str) -> None:
         call = self.stack.calls.get(call_id)
         if call is not None:
@@ -571,8 +592,10 @@ class SipStack:
         caller_id: str = "",
         on_call: Callable[[InboundCall], None] | None = None,
         srtp_required: bool = False,
+        session_expires_s: int = 0,
     ) -> None:
         self.host, self.port, self.transports = host, port, transports
+        self.session_expires_s = session_expires_s  # RFC 4028; 0: off
         self.rtp_host = host
         self.rtp_ports = rtp_ports
         self.tls_certificate = tls_certificate
@@ -596,6 +619,7 @@ class SipStack:
             rtp_ports=range(sip.rtp_port_min, sip.rtp_port_max + 1), tls_certificate=sip.tls_certificate,
             rtp_timeout_s=sip.rtp_timeout_s, max_calls=sip.max_calls, trunk=settings.trunk,
             caller_id=settings.trunk.caller_id or settings.dial_in.numbers[0].e164, srtp_required=sip.srtp_required,
+            session_expires_s=sip.session_expires_s,
         )  # fmt: skip
 
     @property
