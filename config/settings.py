@@ -66,6 +66,7 @@ class TrunkSettings:
     caller_id: str = _setting(p.sip_user)
     allowed_countries: tuple[str, ...] = _setting(p.listing(p.region, "ISO 3166 alpha-2 regions", non_empty=True))
     answer_timeout_s: int = _setting(p.integer(5, 300))
+    register_s: int = _setting(p.integer(0, 86_400))
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ from aiosipua.dialog import DialogState
 from aiosipua.headers import parse_via, stringify_via
 from aiosipua.incoming_call import IncomingCall
 from aiosipua.message import SipMessage, SipRequest, SipResponse
+from aiosipua.registration import Registration
 from aiosipua.transport import SipTransport, TcpSipTransport, UdpSipTransport
 from aiosipua.uac import SipUAC
 from aiosipua.uas import SipUAS
@@ -610,6 +611,7 @@ class SipStack:
         self._agents: list[_Uas] = []
         self._watch: asyncio.Task[None] | None = None
         self._ids = itertools.count(1)
+        self.registration: Registration | None = None  # at the trunk's registrar (trunk.register_s)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SipStack:
@@ -730,6 +732,36 @@ class SipStack:
             await agent.start()
             self._agents.append(agent)
         self._watch = asyncio.get_running_loop().create_task(self._watch_rtp(), name="sip rtp timeout")
+        if self.trunk is not None and self.trunk.domain and self.trunk.register_s:
+            await self._register(self.trunk)
+
+    async def _register(self, trunk: TrunkSettings) -> None:
+        """The bridge's binding at the provider (RFC 3261 §10): REGISTER with the trunk's credentials, refreshed
+        at 90 % of what the registrar grants (aiosipua's Registration); a failure is said, never fatal (the
+        provider may also route to a static address)."""
+        agent = next((a for a in self._agents if a.name == trunk.transport.value), None)
+        if agent is None:
+            log.warning("trunk.register_s: no SIP transport %s to register on", trunk.transport.value)
+            return
+        if agent.uac is None:
+            agent.uac = SipUAC(agent.transport)
+        try:
+            registrar = await _resolve(trunk.outbound_proxy or trunk.domain, 5061 if agent.name == "tls" else 5060)
+        except CallError:
+            log.warning("trunk: cannot resolve the registrar %s", trunk.outbound_proxy or trunk.domain)
+            return
+        user = trunk.username or self.caller_id
+        auth = SipDigestAuth(user, trunk.password.reveal()) if trunk.password else None
+        host = trunk.domain.split(":", 1)[0] if trunk.domain.count(":") == 1 else trunk.domain
+        registration = Registration(agent.uac, f"sip:{self.caller_id}@{host}", registrar, expires=trunk.register_s,
+                                    auth=auth, contact_uri=f"sip:{self.caller_id}@{agent.contact_host}",
+                                    registrar_uri=f"sip:{trunk.domain}", user_agent=USER_AGENT)  # fmt: skip
+        registration.on_registered = lambda r: log.info("trunk: registered for %d s", r.granted_expires)
+        registration.on_failed = lambda r, status, reason: log.warning("trunk: registration refused: %d %s",
+                                                                       status, reason)  # fmt: skip
+        registration.on_expired = lambda r: log.warning("trunk: registration expired (not refreshed in time)")
+        self.registration = registration
+        registration.register()
 
     def incoming(self, call: InboundCall) -> None:
         self.calls[call.call_id] = call
@@ -755,6 +787,12 @@ class SipStack:
                     call.hangup()
 
     async def close(self) -> None:
+        if self.registration is not None:  # the binding removed (Expires: 0), answered or not
+            with contextlib.suppress(OSError, RuntimeError, ValueError):
+                self.registration.unregister()
+            await asyncio.sleep(0.2)
+            self.registration.uac.close()  # its refresh and expiry timers
+            self.registration = None
         if self._watch is not None:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
