@@ -32,6 +32,7 @@ class Codec:
     rate_hz: int  # the audio's sample rate: what the engine mixes this call at
     clock_hz: int  # the RTP timestamp's rate, and the SDP rtpmap's
     coder: Callable[[], Coder]  # a new one per call
+    channels: int = 1  # as the rtpmap says it (Opus: always 2, RFC 7587 §7, though what it carries is mono)
 
 
 class _G711:
@@ -67,6 +68,34 @@ class _G722:
         return np.asarray(self._decoder.decode(payload), dtype=np.int16)
 
 
+class _Opus:
+    """Opus over SIP (RFC 7587): 48 kHz, what softphones and some trunks offer first. The bridge's own encoder
+    for browsers (bridge/opus.py: libopus through PyAV, mono), and libopus's decoder, one each per call."""
+
+    def __init__(self) -> None:
+        import av
+
+        from bridge.opus import OpusEncoder
+
+        self._encoder = OpusEncoder()
+        self._decoder = av.CodecContext.create("libopus", "r")
+        self._decoder.sample_rate = 48000
+        self._decoder.layout = "mono"
+        self._packet = av.Packet
+
+    def encode(self, samples: npt.NDArray[np.int16]) -> bytes:
+        return self._encoder.encode(samples)
+
+    def decode(self, payload: bytes) -> npt.NDArray[np.int16]:
+        try:
+            frames = self._decoder.decode(self._packet(payload))
+        except ValueError:  # PyAV's errors (InvalidDataError…) derive from ValueError: a damaged packet
+            return np.zeros(0, np.int16)
+        parts = [np.asarray(f.to_ndarray(), dtype=np.int16).reshape(-1) for f in frames]
+        return np.concatenate(parts) if parts else np.zeros(0, np.int16)
+
+
 PCMU = Codec("PCMU", 0, 8000, 8000, lambda: _ULAW)
 PCMA = Codec("PCMA", 8, 8000, 8000, lambda: _ALAW)
 G722 = Codec("G722", 9, 16000, 8000, _G722)
+OPUS = Codec("opus", 111, 48000, 48000, _Opus, channels=2)

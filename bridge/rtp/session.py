@@ -112,6 +112,7 @@ class RtpSession(asyncio.DatagramProtocol):
         self._digits: collections.deque[str] = collections.deque()  # waiting to be sent as RFC 4733 events
         self._event: _Event | None = None  # the one being sent
         self._digit_ms = (100, 60)  # each key's tone and the pause after it
+        self.event_clock_hz = codec.clock_hz  # telephone-event's rate as agreed: the unit of its durations
         self.sent_digits = 0
 
     def change_codec(self, codec: Codec, payload_type: int | None = None) -> None:
@@ -121,6 +122,7 @@ class RtpSession(asyncio.DatagramProtocol):
         self.payload_type = codec.payload_type if payload_type is None else payload_type
         self._coder = codec.coder()
         self.jitter = JitterBuffer(codec.rate_hz, clock_hz=codec.clock_hz)
+        self.event_clock_hz = codec.clock_hz
 
     def redirect(self, remote: Address) -> None:
         """A re-INVITE gave a new address: send there, and latch again to what comes from it."""
@@ -243,9 +245,9 @@ class RtpSession(asyncio.DatagramProtocol):
         event = self._event
         if event is None:
             event = self._event = _Event(event_code(self._digits.popleft()), self._ts)
-        tone = duration_ms * self.codec.clock_hz // 1000
+        tone = duration_ms * self.event_clock_hz // 1000
         if event.duration < tone:  # the key held: same timestamp, the duration so far
-            event.duration = min(0xFFFF, event.duration + step)
+            event.duration = min(0xFFFF, event.duration + step * self.event_clock_hz // self.codec.clock_hz)
             payload = bytes(TelephoneEvent(event.code, False, 10, event.duration))
             self._send(self.event_payload_type, payload, marker=event.first, timestamp=event.timestamp)
             event.first = False

@@ -19,10 +19,10 @@ from aiosipua.sdp import ConnectionData, MediaDescription, Origin, SdpMessage, T
 
 from bridge.engine import INBAND_RATE_HZ
 from bridge.rtp import srtp
-from bridge.rtp.codecs import G722, PCMA, PCMU, Codec
+from bridge.rtp.codecs import G722, OPUS, PCMA, PCMU, Codec
 from bridge.rtp.srtp import Crypto
 
-CODECS: dict[str, Codec] = {"G722": G722, "PCMU": PCMU, "PCMA": PCMA}
+CODECS: dict[str, Codec] = {"OPUS": OPUS, "G722": G722, "PCMU": PCMU, "PCMA": PCMA}
 _STATIC = {0: ("PCMU", 8000), 8: ("PCMA", 8000), 9: ("G722", 8000), 13: ("CN", 8000)}
 _ANSWER_DIRECTION = {"sendrecv": "sendrecv", "sendonly": "recvonly", "recvonly": "sendonly", "inactive": "inactive"}
 
@@ -48,6 +48,7 @@ class Media:
     proto: str = "RTP/AVP"  # the offer's, which the answer keeps (RTP/SAVP: SRTP)
     crypto: Crypto | None = None  # SRTP (SDES): the other side's key, for what it sends
     local_crypto: Crypto | None = None  # ours, for what the bridge sends (said in our SDP)
+    event_clock_hz: int = 8000  # telephone-event's rtpmap rate: its durations' unit (its timestamps are the stream's)
 
 
 def _name_rate(codec: SdpCodec) -> tuple[str, int]:
@@ -79,12 +80,17 @@ def choose(offer: SdpMessage, rate_hz: int | None = None, *, srtp_required: bool
             refused_for_srtp = True
             continue
         named = [(codec.payload_type, *_name_rate(codec)) for codec in media.codecs]
-        event = next((pt for pt, name, rate in named if name == "TELEPHONE-EVENT" and rate == 8000), None)
+        events = {rate: pt for pt, name, rate in reversed(named) if name == "TELEPHONE-EVENT"}
         chosen: tuple[Codec, int] | None = None
+        event: int | None = None
         for pt, name, rate in named:
             known = CODECS.get(name)
             if known is None or known.clock_hz != rate or rate_hz not in (None, known.rate_hz):
                 continue
+            # RFC 4733 §2.1: events in the audio's stream run on the audio's clock; phones that offer Opus with
+            # telephone-event/8000 only (baresip) are taken too, the events' durations then counted at 8 kHz.
+            event_clock = known.clock_hz if known.clock_hz in events else 8000
+            event = events.get(event_clock)
             if known.rate_hz != INBAND_RATE_HZ and event is None:
                 continue  # keys would come as tones only, and the tone detector listens at 8 kHz: G.711 then
             chosen = known, pt
@@ -98,21 +104,22 @@ def choose(offer: SdpMessage, rate_hz: int | None = None, *, srtp_required: bool
         return index, Media(
             codec=chosen[0], payload_type=chosen[1], event_payload_type=event, remote=remote,
             direction=media.direction, ptime_ms=int(ptime) if ptime.isdigit() else 20, proto=media.proto,
-            crypto=crypto,
+            crypto=crypto, event_clock_hz=event_clock,
         )  # fmt: skip
     if refused_for_srtp:
         raise SdpError("no SRTP key the bridge can use (SDES: AES_CM_128_HMAC_SHA1_80 or _32, inline, no MKI)")
-    raise SdpError("no audio codec in common (the bridge speaks G.722, PCMU and PCMA)")
+    raise SdpError("no audio codec in common (the bridge speaks Opus, G.722, PCMU and PCMA)")
 
 
 def _audio(
     port: int, codec: Codec, payload_type: int, event: int | None, direction: str, crypto: Crypto | None = None,
-    proto: str = "RTP/AVP",
+    proto: str = "RTP/AVP", event_clock_hz: int = 8000,
 ) -> MediaDescription:  # fmt: skip
     formats = [str(payload_type)] + ([str(event)] if event is not None else [])
-    attributes: dict[str, list[str]] = {"rtpmap": [f"{payload_type} {codec.name}/{codec.clock_hz}"]}
+    channels = f"/{codec.channels}" if codec.channels > 1 else ""
+    attributes: dict[str, list[str]] = {"rtpmap": [f"{payload_type} {codec.name}/{codec.clock_hz}{channels}"]}
     if event is not None:
-        attributes["rtpmap"].append(f"{event} telephone-event/8000")
+        attributes["rtpmap"].append(f"{event} telephone-event/{event_clock_hz}")
         attributes["fmtp"] = [f"{event} 0-16"]
     attributes["ptime"] = ["20"]
     attributes[direction] = []
@@ -143,7 +150,7 @@ def answer(
         media = replace(media, local_crypto=local)
     direction = _ANSWER_DIRECTION[media.direction]
     ours = _audio(port, media.codec, media.payload_type, media.event_payload_type, direction, media.local_crypto,
-                  media.proto)  # fmt: skip
+                  media.proto, media.event_clock_hz)  # fmt: skip
     lines = [
         ours if i == index else MediaDescription(media=m.media, port=0, proto=m.proto, formats=list(m.formats))
         for i, m in enumerate(offer.media)

@@ -243,6 +243,7 @@ class InboundCall:
             event_payload_type=media.event_payload_type, on_event=self._rtp_event, label=self.call_label,
         )  # fmt: skip
         self.session.payload_type = media.payload_type
+        self.session.event_clock_hz = media.event_clock_hz
         if self.closed:  # CANCEL while the ports were being bound
             self.session.close()
             raise CallError("cancelled")
@@ -374,6 +375,7 @@ class InboundCall:
             if (media.codec, media.payload_type) != (session.codec, session.payload_type):
                 session.change_codec(media.codec, media.payload_type)
             session.event_payload_type = media.event_payload_type
+            session.event_clock_hz = media.event_clock_hz
             if media.remote is not None and media.remote != (self.media.remote if self.media else None):
                 session.redirect(media.remote)
             session.sending = media.direction in ("sendrecv", "recvonly") and media.remote is not None
@@ -688,6 +690,7 @@ class SipStack:
         if (media.codec, media.payload_type) != (session.codec, session.payload_type):
             session.change_codec(media.codec, media.payload_type)
         session.event_payload_type = media.event_payload_type
+        session.event_clock_hz = media.event_clock_hz
         theirs = media.crypto
         if ours is not None and theirs is not None:
             media = replace(media, local_crypto=ours)

@@ -34,7 +34,7 @@ class Phone:
     def __init__(
         self, folder: Path, sip_port: int, ctrl_port: int, rtp_base: int, mic: np.ndarray, *, answer: str = "manual",
         keep_sip_port: bool = False, codecs: tuple[str, ...] = ("g711",), rate_hz: int = 8000,
-        mediaenc: str = "",
+        mediaenc: str = "", channels: int = 1,
     ) -> None:  # fmt: skip
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
@@ -42,11 +42,11 @@ class Phone:
         self.dump = folder / "dump"
         self.dump.mkdir(exist_ok=True)
         self.mic_path = folder / "mic.wav"
-        with wave.open(str(self.mic_path), "wb") as w:
-            w.setnchannels(1)
+        with wave.open(str(self.mic_path), "wb") as w:  # baresip's Opus runs in stereo: the same on both sides
+            w.setnchannels(channels)
             w.setsampwidth(2)
             w.setframerate(rate_hz)
-            w.writeframes(mic.astype("<i2").tobytes())
+            w.writeframes(np.repeat(mic.astype("<i2"), channels).tobytes())
         encryption = f";mediaenc={mediaenc}" if mediaenc else ""  # e.g. srtp-mand: SDES, RTP/SAVP
         (folder / "accounts").write_text(f"<sip:+33612345678@127.0.0.1>;regint=0;answermode={answer}{encryption}\n")
         self.mediaenc = mediaenc
@@ -131,8 +131,9 @@ class Phone:
 
     @staticmethod
     def read(path: Path) -> np.ndarray:
-        with wave.open(str(path)) as w:
-            return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16)
+        with wave.open(str(path)) as w:  # a stereo dump (Opus) as its first channel
+            samples = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16)
+            return samples[:: w.getnchannels()]
 
     def stop(self) -> None:
         if self.process.poll() is None:

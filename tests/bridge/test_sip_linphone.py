@@ -1,5 +1,6 @@
 """Interop with linphone (liblinphone and belle-sip: a third SIP stack, independent of the bridge's and baresip's):
-it dials in and types the codes with RFC 4733 or SIP INFO, and it is dialled out to through the trunk; each time a
+it dials in (on Opus, which it offers first, with telephone-event on Opus's 48 kHz clock) and types the codes
+with RFC 4733 or SIP INFO, and it is dialled out to through the trunk; each time a
 baresip phone in the same room hears it, and it receives the room's audio."""
 
 from __future__ import annotations
