@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from bridge import Engine, MediaClock
 from bridge.callflow import CallFlow, Lobby
 from bridge.prompts import PromptLibrary
@@ -104,3 +106,46 @@ async def running(settings: Settings, rooms: Rooms) -> AsyncIterator[Stack]:
         stop.set()
         await ticking
         await gateway.close()
+
+
+def two_phones_talk(
+    tmp_path: Path, codecs: tuple[str, ...], rate_hz: int, tones_hz: tuple[float, float], rtp_base: int,
+    channels: int = 1,
+) -> tuple[list[int], list[str], list[np.ndarray]]:  # fmt: skip
+    """Two baresip phones offering ``codecs`` dial in with RFC 4733 codes, each sending its tone at ``rate_hz``,
+    and talk 4 s in one room: the legs in the room after each joined, the codec the bridge chose for each, and
+    the last 2 s each phone heard (both in the room)."""
+    from bridge.rtp.session import RtpLeg
+    from rooms import ConferenceDraft
+    from tests.mixer.signals import tone
+
+    settings, rooms = make_rooms(tmp_path)
+    conference = rooms.create_conference(ConferenceDraft(name="Consultation", lobby_mode="off"))
+    room = str(conference.id)
+    mics = [tone(hz, rate_hz * 30, 6000, rate=rate_hz) for hz in tones_hz]
+    ports = [(free_port(), free_port(), rtp_base + 200 * k) for k in range(2)]
+    phones = [
+        Phone(tmp_path / name, *where, mic, codecs=codecs, rate_hz=rate_hz, channels=channels)
+        for name, where, mic in zip("ab", ports, mics, strict=True)
+    ]
+
+    async def scenario() -> tuple[list[int], list[str]]:
+        async with running(settings, rooms) as stack:
+            counts = []
+            for k, phone in enumerate(phones):
+                await stack.dial_in(phone, conference.code)  # the code as RFC 4733 events
+                counts.append(await stack.wait_for_legs(room, k + 1))
+            await asyncio.sleep(4.0)
+            legs = [call.leg for call, _ in stack.gateway._calls.values()]
+            chosen = [leg.session.codec.name for leg in legs if isinstance(leg, RtpLeg)]
+            for phone in phones:
+                await asyncio.to_thread(phone.command, "hangup")
+            return counts, chosen
+
+    try:
+        counts, chosen = asyncio.run(asyncio.wait_for(scenario(), 60))
+        heard = [phone.heard()[-rate_hz * 2 :] for phone in phones]
+    finally:
+        for phone in phones:
+            phone.stop()
+    return counts, chosen, heard

@@ -4,17 +4,13 @@ and the tone detector listens at 8 kHz)."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
-from bridge.rtp.session import RtpLeg
 from bridge.sip import sdp
-from rooms import ConferenceDraft
-from tests.bridge.phones import Phone
-from tests.bridge.stack import free_port, make_rooms, running
-from tests.mixer.signals import magnitude_db, tone
+from tests.bridge.stack import two_phones_talk
+from tests.mixer.signals import magnitude_db
 
 
 def offer(formats: str, rtpmaps: str) -> str:
@@ -39,36 +35,9 @@ def test_g722_is_chosen_when_offered_first_with_telephone_event() -> None:
 
 @pytest.mark.e2e
 def test_sip_g722_phones_hear_each_other_in_wideband(tmp_path: Path) -> None:
-    settings, rooms = make_rooms(tmp_path)
-    conference = rooms.create_conference(ConferenceDraft(name="Consultation", lobby_mode="off"))
-    room = str(conference.id)
-    mics = {name: tone(hz, 16000 * 30, 6000, rate=16000) for name, hz in (("a", 6000), ("b", 1000))}
-    phones = [
-        Phone(tmp_path / n, free_port(), free_port(), base, mics[n], codecs=("g722", "g711"), rate_hz=16000)
-        for n, base in (("a", 34000), ("b", 34200))
-    ]
-
-    async def scenario() -> tuple[list[int], list[str]]:
-        async with running(settings, rooms) as stack:
-            counts = []
-            for k, phone in enumerate(phones):
-                await stack.dial_in(phone, conference.code)  # the code as RFC 4733 events
-                counts.append(await stack.wait_for_legs(room, k + 1))
-            await asyncio.sleep(4.0)
-            legs = [call.leg for call, _ in stack.gateway._calls.values()]
-            chosen = [leg.session.codec.name for leg in legs if isinstance(leg, RtpLeg)]
-            for phone in phones:
-                await asyncio.to_thread(phone.command, "hangup")
-            return counts, chosen
-
-    try:
-        counts, chosen = asyncio.run(asyncio.wait_for(scenario(), 60))
-    finally:
-        for phone in phones:
-            phone.stop()
+    counts, chosen, (a, b) = two_phones_talk(tmp_path, ("g722", "g711"), 16000, (6000, 1000), 34000)
     assert counts == [1, 2]
     assert chosen == ["G722", "G722"]
-    a, b = (phone.heard()[-16000 * 2 :] for phone in phones)  # 2 s, both in the room
     assert len(b) == 32000, "the phone's decoder did not run at 16 kHz"
     assert magnitude_db(b, 6000, rate=16000) > -30, "B does not hear A's 6 kHz: the call is not wideband"
     assert magnitude_db(a, 1000, rate=16000) > -30, "A does not hear B"

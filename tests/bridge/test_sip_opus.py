@@ -4,17 +4,13 @@ Opus meet in a room, and one hears the other's 12 kHz, which neither G.711 nor G
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
 from bridge.rtp.codecs import OPUS
-from bridge.rtp.session import RtpLeg
 from bridge.sip import sdp
-from rooms import ConferenceDraft
-from tests.bridge.phones import Phone
-from tests.bridge.stack import free_port, make_rooms, running
+from tests.bridge.stack import two_phones_talk
 from tests.mixer.signals import magnitude_db, tone
 
 
@@ -55,36 +51,9 @@ def test_an_opus_call_codes_and_decodes_20_ms_frames_and_survives_a_damaged_pack
 
 @pytest.mark.e2e
 def test_sip_opus_phones_hear_each_other_in_fullband(tmp_path: Path) -> None:
-    settings, rooms = make_rooms(tmp_path)
-    conference = rooms.create_conference(ConferenceDraft(name="Consultation", lobby_mode="off"))
-    room = str(conference.id)
-    mics = {name: tone(hz, 48000 * 30, 6000, rate=48000) for name, hz in (("a", 12000), ("b", 1000))}
-    phones = [
-        Phone(tmp_path / n, free_port(), free_port(), base, mics[n], codecs=("opus", "g711"), rate_hz=48000, channels=2)
-        for n, base in (("a", 35000), ("b", 35200))
-    ]
-
-    async def scenario() -> tuple[list[int], list[str]]:
-        async with running(settings, rooms) as stack:
-            counts = []
-            for k, phone in enumerate(phones):
-                await stack.dial_in(phone, conference.code)  # the code as RFC 4733 events, on Opus's clock
-                counts.append(await stack.wait_for_legs(room, k + 1))
-            await asyncio.sleep(4.0)
-            legs = [call.leg for call, _ in stack.gateway._calls.values()]
-            chosen = [leg.session.codec.name for leg in legs if isinstance(leg, RtpLeg)]
-            for phone in phones:
-                await asyncio.to_thread(phone.command, "hangup")
-            return counts, chosen
-
-    try:
-        counts, chosen = asyncio.run(asyncio.wait_for(scenario(), 60))
-    finally:
-        for phone in phones:
-            phone.stop()
+    counts, chosen, (a, b) = two_phones_talk(tmp_path, ("opus", "g711"), 48000, (12000, 1000), 35000, channels=2)
     assert counts == [1, 2]
     assert chosen == ["opus", "opus"]
-    a, b = (phone.heard()[-48000 * 2 :] for phone in phones)  # 2 s, both in the room
     assert len(b) == 96000, "the phone's decoder did not run at 48 kHz"
     assert magnitude_db(b, 12000, rate=48000) > -30, "B does not hear A's 12 kHz: the call is not fullband"
     assert magnitude_db(a, 1000, rate=48000) > -30, "A does not hear B"
