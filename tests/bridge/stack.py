@@ -108,6 +108,14 @@ async def running(settings: Settings, rooms: Rooms) -> AsyncIterator[Stack]:
         await gateway.close()
 
 
+def audio_offer(formats: str, rtpmaps: str) -> str:
+    """An SDP offer of one audio m-line with these payload formats and ``a=rtpmap`` lines (CRLF-ended)."""
+    return (
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        f"m=audio 40000 RTP/AVP {formats}\r\n{rtpmaps}a=sendrecv\r\n"
+    )
+
+
 def two_phones_talk(
     tmp_path: Path, codecs: tuple[str, ...], rate_hz: int, tones_hz: tuple[float, float], rtp_base: int,
     channels: int = 1,

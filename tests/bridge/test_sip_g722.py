@@ -9,15 +9,9 @@ from pathlib import Path
 import pytest
 
 from bridge.sip import sdp
+from tests.bridge.stack import audio_offer as offer
 from tests.bridge.stack import two_phones_talk
 from tests.mixer.signals import magnitude_db
-
-
-def offer(formats: str, rtpmaps: str) -> str:
-    return (
-        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-        f"m=audio 40000 RTP/AVP {formats}\r\n{rtpmaps}a=sendrecv\r\n"
-    )
 
 
 def test_g722_is_chosen_when_offered_first_with_telephone_event() -> None:

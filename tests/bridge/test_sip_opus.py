@@ -10,15 +10,9 @@ import pytest
 
 from bridge.rtp.codecs import OPUS
 from bridge.sip import sdp
+from tests.bridge.stack import audio_offer as offer
 from tests.bridge.stack import two_phones_talk
 from tests.mixer.signals import magnitude_db, tone
-
-
-def offer(formats: str, rtpmaps: str) -> str:
-    return (
-        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-        f"m=audio 40000 RTP/AVP {formats}\r\n{rtpmaps}a=sendrecv\r\n"
-    )
 
 
 def test_opus_is_chosen_with_events_on_its_own_clock_and_answered_as_rfc_7587_says() -> None:
