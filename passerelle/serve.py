@@ -84,7 +84,7 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
         if settings.control.socket is not None:
             stats = control.media_stats(engine, flow, gc_watch)
             local = await control.start(lobby, settings.control.socket, dialler, stats)
-        await asyncio.to_thread(_warm_up, app, settings)
+        await asyncio.to_thread(_warm_up, app, settings, prompts)
         await gateway.start()
         warming = asyncio.create_task(_warm(app[AUTH].verifier), name="password workers")  # not delaying the start
         listen = settings.http.listen
@@ -150,15 +150,17 @@ async def _wind_down(gateway: SipGateway, flow: CallFlow, live: Live, outbox: as
     log.info("stopping: calls and browsers told in %.1f s", time.monotonic() - started)
 
 
-def _warm_up(app: web.Application, settings: Settings) -> None:
+def _warm_up(app: web.Application, settings: Settings, prompts: PromptLibrary) -> None:
     """What the first requests would otherwise do beside the media clock, done before the service takes any (and
     so frozen with the rest of the heap): the site's templates compiled, Babel's locale data read, SQLAlchemy's
-    mappers configured (bench hostile: late ticks under the site's first sign-ins)."""
+    mappers configured (bench hostile: late ticks under the site's first sign-ins); the prompts converted for
+    phones."""
     started = time.monotonic()
     templates = app[PAGES].compile_templates()
     load_locale_data([language.value for language in Language], settings.locale.timezone)
     configure_mappers()
-    log.info("site warmed up in %.2f s (%d templates)", time.monotonic() - started, templates)
+    loaded = prompts.preload(8000)  # G.711 phones, most calls; G.722 and Opus callers convert theirs on first use
+    log.info("site warmed up in %.2f s (%d templates, %d prompts)", time.monotonic() - started, templates, loaded)
 
 
 async def _warm(verifier: Verifier) -> None:

@@ -35,11 +35,22 @@ class PromptLibrary:
                 return candidate
         raise MissingPrompt(f"prompt {language.value}/{name}.wav not found (run scripts/make_prompts.py)")
 
+    def _all(self) -> list[tuple[Language, str]]:
+        return [(language, name) for language in Language
+                for name in [*sorted(NAMES), *(f"number_{n}" for n in range(100))]]  # fmt: skip
+
+    def preload(self, rate_hz: int) -> int:
+        """Every prompt converted to ``rate_hz`` now (``passerelle serve`` does it for phones' 8 kHz before it
+        takes calls): converting one at its first playing ran in the media loop and made that tick long. How
+        many were loaded."""
+        for language, name in self._all():
+            self.get(language, name, rate_hz)
+        return len(self._all())
+
     def check(self) -> None:
         """Every prompt of every language is there, or MissingPrompt in one line that says how to make them: a
         bridge without its prompts would answer calls with silence (installed with pip alone, they are not made)."""
-        wanted = [(language, name) for language in Language
-                  for name in [*sorted(NAMES), *(f"number_{n}" for n in range(100))]]  # fmt: skip
+        wanted = self._all()
         missing = []
         for language, name in wanted:
             try:

@@ -33,6 +33,15 @@ def test_prompts_rates_and_cache() -> None:
     assert len(count) > len(library.get(Language.EN, "participants", 16000))
 
 
+def test_prompts_preloaded_at_a_rate_are_the_ones_played_later() -> None:
+    library = PromptLibrary()
+    loaded = library.preload(8000)
+    assert loaded == 2 * (len(NAMES) + 100)  # both languages, every prompt and number
+    before = library.get(Language.EN, "welcome", 8000)
+    assert library.get(Language.EN, "welcome", 8000) is before  # from the cache: nothing converted at play time
+    assert len(library._cache) == loaded
+
+
 def write(path: Path, samples: np.ndarray, rate: int = 16000, channels: int = 1) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with wave.open(str(path), "wb") as w:

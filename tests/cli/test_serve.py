@@ -76,7 +76,7 @@ def test_serve_upgrades_embedded_database_answers_health_and_stops(tmp_path: Pat
         _, err = proc.communicate(timeout=20)
         assert proc.returncode == 0, err
         assert "web site listening on 127.0.0.1" in err
-        assert re.search(r"site warmed up in [0-9.]+ s \(\d+ templates\)", err)
+        assert re.search(r"site warmed up in [0-9.]+ s \(\d+ templates, \d+ prompts\)", err)
         assert "SIP gateway listening on 127.0.0.1" in err
         assert "alembic" not in err, "the migration tool's own lines are not the operator's business"
         assert err.count("database schema") == 1
