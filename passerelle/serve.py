@@ -86,7 +86,8 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
             local = await control.start(lobby, settings.control.socket, dialler, stats)
         await asyncio.to_thread(_warm_up, app, settings, prompts)
         await gateway.start()
-        warming = asyncio.create_task(_warm(app[AUTH].verifier), name="password workers")  # not delaying the start
+        # The password workers start beside the rest, not delaying the start.
+        warming = asyncio.create_task(_start_password_workers(app[AUTH].verifier), name="password workers")
         listen = settings.http.listen
         await web.TCPSite(runner, listen.host, listen.port).start()
         _favour_media_clock(settings.mixer.realtime_priority)
@@ -163,7 +164,7 @@ def _warm_up(app: web.Application, settings: Settings, prompts: PromptLibrary) -
     log.info("site warmed up in %.2f s (%d templates, %d prompts)", time.monotonic() - started, templates, loaded)
 
 
-async def _warm(verifier: Verifier) -> None:
+async def _start_password_workers(verifier: Verifier) -> None:
     """The sign-in's password workers started before the first sign-in needs them."""
     try:
         await asyncio.to_thread(verifier.warm)
@@ -195,7 +196,7 @@ def _favour_media_clock(realtime_priority: int) -> str:
             os.sched_setscheduler(0, policy, os.sched_param(realtime_priority))
             log.info("media clock: real-time priority %d (round-robin)", realtime_priority)
             return "realtime"
-        except (PermissionError, OSError, AttributeError):  # no privilege, or not Linux
+        except (OSError, AttributeError):  # no privilege (PermissionError), or not Linux
             log.info("media clock: no real-time priority (needs CAP_SYS_NICE or LimitRTPRIO); trying nice -10")
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), -10)

@@ -43,9 +43,10 @@ class PromptLibrary:
         """Every prompt converted to ``rate_hz`` now (``passerelle serve`` does it for phones' 8 kHz before it
         takes calls): converting one at its first playing ran in the media loop and made that tick long. How
         many were loaded."""
-        for language, name in self._all():
+        every = self._all()
+        for language, name in every:
             self.get(language, name, rate_hz)
-        return len(self._all())
+        return len(every)
 
     def check(self) -> None:
         """Every prompt of every language is there, or MissingPrompt in one line that says how to make them: a

@@ -36,7 +36,7 @@ from bridge.rtp.packet import RtpError, build, is_rtcp, parse
 from bridge.rtp.rtcp import ReceiverStats, RtcpError, middle32, sender_report
 from bridge.rtp.rtcp import parse as parse_rtcp
 from bridge.rtp.srtp import SrtpContext
-from dtmf.rfc4733 import EVENT_DIGITS, TelephoneEvent, event_code
+from dtmf.rfc4733 import TelephoneEvent, event_code
 
 log = logging.getLogger(__name__)
 RELATCH_S = 1.0  # the latched source silent this long: another may take its place
@@ -57,13 +57,15 @@ class _Rtcp(asyncio.DatagramProtocol):
 
 @dataclass(slots=True)
 class _Event:
-    """An RFC 4733 event being sent: its code, its first timestamp, its duration so far, the pause after it."""
+    """An RFC 4733 event to send: its code, how long its tone and the pause after it last (ms); once begun, its
+    first timestamp, its duration so far (event clock) and the pause so far (RTP clock)."""
 
     code: int
-    timestamp: int
+    tone_ms: int
+    pause_ms: int
+    timestamp: int | None = None
     duration: int = 0
     paused: int = 0
-    first: bool = True
 
 
 class RtpSession(asyncio.DatagramProtocol):
@@ -109,9 +111,7 @@ class RtpSession(asyncio.DatagramProtocol):
         self.sending = True  # False while the other side holds the call (a=sendonly or inactive offered)
         self.srtp: SrtpContext | None = None  # SDES keys agreed in the SDP (bridge/rtp/srtp.py)
         self.opened_at = clock()
-        self._digits: collections.deque[str] = collections.deque()  # waiting to be sent as RFC 4733 events
-        self._event: _Event | None = None  # the one being sent
-        self._digit_ms = (100, 60)  # each key's tone and the pause after it
+        self._events: collections.deque[_Event] = collections.deque()  # RFC 4733 keys to send, the first under way
         self.event_clock_hz = codec.clock_hz  # telephone-event's rate as agreed: the unit of its durations
         self.sent_digits = 0
 
@@ -220,10 +220,8 @@ class RtpSession(asyncio.DatagramProtocol):
             raise ValueError("the other side agreed no telephone-event payload (RFC 4733)")
         if not 40 <= duration_ms <= 2000 or not 40 <= pause_ms <= 2000:
             raise ValueError("digit duration and pause from 40 to 2000 ms")
-        codes = [event_code(d) for d in digits]  # ValueError for a non-digit, before anything is queued
-        for code in codes:
-            self._digits.append(EVENT_DIGITS[code])
-        self._digit_ms = duration_ms, pause_ms
+        events = [_Event(event_code(d), duration_ms, pause_ms) for d in digits]  # ValueError before any is queued
+        self._events.extend(events)
 
     def send(self, frame: npt.NDArray[np.int16]) -> None:
         if self.closed or self.transport is None or self.remote is None:
@@ -231,7 +229,7 @@ class RtpSession(asyncio.DatagramProtocol):
         step = len(frame) * self.codec.clock_hz // self.codec.rate_hz  # the frame in timestamp units
         if not self.sending:  # held: nothing goes out, the timestamp goes on as the clock does (RFC 3550 §5.1)
             self._talking = False  # the first packet after the hold has the marker bit
-        elif self._event is not None or self._digits:
+        elif self._events:
             self._send_event(step, frame)
         else:
             self._send(self.payload_type, self._coder.encode(frame), marker=not self._talking)
@@ -241,16 +239,15 @@ class RtpSession(asyncio.DatagramProtocol):
     def _send_event(self, step: int, frame: npt.NDArray[np.int16]) -> None:
         """One frame's worth of the current event (or of the pause after it), RFC 4733 §2.5.1."""
         assert self.event_payload_type is not None  # noqa: S101 - send_digits checked it
-        duration_ms, pause_ms = self._digit_ms
-        event = self._event
-        if event is None:
-            event = self._event = _Event(event_code(self._digits.popleft()), self._ts)
-        tone = duration_ms * self.event_clock_hz // 1000
+        event = self._events[0]
+        first = event.timestamp is None
+        if event.timestamp is None:
+            event.timestamp = self._ts
+        tone = event.tone_ms * self.event_clock_hz // 1000
         if event.duration < tone:  # the key held: same timestamp, the duration so far
             event.duration = min(0xFFFF, event.duration + step * self.event_clock_hz // self.codec.clock_hz)
             payload = bytes(TelephoneEvent(event.code, False, 10, event.duration))
-            self._send(self.event_payload_type, payload, marker=event.first, timestamp=event.timestamp)
-            event.first = False
+            self._send(self.event_payload_type, payload, marker=first, timestamp=event.timestamp)
             if event.duration >= tone:  # released: the end, three times (the same duration)
                 end = bytes(TelephoneEvent(event.code, True, 10, event.duration))
                 for _ in range(3):
@@ -260,8 +257,8 @@ class RtpSession(asyncio.DatagramProtocol):
         event.paused += step  # the pause: audio again, so that the next key is a new event
         self._send(self.payload_type, self._coder.encode(frame), marker=not self._talking)
         self._talking = True
-        if event.paused >= pause_ms * self.codec.clock_hz // 1000:
-            self._event = None
+        if event.paused >= event.pause_ms * self.codec.clock_hz // 1000:
+            self._events.popleft()
 
     def _send(self, payload_type: int, payload: bytes, *, marker: bool = False, timestamp: int | None = None) -> None:
         assert self.transport is not None  # noqa: S101 - checked by the callers

@@ -372,10 +372,7 @@ class InboundCall:
                 and ((session.srtp.local, session.srtp.remote) != (media.local_crypto, media.crypto))
             ):  # new keys (RFC 4568 §7.1.4): a context afresh
                 session.srtp = SrtpContext(media.local_crypto, media.crypto)
-            if (media.codec, media.payload_type) != (session.codec, session.payload_type):
-                session.change_codec(media.codec, media.payload_type)
-            session.event_payload_type = media.event_payload_type
-            session.event_clock_hz = media.event_clock_hz
+            _agree(session, media)
             if media.remote is not None and media.remote != (self.media.remote if self.media else None):
                 session.redirect(media.remote)
             session.sending = media.direction in ("sendrecv", "recvonly") and media.remote is not None
@@ -573,6 +570,14 @@ async def _resolve(target: str, default_port: int) -> Address:
     return str(address[0]), int(address[1])
 
 
+def _agree(session: RtpSession, media: sdp.Media) -> None:
+    """An offer/answer's codec and telephone-event (a re-INVITE, a dialled call's answer) on a running session."""
+    if (media.codec, media.payload_type) != (session.codec, session.payload_type):
+        session.change_codec(media.codec, media.payload_type)
+    session.event_payload_type = media.event_payload_type
+    session.event_clock_hz = media.event_clock_hz
+
+
 def _branch(request: SipRequest) -> str | None:
     vias = request.via
     return vias[0].branch if vias else None
@@ -636,13 +641,9 @@ class SipStack:
         trunk = self.trunk
         if trunk is None or not trunk.domain:
             raise CallError("failed")
-        agent = next((a for a in self._agents if a.name == trunk.transport.value), None)
-        if agent is None:
-            raise CallError("failed")
-        if agent.uac is None:
-            agent.uac = SipUAC(agent.transport)
+        agent, remote = await self._trunk_agent(trunk)
+        assert agent.uac is not None  # noqa: S101 - _trunk_agent made it
         uac = agent.uac
-        remote = await _resolve(trunk.outbound_proxy or trunk.domain, 5061 if agent.name == "tls" else 5060)
         session = await open_session(self.rtp_host, self.rtp_ports, PCMU, None, label="out")
         from_uri = f"sip:{self.caller_id}@{trunk.domain}"
         auth = SipDigestAuth(trunk.username or self.caller_id, trunk.password.reveal()) if trunk.password else None
@@ -687,10 +688,7 @@ class SipStack:
             call.state = CallState.ESTABLISHED
             call.hangup()
             raise CallError("failed") from None
-        if (media.codec, media.payload_type) != (session.codec, session.payload_type):
-            session.change_codec(media.codec, media.payload_type)
-        session.event_payload_type = media.event_payload_type
-        session.event_clock_hz = media.event_clock_hz
+        _agree(session, media)
         theirs = media.crypto
         if ours is not None and theirs is not None:
             media = replace(media, local_crypto=ours)
@@ -738,21 +736,29 @@ class SipStack:
         if self.trunk is not None and self.trunk.domain and self.trunk.register_s:
             await self._register(self.trunk)
 
+    async def _trunk_agent(self, trunk: TrunkSettings) -> tuple[_Uas, Address]:
+        """The agent of the trunk's transport (with its UAC, made on first use) and where its requests go: the
+        outbound proxy, else the domain. CallError("failed") when the transport is not listened on or the name
+        does not resolve."""
+        agent = next((a for a in self._agents if a.name == trunk.transport.value), None)
+        if agent is None:
+            raise CallError("failed")
+        if agent.uac is None:
+            agent.uac = SipUAC(agent.transport)
+        remote = await _resolve(trunk.outbound_proxy or trunk.domain, 5061 if agent.name == "tls" else 5060)
+        return agent, remote
+
     async def _register(self, trunk: TrunkSettings) -> None:
         """The bridge's binding at the provider (RFC 3261 §10): REGISTER with the trunk's credentials, refreshed
         at 90 % of what the registrar grants (aiosipua's Registration); a failure is said, never fatal (the
         provider may also route to a static address)."""
-        agent = next((a for a in self._agents if a.name == trunk.transport.value), None)
-        if agent is None:
-            log.warning("trunk.register_s: no SIP transport %s to register on", trunk.transport.value)
-            return
-        if agent.uac is None:
-            agent.uac = SipUAC(agent.transport)
         try:
-            registrar = await _resolve(trunk.outbound_proxy or trunk.domain, 5061 if agent.name == "tls" else 5060)
+            agent, registrar = await self._trunk_agent(trunk)
         except CallError:
-            log.warning("trunk: cannot resolve the registrar %s", trunk.outbound_proxy or trunk.domain)
+            log.warning("trunk: no %s transport, or the registrar %s does not resolve: not registered",
+                        trunk.transport.value, trunk.outbound_proxy or trunk.domain)  # fmt: skip
             return
+        assert agent.uac is not None  # noqa: S101 - _trunk_agent made it
         user = trunk.username or self.caller_id
         auth = SipDigestAuth(user, trunk.password.reveal()) if trunk.password else None
         host = trunk.domain.split(":", 1)[0] if trunk.domain.count(":") == 1 else trunk.domain

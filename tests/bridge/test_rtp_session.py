@@ -197,7 +197,7 @@ def test_digits_refused_whole_when_one_is_not_a_digit_or_no_events_were_agreed()
         session = await open_session("127.0.0.1", PORTS, PCMU, ("127.0.0.1", 9), event_payload_type=101)
         with pytest.raises(ValueError, match="not a DTMF digit"):
             session.send_digits("12x")
-        assert not session._digits  # nothing of it queued
+        assert not session._events  # nothing of it queued
         session.close()
         plain = await open_session("127.0.0.1", PORTS, PCMU, ("127.0.0.1", 9), event_payload_type=None)
         with pytest.raises(ValueError, match="telephone-event"):

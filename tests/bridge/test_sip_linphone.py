@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rooms import ConferenceDraft
@@ -17,6 +18,16 @@ from tests.bridge.stack import free_port, make_rooms, running
 from tests.mixer.signals import magnitude_db, tone
 
 RATE = 8000
+
+
+def assert_both_ways(heard: np.ndarray, marks: dict[str, float], linphone_hz: float, received: list[float]) -> None:
+    """The baresip phone heard linphone's tone while both were in the room (from a second after both were in to
+    linphone's hang-up, on the phone's recording started at marks["phone"]), and linphone received the room."""
+    window = heard[int((marks["both"] + 1 - marks["phone"]) * RATE) : int((marks["end"] - marks["phone"]) * RATE)]
+    assert len(window) >= RATE * 3
+    assert magnitude_db(window, linphone_hz, rate=RATE) > -30, "the phone in the room does not hear linphone"
+    assert received, "linphone reported no bandwidth"
+    assert max(received) > 40, f"linphone received no audio from the bridge: {received} kbit/s"
 
 
 @pytest.mark.e2e
@@ -61,11 +72,7 @@ def test_linphone_dials_in_types_the_codes_and_is_heard(tmp_path: Path, digits: 
         linphone.stop()
         phone.stop()
     assert (both, after) == (2, 1), "linphone did not get into the room with its codes, or did not leave it"
-    window = heard[int((marks["both"] + 1 - marks["phone"]) * RATE) : int((marks["end"] - marks["phone"]) * RATE)]
-    assert len(window) >= RATE * 3
-    assert magnitude_db(window, 1100, rate=RATE) > -30, "the phone in the room does not hear linphone"
-    assert received, "linphone reported no bandwidth"
-    assert max(received) > 40, f"linphone received no audio from the bridge: {received} kbit/s"
+    assert_both_ways(heard, marks, 1100, received)
 
 
 @pytest.mark.e2e
@@ -108,8 +115,4 @@ def test_the_bridge_dials_linphone_out_and_it_joins_the_room(tmp_path: Path) -> 
         phone.stop()
     assert leg.startswith("out-")
     assert (both, after) == (2, 1)
-    window = heard[int((marks["both"] + 1 - marks["phone"]) * RATE) : int((marks["end"] - marks["phone"]) * RATE)]
-    assert len(window) >= RATE * 3
-    assert magnitude_db(window, 1300, rate=RATE) > -30, "the room does not hear the dialled linphone"
-    assert received, "linphone reported no bandwidth"
-    assert max(received) > 40, f"linphone received no audio from the bridge: {received} kbit/s"
+    assert_both_ways(heard, marks, 1300, received)
