@@ -13,7 +13,7 @@ import numpy.typing as npt
 from dtmf.rfc4733 import TelephoneEvent, event_code
 
 FRAME = 160  # 20 ms at 8 kHz
-PT_PCMU, PT_EVENT = 0, 101
+PT_PCMU, PT_PCMA, PT_EVENT = 0, 8, 101
 
 
 def mulaw(samples: npt.NDArray[np.int16]) -> bytes:
@@ -25,6 +25,16 @@ def mulaw(samples: npt.NDArray[np.int16]) -> bytes:
     mantissa = (magnitude >> (exponent + 3)) & 0x0F
     code = ~(sign | (exponent << 4) | mantissa) & 0xFF
     return bytes(code.astype(np.uint8))
+
+
+def alaw(samples: npt.NDArray[np.int16]) -> bytes:
+    """G.711 A-law encoding (13-bit magnitude, a segment by its highest bit, every other bit inverted)."""
+    x = samples.astype(np.int32) >> 3
+    mask = np.where(x >= 0, 0xD5, 0x55)
+    magnitude = np.minimum(np.where(x >= 0, x, -x - 1), 4095)
+    exponent = np.where(magnitude < 32, 0, np.floor(np.log2(np.maximum(magnitude, 1))).astype(np.int32) - 4)
+    mantissa = np.where(exponent == 0, magnitude >> 1, magnitude >> np.maximum(exponent, 1)) & 0x0F
+    return bytes((((exponent << 4) | mantissa) ^ mask).astype(np.uint8))
 
 
 def _checksum(header: bytes) -> int:
@@ -43,9 +53,10 @@ def _frame(payload: bytes, src_port: int = 16000, dst_port: int = 6000) -> bytes
     return b"\x00" * 12 + b"\x08\x00" + ip + udp
 
 
-def write_call_pcap(path: Path, lead_s: float, digits: str, audio: npt.NDArray[np.int16]) -> float:
-    """Silence for ``lead_s``, then ``digits`` as RFC 4733 events (100 ms each, 100 ms apart), then ``audio``.
-    Returns the duration in seconds."""
+def write_call_pcap(path: Path, lead_s: float, digits: str, audio: npt.NDArray[np.int16], codec: str = "PCMU") -> float:
+    """Silence for ``lead_s``, then ``digits`` as RFC 4733 events (100 ms each, 100 ms apart), then ``audio``, in
+    ``codec`` (PCMU or PCMA). Returns the duration in seconds."""
+    payload_type, encode = {"PCMU": (PT_PCMU, mulaw), "PCMA": (PT_PCMA, alaw)}[codec]
     packets: list[tuple[int, bytes]] = []  # (time in samples, RTP packet)
     ssrc, seq, clock = 0x5A55C0DE, 1000, 0
 
@@ -58,7 +69,7 @@ def write_call_pcap(path: Path, lead_s: float, digits: str, audio: npt.NDArray[n
     def audio_frames(samples: npt.NDArray[np.int16]) -> None:
         nonlocal clock
         for i in range(0, len(samples) - FRAME + 1, FRAME):
-            rtp(PT_PCMU, clock, mulaw(samples[i : i + FRAME]))
+            rtp(payload_type, clock, encode(samples[i : i + FRAME]))
             clock += FRAME
 
     audio_frames(np.zeros(int(lead_s * 8000), np.int16))
