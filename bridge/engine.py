@@ -85,6 +85,8 @@ class Engine:
         # Called with a room's id when what participants() says of it may have changed (who is in, muted, label,
         # speaking): the room's page is pushed the change, nothing polls.
         self.presence_listeners: list[Callable[[Hashable], None]] = []
+        # Called first in every tick, before the legs are read: the SIP gateway's RtpHub reads every call's packets.
+        self.before_tick: list[Callable[[], object]] = []
 
     # -- membership ----------------------------------------------------------------------------------------------
 
@@ -277,6 +279,8 @@ class Engine:
     # -- the tick ------------------------------------------------------------------------------------------------
 
     def tick(self) -> MixResult:
+        for hook in self.before_tick:
+            hook()
         for leg_id in [i for i, m in self._members.items() if m.leg.closed]:  # hung up since the last tick
             self.leave(leg_id)
         failed: list[str] = []

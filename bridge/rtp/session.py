@@ -1,5 +1,12 @@
 """One call's RTP and RTCP on the bridge's own event loop, and the call as a :class:`bridge.leg.Leg`.
 
+The RTP socket is the session's own, non-blocking. Under the SIP gateway an :class:`RtpHub` reads every call's
+socket in one sweep at the start of each media tick (one ``epoll`` for all of them, one ``recvmsg`` per packet):
+the loop is not woken for each of the thousands of packets a second a few hundred calls send, and a caller who
+floods gets at most ``RtpHub.rounds`` packets read a tick, the rest dropped by the kernel, not by the clock. The
+kernel's arrival time of each packet (SO_TIMESTAMPNS) keeps the interarrival jitter exact. Alone (a session
+without a hub), the loop reads the socket whenever it is readable. Packets go out with ``sendto`` on the socket.
+
 Receiving: each datagram is checked (bridge/rtp/packet.py), counted by what it is — audio of the negotiated codec
 into the jitter buffer, RFC 4733 telephone events to the call's digit stream, RFC 3389 comfort noise — and what is
 wrong with it is counted by reason (the first of each reason logged once, never a traceback per packet). Symmetric
@@ -19,8 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import random
+import select
+import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +52,10 @@ from dtmf.rfc4733 import TelephoneEvent, event_code
 log = logging.getLogger(__name__)
 RELATCH_S = 1.0  # the latched source silent this long: another may take its place
 CN = 13  # RFC 3389 comfort noise
+MAX_DATAGRAM = 2048  # an RTP packet of audio is far smaller; a larger one is cut and refused by its length
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux's number; Python names it from 3.12 on some builds
+_ANCILLARY = socket.CMSG_SPACE(16)  # one struct timespec
+_TIMESPEC = struct.Struct("qq")
 
 
 Address = tuple[str, int]
@@ -68,7 +83,7 @@ class _Event:
     paused: int = 0
 
 
-class RtpSession(asyncio.DatagramProtocol):
+class RtpSession:
     """The media of one call: made by :func:`open_session`, which binds its ports."""
 
     def __init__(
@@ -93,7 +108,8 @@ class RtpSession(asyncio.DatagramProtocol):
         self.jitter = JitterBuffer(codec.rate_hz, clock_hz=codec.clock_hz)
         self.receiver = ReceiverStats(codec.clock_hz)
         self.errors: collections.Counter[str] = collections.Counter()
-        self.transport: asyncio.DatagramTransport | None = None
+        self.sock: socket.socket | None = None  # the RTP socket, non-blocking (bound by open_session)
+        self.hub: RtpHub | None = None  # reads the socket at each tick; None: the loop reads it when readable
         self.rtcp_transport: asyncio.DatagramTransport | None = None
         self.local_port = 0
         self.latched: Address | None = None
@@ -133,10 +149,37 @@ class RtpSession(asyncio.DatagramProtocol):
 
     # -- receiving -------------------------------------------------------------------------------------------------
 
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
+    def receive(self, limit: int) -> int:
+        """Read and handle up to ``limit`` datagrams waiting on the socket; how many there were."""
+        sock = self.sock
+        if sock is None:
+            return 0
+        for count in range(limit):
+            try:
+                data, ancillary, flags, addr = sock.recvmsg(MAX_DATAGRAM, _ANCILLARY)
+            except (BlockingIOError, InterruptedError):
+                return count
+            except OSError as failed:  # nothing a peer sends makes this; counted, never raised into the tick
+                self._refused(f"socket-{failed.errno}", ("", 0))
+                return count
+            if flags & socket.MSG_TRUNC:
+                self._refused("long", addr)
+                continue
+            arrival = None
+            for level, kind, value in ancillary:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= _TIMESPEC.size:
+                    seconds, nanoseconds = _TIMESPEC.unpack_from(value)
+                    arrival = seconds + nanoseconds * 1e-9
+            try:
+                self.datagram_received(data, addr, arrival)
+            except Exception:  # a bug, not a packet: the call's other packets and the other calls go on
+                self.errors["internal"] += 1
+                if self.errors["internal"] == 1:
+                    log.exception("rtp %s: a packet could not be handled (further ones counted)", self.label)
+        return limit
 
-    def datagram_received(self, data: bytes, addr: Address) -> None:
+    def datagram_received(self, data: bytes, addr: Address, arrival: float | None = None) -> None:
+        """One datagram from ``addr``; ``arrival``: when the kernel received it (for the jitter; any clock)."""
         if is_rtcp(data):  # multiplexed on the RTP port (RFC 5761)
             self.rtcp_received(data, addr)
             return
@@ -177,7 +220,7 @@ class RtpSession(asyncio.DatagramProtocol):
             return
         self.received_packets += 1
         self.last_heard = now
-        self.receiver.packet(packet.ssrc, packet.seq, packet.timestamp, now)
+        self.receiver.packet(packet.ssrc, packet.seq, packet.timestamp, now if arrival is None else arrival)
 
     def _refused(self, reason: str, addr: Address) -> None:
         self.errors[reason] += 1
@@ -224,7 +267,7 @@ class RtpSession(asyncio.DatagramProtocol):
         self._events.extend(events)
 
     def send(self, frame: npt.NDArray[np.int16]) -> None:
-        if self.closed or self.transport is None or self.remote is None:
+        if self.closed or self.sock is None or self.remote is None:
             return
         step = len(frame) * self.codec.clock_hz // self.codec.rate_hz  # the frame in timestamp units
         if not self.sending:  # held: nothing goes out, the timestamp goes on as the clock does (RFC 3550 §5.1)
@@ -261,14 +304,17 @@ class RtpSession(asyncio.DatagramProtocol):
             self._events.popleft()
 
     def _send(self, payload_type: int, payload: bytes, *, marker: bool = False, timestamp: int | None = None) -> None:
-        assert self.transport is not None  # noqa: S101 - checked by the callers
+        assert self.sock is not None  # noqa: S101 - checked by the callers
         assert self.remote is not None  # noqa: S101
         data = build(payload_type, self._seq, self._ts if timestamp is None else timestamp, self.ssrc, payload,
                      marker)  # fmt: skip
         self._seq = (self._seq + 1) & 0xFFFF
         self.sent_packets += 1
         self.sent_octets += len(payload)
-        self.transport.sendto(data if self.srtp is None else self.srtp.protect(data), self.remote)
+        try:
+            self.sock.sendto(data if self.srtp is None else self.srtp.protect(data), self.remote)
+        except OSError as failed:  # the socket's buffer full, the route gone: the packet is lost, as on the wire
+            self._refused(f"send-{failed.errno}", self.remote)
 
     def send_report(self, wall_s: float | None = None) -> None:
         """A sender report with our one report block, to the other side's RTCP port."""
@@ -282,44 +328,123 @@ class RtpSession(asyncio.DatagramProtocol):
         self._sr_sent[middle32(wall)] = self.clock()
         while len(self._sr_sent) > 8:
             self._sr_sent.pop(next(iter(self._sr_sent)))
-        target = self.rtcp_transport or self.transport
-        if target is not None:
-            target.sendto(report, self.remote_rtcp if self.rtcp_transport else self.remote)
+        try:
+            if self.rtcp_transport is not None:
+                self.rtcp_transport.sendto(report, self.remote_rtcp)
+            elif self.sock is not None and self.remote is not None:  # RTCP on the RTP port (RFC 5761)
+                self.sock.sendto(report, self.remote)
+        except OSError as failed:
+            self._refused(f"send-{failed.errno}", self.remote_rtcp)
 
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
-        for transport in (self.transport, self.rtcp_transport):
-            if transport is not None:
-                transport.close()
+        if self.sock is not None:
+            if self.hub is not None:
+                self.hub.discard(self)
+            else:
+                with contextlib.suppress(RuntimeError):  # closed after its loop ended: nothing reads it anymore
+                    asyncio.get_running_loop().remove_reader(self.sock.fileno())
+            self.sock.close()
+        if self.rtcp_transport is not None:
+            self.rtcp_transport.close()
 
 
 async def open_session(
-    host: str, ports: range, codec: Codec, remote: Address | None, *, mux: bool = False, **options: Any
+    host: str,
+    ports: range,
+    codec: Codec,
+    remote: Address | None,
+    *,
+    mux: bool = False,
+    hub: RtpHub | None = None,
+    **options: Any,
 ) -> RtpSession:
-    """A session bound to the first free even port of ``ports`` (RTCP on the next, unless ``mux``)."""
+    """A session bound to a free even port of ``ports`` (RTCP on the next, unless ``mux``), its RTP read by
+    ``hub`` at each tick, or by the loop when readable."""
     loop = asyncio.get_running_loop()
     session = RtpSession(codec, remote, **options)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     start = ports.start + ports.start % 2
     for port in random.sample(range(start, ports.stop - 1, 2), len(range(start, ports.stop - 1, 2))):
+        sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
-            await loop.create_datagram_endpoint(lambda: session, local_addr=(host, port))
+            sock.setblocking(False)
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            sock.bind((host, port))
         except OSError:
+            sock.close()
             continue
         if not mux:
             try:
                 rtcp, _ = await loop.create_datagram_endpoint(lambda: _Rtcp(session), local_addr=(host, port + 1))
             except OSError:
-                if session.transport is not None:
-                    session.transport.close()
+                sock.close()
                 continue
             session.rtcp_transport = rtcp
         else:
             session.remote_rtcp = remote
-        session.local_port = port
+        session.sock, session.local_port = sock, port
+        if hub is not None:
+            hub.add(session)
+        else:
+            loop.add_reader(sock.fileno(), session.receive, 64)
         return session
     raise OSError(f"no free RTP port in {ports.start}-{ports.stop - 1}")
+
+
+class RtpHub:
+    """Every call's RTP socket, read in one sweep (:meth:`sweep`) at the start of each media tick.
+
+    One ``epoll`` holds them all; a sweep asks it which are readable (without waiting) and reads one datagram from
+    each, and again, up to ``rounds`` times: a tick's packets of a few hundred calls cost one ``recvmsg`` each and
+    two or three ``epoll_wait``, and no wake-up of the loop. A socket with more than ``rounds`` packets waiting (a
+    flood, or a burst after a stall) keeps the rest for the next ticks, and the kernel drops what overflows its
+    buffer: no caller can make the sweep, so the tick, longer than its share."""
+
+    def __init__(self, rounds: int = 8) -> None:
+        self.rounds = rounds
+        self._poll = select.epoll()
+        self._sessions: dict[int, RtpSession] = {}
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def add(self, session: RtpSession) -> None:
+        assert session.sock is not None  # noqa: S101 - open_session bound it
+        fd = session.sock.fileno()
+        self._poll.register(fd, select.EPOLLIN)
+        self._sessions[fd] = session
+        session.hub = self
+
+    def discard(self, session: RtpSession) -> None:
+        if session.sock is None or self._sessions.get(session.sock.fileno()) is not session:
+            return
+        fd = session.sock.fileno()
+        del self._sessions[fd]
+        with contextlib.suppress(OSError, ValueError):  # the hub closed meanwhile
+            self._poll.unregister(fd)
+
+    def sweep(self) -> int:
+        """Read what every socket has (up to ``rounds`` datagrams each); how many datagrams were read."""
+        read = 0
+        for _ in range(self.rounds):
+            ready = self._poll.poll(0)
+            if not ready:
+                break
+            sessions = self._sessions
+            for fd, _ in ready:
+                session = sessions.get(fd)
+                if session is not None:
+                    read += session.receive(1)
+        return read
+
+    def close(self) -> None:
+        for session in list(self._sessions.values()):
+            session.hub = None
+        self._sessions.clear()
+        self._poll.close()
 
 
 class RtpLeg:

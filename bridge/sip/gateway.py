@@ -21,6 +21,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from bridge.callflow import Call, CallFlow, CallOutcome
+from bridge.rtp.session import RtpHub
 from bridge.sip.direct import PREFIX, DirectLinks, user_of
 from bridge.sip.stack import CallError, SipStack
 from config import PasserelleError, Settings
@@ -57,6 +58,7 @@ class SipGateway:
         self.flow = flow
         self.links = DirectLinks(settings.security.secret_key.reveal(), time.time)
         self._engine: SipStack | None = None
+        self._rtp_hub: RtpHub | None = None
         self._tasks: set[asyncio.Task[object]] = set()
         self._ids = itertools.count(1)
         self._calls: dict[str, tuple[Call, DigitStream]] = {}
@@ -71,6 +73,8 @@ class SipGateway:
     async def start(self) -> None:
         listen, sip = self.settings.sip.listen, self.settings.sip
         self._engine = SipStack.from_settings(self.settings)
+        self._engine.rtp_hub = self._rtp_hub = RtpHub()  # every call's RTP read at the start of each tick
+        self.flow.engine.before_tick.append(self._rtp_hub.sweep)
         await self._engine.start(self._incoming)
         if self.settings.trunk.domain:
             log.info("dial-out through %s", self.settings.trunk.outbound_proxy or self.settings.trunk.domain)
@@ -85,6 +89,10 @@ class SipGateway:
         if self._engine is not None:
             await self._engine.close()
             self._engine = None
+        if self._rtp_hub is not None:
+            self.flow.engine.before_tick.remove(self._rtp_hub.sweep)
+            self._rtp_hub.close()
+            self._rtp_hub = None
 
     def direct_uri(self, conference_id: uuid.UUID) -> tuple[str, asyncio.Future[str]]:
         """A SIP URI that puts a call straight into ``conference_id`` (single use, valid a few minutes), and the

@@ -46,7 +46,7 @@ from aiosipua.uas import SipUAS
 from aiosipua.uas_requests import handle_ack
 
 from bridge.rtp.codecs import PCMU
-from bridge.rtp.session import RtpLeg, RtpSession, open_session
+from bridge.rtp.session import RtpHub, RtpLeg, RtpSession, open_session
 from bridge.rtp.srtp import Crypto, SrtpContext
 from bridge.sip import sdp
 from config import Settings
@@ -241,6 +241,7 @@ class InboundCall:
         self.session = await open_session(
             self.stack.rtp_host, self.stack.rtp_ports, media.codec, media.remote,
             event_payload_type=media.event_payload_type, on_event=self._rtp_event, label=self.call_label,
+            hub=self.stack.rtp_hub,
         )  # fmt: skip
         self.session.payload_type = media.payload_type
         self.session.event_clock_hz = media.event_clock_hz
@@ -619,6 +620,7 @@ class SipStack:
         self._watch: asyncio.Task[None] | None = None
         self._ids = itertools.count(1)
         self.registration: Registration | None = None  # at the trunk's registrar (trunk.register_s)
+        self.rtp_hub: RtpHub | None = None  # reads every call's RTP at the media tick (None: the loop, per packet)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SipStack:
@@ -644,7 +646,7 @@ class SipStack:
         agent, remote = await self._trunk_agent(trunk)
         assert agent.uac is not None  # noqa: S101 - _trunk_agent made it
         uac = agent.uac
-        session = await open_session(self.rtp_host, self.rtp_ports, PCMU, None, label="out")
+        session = await open_session(self.rtp_host, self.rtp_ports, PCMU, None, label="out", hub=self.rtp_hub)
         from_uri = f"sip:{self.caller_id}@{trunk.domain}"
         auth = SipDigestAuth(trunk.username or self.caller_id, trunk.password.reveal()) if trunk.password else None
         ours = Crypto.fresh(1, "AES_CM_128_HMAC_SHA1_80") if self.srtp_required else None  # SRTP: offered only then

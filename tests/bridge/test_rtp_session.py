@@ -205,3 +205,74 @@ def test_digits_refused_whole_when_one_is_not_a_digit_or_no_events_were_agreed()
         plain.close()
 
     asyncio.run(scenario())
+
+
+def test_a_hub_reads_every_session_at_its_sweep_and_a_flooding_caller_gets_no_more_than_its_rounds() -> None:
+    """Under the SIP gateway the packets wait in their sockets until the tick's sweep: nothing is read before it;
+    then each session gets what came for it, the jitter measured on the kernel's arrival times (not the sweep's);
+    a caller with 200 packets waiting gets ``rounds`` of them read a sweep, and the quiet callers all of theirs."""
+    from bridge.rtp.session import RtpHub
+
+    async def scenario() -> tuple[list[RtpSession], list[int], list[int], list[float], RtpHub]:
+        hub = RtpHub(rounds=4)
+        sessions = [await open_session("127.0.0.1", PORTS, PCMU, None, hub=hub) for _ in range(3)]
+        phone = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        phone.bind(("127.0.0.1", 0))
+        for n in range(2):  # two packets each, 60 ms apart (as their timestamps say)
+            for s in sessions:
+                phone.sendto(build(0, n, n * 3 * FRAME, 7, b"\xff" * FRAME), ("127.0.0.1", s.local_port))
+            await asyncio.sleep(0.06)
+        await asyncio.sleep(0.1)  # late for their time: the sweep's time is not the arrival's
+        before = [s.received_packets for s in sessions]
+        reads = [hub.sweep()]
+        jitter = [s.receiver.jitter for s in sessions]
+        flooded = sessions[0]
+        for n in range(200):
+            phone.sendto(build(0, 2 + n, (6 + n) * FRAME, 7, b"\xff" * FRAME), ("127.0.0.1", flooded.local_port))
+        phone.sendto(build(0, 2, 6 * FRAME, 7, b"\xff" * FRAME), ("127.0.0.1", sessions[1].local_port))
+        await asyncio.sleep(0.05)
+        reads.append(hub.sweep())
+        for s in sessions:
+            s.close()
+        phone.close()
+        return sessions, before, reads, jitter, hub
+
+    sessions, before, reads, jitter, hub = asyncio.run(scenario())
+    assert before == [0, 0, 0], "packets were read before the sweep"
+    assert reads == [6, 4 + 1]
+    assert [s.received_packets for s in sessions] == [2 + 4, 3, 2]
+    # read together, the two would differ by 480 (60 ms): a jitter of 30 after them; as they came, under 16
+    assert all(j < 16 for j in jitter), f"the jitter counted the wait for the sweep: {jitter}"
+    assert len(hub) == 0, "closed sessions stay in the hub"
+    assert all(s.errors == {} for s in sessions)
+
+
+def test_a_packet_the_session_fails_on_is_counted_and_the_sweep_goes_on() -> None:
+    from bridge.rtp.session import RtpHub
+
+    async def scenario() -> tuple[list[RtpSession], int]:
+        hub = RtpHub()
+        sessions = [await open_session("127.0.0.1", PORTS, PCMU, None, hub=hub, event_payload_type=101)
+                    for _ in range(2)]  # fmt: skip
+
+        def broken(payload: bytes, timestamp: int) -> None:
+            raise RuntimeError("a bug in the digit handler")
+
+        sessions[0].on_event = broken
+        phone = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        phone.bind(("127.0.0.1", 0))
+        for s in sessions:
+            phone.sendto(build(101, 1, 0, 7, bytes([1, 0x8A, 0, 160])), ("127.0.0.1", s.local_port))
+            phone.sendto(build(0, 2, 160, 7, b"\xff" * FRAME), ("127.0.0.1", s.local_port))
+        await asyncio.sleep(0.05)
+        read = hub.sweep()
+        for s in sessions:
+            s.close()
+        phone.close()
+        return sessions, read
+
+    sessions, read = asyncio.run(scenario())
+    assert read == 4
+    assert sessions[0].errors == {"internal": 1}
+    assert sessions[0].received_packets == 1  # the audio after it
+    assert sessions[1].received_packets == 2
