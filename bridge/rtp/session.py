@@ -56,6 +56,8 @@ MAX_DATAGRAM = 2048  # an RTP packet of audio is far smaller; a larger one is cu
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux's number; Python names it from 3.12 on some builds
 _ANCILLARY = socket.CMSG_SPACE(16)  # one struct timespec
 _TIMESPEC = struct.Struct("qq")
+_MSG_TRUNC = int(socket.MSG_TRUNC)  # a plain int: the enum's & costs more than the rest of a packet's reading
+_SOL_SOCKET = int(socket.SOL_SOCKET)
 
 
 Address = tuple[str, int]
@@ -162,12 +164,12 @@ class RtpSession:
             except OSError as failed:  # nothing a peer sends makes this; counted, never raised into the tick
                 self._refused(f"socket-{failed.errno}", ("", 0))
                 return count
-            if flags & socket.MSG_TRUNC:
+            if flags & _MSG_TRUNC:
                 self._refused("long", addr)
                 continue
             arrival = None
             for level, kind, value in ancillary:
-                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= _TIMESPEC.size:
+                if level == _SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= _TIMESPEC.size:
                     seconds, nanoseconds = _TIMESPEC.unpack_from(value)
                     arrival = seconds + nanoseconds * 1e-9
             try:
