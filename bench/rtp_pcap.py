@@ -53,23 +53,28 @@ def _frame(payload: bytes, src_port: int = 16000, dst_port: int = 6000) -> bytes
     return b"\x00" * 12 + b"\x08\x00" + ip + udp
 
 
-def write_call_pcap(path: Path, lead_s: float, digits: str, audio: npt.NDArray[np.int16], codec: str = "PCMU") -> float:
+def write_call_pcap(
+    path: Path, lead_s: float, digits: str, audio: npt.NDArray[np.int16], codec: str = "PCMU", drop_every: int = 0
+) -> float:
     """Silence for ``lead_s``, then ``digits`` as RFC 4733 events (100 ms each, 100 ms apart), then ``audio``, in
-    ``codec`` (PCMU or PCMA). Returns the duration in seconds."""
+    ``codec`` (PCMU or PCMA); with ``drop_every`` n, every n-th packet of ``audio`` is lost on the way (its sequence
+    number skipped, as a network loses it). Returns the duration in seconds."""
     payload_type, encode = {"PCMU": (PT_PCMU, mulaw), "PCMA": (PT_PCMA, alaw)}[codec]
     packets: list[tuple[int, bytes]] = []  # (time in samples, RTP packet)
     ssrc, seq, clock = 0x5A55C0DE, 1000, 0
 
-    def rtp(pt: int, timestamp: int, payload: bytes, marker: bool = False) -> None:
+    def rtp(pt: int, timestamp: int, payload: bytes, marker: bool = False, lost: bool = False) -> None:
         nonlocal seq
         header = struct.pack("!BBHII", 0x80, (0x80 if marker else 0) | pt, seq & 0xFFFF, timestamp & 0xFFFFFFFF, ssrc)
-        packets.append((clock, header + payload))
+        if not lost:
+            packets.append((clock, header + payload))
         seq += 1
 
-    def audio_frames(samples: npt.NDArray[np.int16]) -> None:
+    def audio_frames(samples: npt.NDArray[np.int16], drop_every: int = 0) -> None:
         nonlocal clock
-        for i in range(0, len(samples) - FRAME + 1, FRAME):
-            rtp(payload_type, clock, encode(samples[i : i + FRAME]))
+        for n, i in enumerate(range(0, len(samples) - FRAME + 1, FRAME)):
+            lost = drop_every > 0 and n % drop_every == drop_every - 1
+            rtp(payload_type, clock, encode(samples[i : i + FRAME]), lost=lost)
             clock += FRAME
 
     audio_frames(np.zeros(int(lead_s * 8000), np.int16))
@@ -81,7 +86,7 @@ def write_call_pcap(path: Path, lead_s: float, digits: str, audio: npt.NDArray[n
         for _ in range(3):  # the end, three times (RFC 4733 §2.5.1.4)
             rtp(PT_EVENT, start, bytes(TelephoneEvent(event_code(digit), True, 10, FRAME * 5)))
         audio_frames(np.zeros(FRAME * 5, np.int16))
-    audio_frames(audio)
+    audio_frames(audio, drop_every)
 
     with path.open("wb") as out:
         out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))

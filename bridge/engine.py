@@ -227,9 +227,29 @@ class Engine:
             except Exception:  # a page's trouble never stops the media clock
                 log.exception("presence listener failed")
 
+    def changed(self, leg_id: str) -> None:
+        """What participants() says of ``leg_id`` changed outside the tick (its line's quality): its room's page
+        is pushed it."""
+        member = self._members.get(leg_id)
+        if member is not None:
+            self._presence(member.room_id)
+
+    def lines(self) -> list[dict[str, object]]:
+        """Every leg that measures its line (phone calls): its id, where it is (room, lobby or voice menu) and its
+        figures (bridge.rtp.session.RtpSession.network); for GET /stats."""
+        out: list[dict[str, object]] = []
+        for leg_id, member in self._members.items():
+            network = getattr(member.leg, "network", None)
+            if callable(network):
+                room = str(member.room_id)
+                where = room.split(":", 1)[0] if room.startswith(("lobby:", "ivr:")) else "room"
+                out.append({"leg": leg_id, "in": where, **network()})
+        return out
+
     def participants(self, room_id: Hashable) -> list[dict[str, object]]:
         """Who is in a room, for its page: leg id, label (set by whoever brought the leg: a display name, a masked
-        number), kind, talking now (the mixer's voice activity at the last tick), muted."""
+        number), kind, talking now (the mixer's voice activity at the last tick), muted, and for a phone its line
+        in a word once measured ("good", "weak", "poor"; None before)."""
         out: list[dict[str, object]] = []
         for leg_id in self.legs_in(room_id):
             member = self._members[leg_id]
@@ -237,8 +257,12 @@ class Engine:
             muted = self.mixer.is_muted(leg_id)
             # A muted leg's voice still moves the mixer's activity, but nobody hears it: never "speaking".
             speaking = not muted and last is not None and leg_id in last.slots and last.is_speaking(leg_id)
-            out.append({"id": leg_id, "label": self.labels.get(leg_id, ""), "kind": str(member.leg.kind),
-                        "speaking": speaking, "muted": muted})  # fmt: skip
+            entry: dict[str, object] = {"id": leg_id, "label": self.labels.get(leg_id, ""),
+                                        "kind": str(member.leg.kind), "speaking": speaking, "muted": muted}  # fmt: skip
+            line = getattr(member.leg, "line", None)
+            if line is not None:
+                entry["line"] = line
+            out.append(entry)
         return out
 
     def set_listen_only(self, leg_id: str, listen_only: bool) -> None:

@@ -100,6 +100,7 @@ def media_stats(engine: Engine, flow: CallFlow, gc_watch: GcWatch | None = None)
                 "longest_ms": collected.longest_ms,
             },
             **engine.occupancy(),
+            "lines": engine.lines(),
             "join_delay_ms": {
                 "count": len(delays),
                 "p50": round(delays[len(delays) // 2] * 1000, 1) if delays else None,

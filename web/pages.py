@@ -179,6 +179,8 @@ class Pages:
             "net_good": _("good"),
             "net_weak": _("weak"),
             "net_poor": _("poor"),
+            "line_weak": _("weak line"),
+            "line_poor": _("poor line"),
             "device_failed": _("This device could not be opened: choose another one."),
             "default_device": _("Default"),
             "invite_queued": _("on its way"),

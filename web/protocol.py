@@ -15,8 +15,9 @@ What the bridge sends (``OUTBOUND``), to one socket or to everyone in the room:
 - ``welcome`` {you, host} — the leg id this page has in the participant list, and whether it is a host.
 - ``pass`` {pass} — once in the room: sent back in the offer after a reconnection, it goes straight back in.
 - ``waiting`` / ``admitted`` / ``denied`` — the lobby, for a browser that must wait for a host.
-- ``participants`` {list: [{id, label, kind: "sip"|"webrtc", speaking, muted, hand}], by_phone} — to everyone
-  in the room whenever it changes (pushed by the room's hub, at most 10 times a second).
+- ``participants`` {list: [{id, label, kind: "sip"|"webrtc", speaking, muted, hand, line?}], by_phone} — to
+  everyone in the room whenever it changes (pushed by the room's hub, at most 10 times a second); ``line``, for a
+  phone once its RTP has been measured: "good", "weak" or "poor" (loss, jitter and round trip from RTCP, both ways).
 - ``lobby`` {list: [{id, label}]} — to hosts, whenever someone starts or stops waiting.
 - ``chat`` {message: {id, from, name, to, text, at}} — a message, to everyone (``to`` null) or to its sender and
   its one recipient (``to`` a leg id); ``chat-history`` {list} — the room's last 200 messages to everyone, once in;

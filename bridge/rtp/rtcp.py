@@ -50,6 +50,7 @@ class ReceiverStats:
     _transit: int | None = None
     last_sr: int = 0  # middle 32 bits of the last SR's NTP time
     last_sr_at: float = 0.0  # when it came (local monotonic s)
+    recent_loss: float | None = None  # the fraction lost in the interval of the last report block
 
     def packet(self, ssrc: int, seq: int, timestamp: int, arrival_s: float) -> None:
         if ssrc != self.ssrc:  # a new source: counted afresh
@@ -88,12 +89,25 @@ class ReceiverStats:
         self.expected_prior, self.received_prior = self.expected, self.received
         lost_interval = expected_interval - received_interval
         fraction = (lost_interval << 8) // expected_interval if expected_interval > 0 and lost_interval > 0 else 0
+        if expected_interval > 0:
+            self.recent_loss = max(0, lost_interval) / expected_interval
         lost = min(self.lost, 0x7FFFFF)
         dlsr = int((now_s - self.last_sr_at) * 65536) if self.last_sr else 0
         return struct.pack(
             "!IB3sIIII", self.ssrc or 0, min(fraction, 255), lost.to_bytes(3, "big"), self.extended_max & 0xFFFFFFFF,
             int(self.jitter), self.last_sr, dlsr & 0xFFFFFFFF,
         )  # fmt: skip
+
+
+def grade(loss: float | None, jitter_ms: float | None, rtt_ms: float | None) -> str:
+    """A line in a word, as the room's page says it of a browser's own connection (web/static/room.js): "poor"
+    beyond 5 % loss, 60 ms jitter or 400 ms round trip, "weak" beyond 1 %, 30 ms or 200 ms, else "good"."""
+    loss_pct, jitter, rtt = (loss or 0.0) * 100, jitter_ms or 0.0, rtt_ms or 0.0
+    if loss_pct > 5 or jitter > 60 or rtt > 400:
+        return "poor"
+    if loss_pct > 1 or jitter > 30 or rtt > 200:
+        return "weak"
+    return "good"
 
 
 def sender_report(

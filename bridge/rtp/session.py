@@ -44,7 +44,7 @@ from bridge.leg import LegKind
 from bridge.rtp.codecs import Codec
 from bridge.rtp.jitter import JitterBuffer
 from bridge.rtp.packet import RtpError, build, is_rtcp, parse
-from bridge.rtp.rtcp import ReceiverStats, RtcpError, middle32, sender_report
+from bridge.rtp.rtcp import ReceiverStats, RtcpError, grade, middle32, sender_report
 from bridge.rtp.rtcp import parse as parse_rtcp
 from bridge.rtp.srtp import SrtpContext
 from dtmf.rfc4733 import TelephoneEvent, event_code
@@ -132,6 +132,8 @@ class RtpSession:
         self._events: collections.deque[_Event] = collections.deque()  # RFC 4733 keys to send, the first under way
         self.event_clock_hz = codec.clock_hz  # telephone-event's rate as agreed: the unit of its durations
         self.sent_digits = 0
+        self.line: str | None = None  # "good", "weak" or "poor", as last assessed (assess_line)
+        self.on_line: Callable[[str], None] | None = None  # told when that word changes
 
     def change_codec(self, codec: Codec, payload_type: int | None = None) -> None:
         """A re-INVITE chose another codec: what waits in the jitter buffer is dropped, the coder starts afresh.
@@ -338,6 +340,39 @@ class RtpSession:
         except OSError as failed:
             self._refused(f"send-{failed.errno}", self.remote_rtcp)
 
+    def network(self) -> dict[str, Any]:
+        """The call's line as the bridge sees it: the caller's stream as it comes here (loss in the last report's
+        interval, interarrival jitter), ours as the other side reports it (RTCP: loss, jitter), the round trip."""
+        receiver, clock = self.receiver, self.codec.clock_hz
+        return {
+            "codec": self.codec.name,
+            "received": self.received_packets,
+            "lost": receiver.lost,
+            "loss_in": None if receiver.recent_loss is None else round(receiver.recent_loss, 3),
+            "jitter_in_ms": None if receiver.ssrc is None else round(receiver.jitter * 1000 / clock, 1),
+            "loss_out": self.quality["loss"],
+            "jitter_out_ms": self.quality["jitter_ms"],
+            "rtt_ms": self.quality["rtt_ms"],
+            "late": self.jitter.stats.late,
+            "concealed": self.jitter.stats.concealed,
+            "buffer_ms": self.jitter.delay * self.jitter.frame * 1000 // self.codec.rate_hz,  # the jitter buffer's
+            "refused": sum(self.errors.values()),
+            "line": self.line,
+        }
+
+    def assess_line(self) -> str:
+        """The line in a word (bridge.rtp.rtcp.grade) from the worse of both directions; ``on_line`` is told when
+        the word changes. Called after each report (every few seconds), not per packet."""
+        figures = self.network()
+        losses = [v for v in (figures["loss_in"], figures["loss_out"]) if v is not None]
+        jitters = [v for v in (figures["jitter_in_ms"], figures["jitter_out_ms"]) if v is not None]
+        word = grade(max(losses, default=None), max(jitters, default=None), figures["rtt_ms"])
+        if word != self.line:
+            self.line = word
+            if self.on_line is not None:
+                self.on_line(word)
+        return word
+
     def close(self) -> None:
         if self.closed:
             return
@@ -474,6 +509,13 @@ class RtpLeg:
 
     def read(self) -> npt.NDArray[np.int16] | None:
         return self.session.jitter.get()
+
+    @property
+    def line(self) -> str | None:
+        return self.session.line
+
+    def network(self) -> dict[str, Any]:
+        return self.session.network()
 
     def write(self, frame: npt.NDArray[np.int16]) -> None:
         self.session.send(frame)

@@ -297,10 +297,15 @@ class SipGateway:
         self, sip_call: Any, leg_id: str, number: str | None, stream: DigitStream, digits: asyncio.Queue[str]
     ) -> Call:
         leg = sip_call.leg(leg_id)
+        leg.session.on_line = functools.partial(self._line_changed, leg_id)
         return Call(
             leg=leg, caller_e164=number, source=self._source(sip_call), hangup=leg.close, digits=digits,
             inband_dtmf=stream.inband_wanted,
         )  # fmt: skip
+
+    def _line_changed(self, leg_id: str, word: str) -> None:
+        log.info("call %s: line %s", leg_id, word)
+        self.flow.engine.changed(leg_id)
 
     async def _run(
         self, leg_id: str, call: Call, stream: DigitStream, flow: Coroutine[Any, Any, CallOutcome]

@@ -792,6 +792,7 @@ class SipStack:
                     continue
                 if second % REPORT_EVERY_S == 0:
                     session.send_report()
+                    session.assess_line()
                 heard = session.last_heard or session.opened_at
                 if session.clock() - heard > self.rtp_timeout_s:
                     log.info("call %s: no RTP for %d s: hung up", call.call_label, self.rtp_timeout_s)

@@ -351,3 +351,36 @@ def test_the_garbage_collections_that_stop_the_clock_are_counted_and_timed() -> 
     assert watch.stats.longest_ms > 0
     assert (watch.stats.long > 0) == (watch.stats.longest_ms > LONG_GC_S * 1000)
     assert watch not in gc.callbacks
+
+
+def test_a_phone_s_line_is_in_the_participant_list_and_in_the_lines_and_its_change_is_pushed() -> None:
+    class Phone(BufferLeg):
+        line: str | None = None
+
+        @property
+        def kind(self) -> LegKind:
+            return LegKind.SIP
+
+        def network(self) -> dict[str, object]:
+            return {"codec": "PCMU", "loss_in": 0.2, "line": self.line}
+
+    engine = Engine()
+    pushed: list[object] = []
+    engine.presence_listeners.append(pushed.append)
+    phone, web = Phone("sip-1", 8000), BufferLeg("web-1", 48000)
+    engine.join("consult", phone)
+    engine.join("consult", web)
+    engine.join("ivr:sip-2", Phone("sip-2", 8000))
+    assert "line" not in engine.participants("consult")[0]  # not measured yet
+    pushed.clear()
+    phone.line = "poor"
+    engine.changed("sip-1")
+    engine.changed("gone")  # a leg that left meanwhile: nothing
+    assert pushed == ["consult"]
+    people = {p["id"]: p for p in engine.participants("consult")}
+    assert people["sip-1"]["line"] == "poor"
+    assert "line" not in people["web-1"]
+    assert engine.lines() == [
+        {"leg": "sip-1", "in": "room", "codec": "PCMU", "loss_in": 0.2, "line": "poor"},
+        {"leg": "sip-2", "in": "ivr", "codec": "PCMU", "loss_in": 0.2, "line": None},
+    ]

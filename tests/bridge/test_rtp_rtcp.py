@@ -63,3 +63,32 @@ def test_garbage_is_refused_with_its_reason(data: bytes, reason: str) -> None:
     with pytest.raises(RtcpError) as refused:
         parse(data)
     assert refused.value.reason == reason
+
+
+def test_a_line_in_a_word_from_loss_jitter_and_round_trip() -> None:
+    from bridge.rtp.rtcp import grade
+
+    assert grade(None, None, None) == "good"
+    assert grade(0.01, 30.0, 200.0) == "good"  # the limits themselves are still good
+    assert grade(0.011, None, None) == "weak"
+    assert grade(None, 31.0, None) == "weak"
+    assert grade(None, None, 201.0) == "weak"
+    assert grade(0.051, 1.0, 10.0) == "poor"
+    assert grade(0.0, 61.0, 10.0) == "poor"
+    assert grade(0.0, 1.0, 401.0) == "poor"
+
+
+def test_the_recent_loss_is_the_last_report_interval_s_not_the_whole_call_s() -> None:
+    stats = ReceiverStats()
+    assert stats.recent_loss is None
+    for n in range(100):  # ten lost of the first hundred
+        if n % 10 != 9:
+            stats.packet(7, n, n * 160, n * 0.02)
+    stats.packet(7, 100, 100 * 160, 2.0)
+    stats.block(now_s=2.0)
+    assert stats.recent_loss == pytest.approx(10 / 101)
+    for n in range(101, 201):  # none lost since
+        stats.packet(7, n, n * 160, n * 0.02)
+    stats.block(now_s=4.0)
+    assert stats.recent_loss == 0.0
+    assert stats.lost == 10

@@ -11,6 +11,7 @@ import itertools
 import socket
 
 import numpy as np
+import pytest
 
 from bridge.rtp.codecs import G722, PCMA, PCMU
 from bridge.rtp.packet import build, parse
@@ -191,7 +192,6 @@ def test_digits_go_out_as_rfc_4733_events_in_place_of_the_audio() -> None:
 
 
 def test_digits_refused_whole_when_one_is_not_a_digit_or_no_events_were_agreed() -> None:
-    import pytest
 
     async def scenario() -> None:
         session = await open_session("127.0.0.1", PORTS, PCMU, ("127.0.0.1", 9), event_payload_type=101)
@@ -276,3 +276,33 @@ def test_a_packet_the_session_fails_on_is_counted_and_the_sweep_goes_on() -> Non
     assert sessions[0].errors == {"internal": 1}
     assert sessions[0].received_packets == 1  # the audio after it
     assert sessions[1].received_packets == 2
+
+
+def test_a_lossy_caller_s_line_is_assessed_poor_once_and_the_change_told() -> None:
+    """Every fifth packet lost: 20 % in the report's interval, a poor line; told once, not at every assessment;
+    the figures say the loss and what came."""
+
+    async def scenario() -> tuple[RtpSession, list[str], dict[str, object]]:
+        session = await open_session("127.0.0.1", PORTS, PCMU, ("127.0.0.1", 9))
+        told: list[str] = []
+        session.on_line = told.append
+        assert session.line is None
+        for n in range(50):
+            if n % 5 != 4:
+                session.datagram_received(build(0, n, n * FRAME, 7, b"\xff" * FRAME), ("127.0.0.1", 5004), n * 0.02)
+        session.datagram_received(build(0, 50, 50 * FRAME, 7, b"\xff" * FRAME), ("127.0.0.1", 5004), 1.0)
+        session.send_report()
+        session.assess_line()
+        session.assess_line()
+        figures = session.network()
+        session.close()
+        return session, told, figures
+
+    session, told, figures = asyncio.run(scenario())
+    assert told == ["poor"]
+    assert session.line == "poor"
+    assert figures["loss_in"] == pytest.approx(10 / 51, abs=0.001)
+    assert figures["lost"] == 10
+    assert figures["received"] == 41
+    assert figures["codec"] == "PCMU"
+    assert figures["line"] == "poor"

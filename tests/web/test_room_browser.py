@@ -8,8 +8,10 @@ languages, with nothing scrolling sideways."""
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -299,3 +301,65 @@ def test_the_host_calls_a_phone_locks_the_room_and_switches_devices_without_reco
     finally:
         callee.stop()
         caller.stop()
+
+
+@pytest.mark.e2e
+def test_a_phone_on_a_lossy_line_is_shown_so_in_the_list_and_in_the_stats(tmp_path: Path) -> None:
+    """A caller (SIPp) whose network loses one packet in five: within a report or two the room's list says so
+    next to the phone ("mauvaise ligne" / "poor line"), and GET /stats gives the figures."""
+    from bench.rtp_pcap import write_call_pcap
+    from bench.sip import CALLER
+    from passerelle import control
+
+    sipp = require("sipp")
+    mic = tone_wav(tmp_path / "mic.wav", freq=1000.0, seconds=60)
+    with room_service(tmp_path, mic) as (site, conference, browser):
+        pages = []
+        for locale, width, height in (("fr-FR", 1366, 768), ("en-GB", 390, 844)):
+            phone_size = width < 500
+            page = browser.new_page(viewport={"width": width, "height": height}, locale=locale,
+                                    is_mobile=phone_size, has_touch=phone_size)  # fmt: skip
+            join_room(page, site, conference["host_url"], "Dr Martin")
+            pages.append((page, locale, width))
+        pcap = tmp_path / "lossy.pcap"
+        voice = tone(600.0, 8000 * 40, 6000, rate=8000)
+        seconds = write_call_pcap(pcap, 1.5, conference["code"] + "#", voice, drop_every=5)
+        caller = tmp_path / "caller.xml"
+        caller.write_text(
+            CALLER.read_text().replace("PCAP_PATH", str(pcap)).replace("TALK_MS", str(int(seconds * 1000)))
+        )
+        host, port = site.sip.rsplit(":", 1)
+        sipp_process = subprocess.Popen(
+            [sipp, f"{host}:{port}", "-sf", str(caller), "-m", "1", "-l", "1", "-i", "127.0.0.1",
+             "-p", str(free_udp_port()), "-mi", "127.0.0.1", "-mp", str(free_udp_port() // 2 * 2), "-nostdin",
+             "-timeout", "90s", "-trace_err"],
+            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            for page, locale, width in pages:
+                phone = page.locator("#participants li[data-kind=sip]")
+                if width < 500:
+                    page.click("#tab-people")
+                expect(phone).to_have_attribute("data-line", "poor", timeout=25_000)
+                expect(phone).to_contain_text("mauvaise ligne" if locale == "fr-FR" else "poor line")
+                page.screenshot(path=str(tmp_path / f"line-{locale[:2]}-{width}.png"))
+                assert page.evaluate("document.documentElement.scrollWidth") <= width
+            # The first report's interval began with the code, not lost; the next ones are all one in five.
+            deadline = time.monotonic() + 12
+            with ThreadPoolExecutor(1) as thread:  # out of Playwright's own event loop
+                while True:
+                    stats = thread.submit(control.call, Path(site.env["PASSERELLE_CONTROL__SOCKET"]), "GET", "/stats")
+                    lines = stats.result()["lines"]
+                    if time.monotonic() > deadline or (lines and (lines[0]["loss_in"] or 0) > 0.15):
+                        break
+                    time.sleep(0.5)
+            assert len(lines) == 1
+            line = lines[0]
+            assert line["in"] == "room"
+            assert line["line"] == "poor"
+            assert 0.18 <= line["loss_in"] <= 0.22, line  # one in five
+            assert line["lost"] > 0
+            assert line["codec"] == "PCMU"
+        finally:
+            sipp_process.terminate()
+            sipp_process.wait(timeout=10)

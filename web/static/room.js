@@ -137,10 +137,12 @@ function showParticipants(list, byPhone) {
       announce(texts.raised_hand.replace("{name}", who));
     }
     const stateOf = { kind: p.kind, speaking: p.speaking ? "yes" : "no", muted: p.muted ? "yes" : "no",
-                      hand: p.hand ? "yes" : "no", id: p.id };
+                      hand: p.hand ? "yes" : "no", id: p.id, line: p.line || "" };
     const where = p.kind === "sip" ? texts.by_phone : texts.on_web;
-    const text = `${who}${p.you ? " (" + texts.you + ")" : ""} · ${where}` + (p.muted ? " · " + texts.muted : "") +
-      (p.hand ? " · " + texts.hand_raised : "") + (p.speaking ? " · " + texts.speaking : "");
+    const line = p.line === "weak" || p.line === "poor" ? " · " + texts[`line_${p.line}`] : "";  // a phone's line
+    const text = `${who}${p.you ? " (" + texts.you + ")" : ""} · ${where}` + line +
+      (p.muted ? " · " + texts.muted : "") + (p.hand ? " · " + texts.hand_raised : "") +
+      (p.speaking ? " · " + texts.speaking : "");
     const span = li.querySelector(".who");
     if (span.textContent !== text) span.textContent = text;
     const square = tiles.get(p.id);
