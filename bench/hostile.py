@@ -30,19 +30,12 @@ import aiohttp
 import numpy as np
 
 from bench.rtp_pcap import write_call_pcap
-from bench.sip import free_port, scenario
+from bench.sip import cpu_jiffies, free_port, scenario
 from bench.site import PASSWORD, load, signed_in
 from bench.web import Bridge, bridge
 from passerelle import control
 from rooms import ConferenceDraft, Rooms
 from rooms.db import make_engine, session_factory
-
-
-def cpu_jiffies() -> tuple[int, int]:
-    """The machine's stolen and total CPU time (/proc/stat): a virtual machine's host taking the CPU away shows as
-    late ticks that no code of ours caused."""
-    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return fields[7] if len(fields) > 7 else 0, sum(fields)
 
 
 def clock(sock: Path) -> dict[str, int]:

@@ -239,6 +239,7 @@ def run(seconds: float) -> dict[str, Any]:
                 web_side(f"ws://127.0.0.1:{b.http_port}", ticket_for(b.settings, conference, "web"), web_packets,
                          seconds + 4)
             )  # fmt: skip
+            lines = b.stats().get("lines", [])  # the phone's jitter buffer and line, as the bridge saw them
         finally:
             capture.stop()
             phone.terminate()
@@ -290,6 +291,7 @@ def run(seconds: float) -> dict[str, Any]:
         "browser_to_phone_ms": percentiles(web_to_phone),
         "phone_to_browser_ms": percentiles(phone_to_web),
         "all_ms": percentiles(web_to_phone + phone_to_web),
+        "phone_line": lines[0] if lines else None,
     }
 
 

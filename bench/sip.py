@@ -70,6 +70,13 @@ def cpu_seconds_of(stat: Path) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICK
 
 
+def cpu_jiffies() -> tuple[int, int]:
+    """The machine's stolen and total CPU time (/proc/stat): a virtual machine's host taking the CPU away shows as
+    late ticks that no code of ours caused."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return fields[7] if len(fields) > 7 else 0, sum(fields)
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -175,13 +182,13 @@ def run(
             time.sleep(0.5)
         in_rooms = stats.get("legs_in_rooms", 0)
         time.sleep(2.0)  # settle: the last joiners' prompts end
-        threads0 = thread_seconds(bridge.pid)
+        threads0, jiffies0 = thread_seconds(bridge.pid), cpu_jiffies()
         before, cpu0, sipp0, t0 = control.call(sock_path, "GET", "/stats", timeout_s=60), cpu_seconds(bridge.pid), \
             cpu_seconds(caller.pid), time.monotonic()  # fmt: skip
         time.sleep(window_s)
         after, cpu1, sipp1, t1 = control.call(sock_path, "GET", "/stats", timeout_s=60), cpu_seconds(bridge.pid), \
             cpu_seconds(caller.pid), time.monotonic()  # fmt: skip
-        threads1 = thread_seconds(bridge.pid)
+        threads1, jiffies1 = thread_seconds(bridge.pid), cpu_jiffies()
         steady_rss = rss_mb(bridge.pid)
         caller.wait(timeout=talk_s * 2 + 180)
         sipp_status = caller.returncode
@@ -222,6 +229,7 @@ def run(
         "sipp_core_pct": round((sipp1 - sipp0) / (t1 - t0) * 100, 1),
         "ticks": ticks,
         "late_ticks_pct": round(100 * late / max(ticks + skipped, 1), 3),
+        "stolen_cpu_pct": round(100 * (jiffies1[0] - jiffies0[0]) / max(1, jiffies1[1] - jiffies0[1]), 1),
         "skipped_ticks": skipped,
         "rss_base_mb": round(base_rss, 1),
         "rss_mb": round(steady_rss, 1),
