@@ -8,7 +8,9 @@ rate. A leg that raises is closed and taken out after the tick; its room and eve
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
+import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
@@ -56,6 +58,20 @@ class _Member:
     shares: bool = False  # the leg is a SharedWriter
 
 
+class TickTimes:
+    """A histogram of tick durations in fixed buckets (seconds, Prometheus' "le" bounds): one bisect per tick."""
+
+    BOUNDS = (0.001, 0.002, 0.004, 0.006, 0.008, 0.010, 0.015, 0.020, 0.040, 0.100)
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(self.BOUNDS) + 1)  # the last: above every bound
+        self.total_s = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(self.BOUNDS, seconds)] += 1
+        self.total_s += seconds
+
+
 class Engine:
     def __init__(
         self, config: MixerConfig | None = None, *, inband_capacity: int = 256, bank_capacity: int = 512
@@ -87,6 +103,7 @@ class Engine:
         self.presence_listeners: list[Callable[[Hashable], None]] = []
         # Called first in every tick, before the legs are read: the SIP gateway's RtpHub reads every call's packets.
         self.before_tick: list[Callable[[], object]] = []
+        self.tick_times = TickTimes()  # how long each tick of run() took (/metrics)
 
     # -- membership ----------------------------------------------------------------------------------------------
 
@@ -287,6 +304,14 @@ class Engine:
     def __contains__(self, leg_id: object) -> bool:
         return leg_id in self._members
 
+    def kinds(self) -> dict[str, int]:
+        """Legs by kind (sip, webrtc, local)."""
+        out: dict[str, int] = {}
+        for member in self._members.values():
+            kind = str(member.leg.kind)
+            out[kind] = out.get(kind, 0) + 1
+        return out
+
     def occupancy(self) -> dict[str, int]:
         """Legs in conference rooms, in lobbies, in the call flow (IVR), and the rooms with someone in."""
         kinds = {"room": 0, "lobby": 0, "ivr": 0}
@@ -473,7 +498,9 @@ class Engine:
             gc_pacer.start()
 
         def on_tick(_: int) -> None:
+            began = time.perf_counter()
             self.tick()
+            self.tick_times.observe(time.perf_counter() - began)
             if gc_pacer is not None:
                 gc_pacer.after_tick()
 

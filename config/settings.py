@@ -118,6 +118,7 @@ class HttpSettings:
 @dataclass(frozen=True, slots=True)
 class ControlSettings:
     socket: Path | None = _setting(p.optional_path)
+    metrics: HostPort | None = _setting(p.optional_host_port)
 
 
 @dataclass(frozen=True, slots=True)

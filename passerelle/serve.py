@@ -30,7 +30,7 @@ from config.errors import ConfigError
 from mixer import MixerConfig
 from notify.outbox import Outbox
 from notify.outbox import run as deliver
-from passerelle import control
+from passerelle import control, metrics
 from rooms.dates import load_locale_data
 from rooms.db import session_factory
 from rooms.passwords import Verifier
@@ -78,12 +78,23 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
     warming: asyncio.Task[None] | None = None
     gc_watch = GcWatch()  # started once the heap is frozen: the collection that freezes it is not the clock's
     local: web.AppRunner | None = None
+    exporter: web.AppRunner | None = None
     try:
         dialler = AsteriskDialler(settings, gateway).dial_out if settings.asterisk.ami else gateway.dial_out
         app[LIVE].dialler = dialler  # a host calls a phone into the room
         if settings.control.socket is not None:
             stats = control.media_stats(engine, flow, gc_watch)
             local = await control.start(lobby, settings.control.socket, dialler, stats)
+        if settings.control.metrics is not None:
+            janus = app[LIVE]
+
+            def janus_up() -> bool:
+                client = janus.janus.client if janus.janus is not None else None
+                return client is not None and not client.closed.is_set()
+
+            collector = metrics.ServiceCollector(engine, gateway, lobby, janus_up)
+            counts = Outbox(session_factory(db), settings.retry).counts
+            exporter = await metrics.start(settings.control.metrics, collector, counts)
         await asyncio.to_thread(_warm_up, app, settings, prompts)
         await gateway.start()
         # The password workers start beside the rest, not delaying the start.
@@ -111,6 +122,8 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
         gc_watch.stop()
         if local is not None:
             await local.cleanup()
+        if exporter is not None:
+            await exporter.cleanup()
         db.dispose()
 
 

@@ -66,6 +66,7 @@ class SipGateway:
         self._trusted = [ipaddress.ip_network(n) for n in settings.sip.trusted_sources]
         self._answering: collections.Counter[tuple[str, str]] = collections.Counter()
         self.draining = False  # stopping: new calls are refused at once
+        self.refusals: collections.Counter[str] = collections.Counter()  # dial-ins refused, by reason (/metrics)
         self._expected: dict[str, asyncio.Future[str]] = {}  # direct link user part → its leg id, once it called
         self.on_call_ended: Callable[[str, object], None] | None = None
         flow.engine.on_digit = self._inband_digit
@@ -180,10 +181,12 @@ class SipGateway:
     def _incoming(self, call: Any) -> None:
         if self.draining:
             log.info("a call refused: the service is stopping")
+            self.refusals["stopping"] += 1
             call.reject(503)
             return
         if self._engine is not None and self._engine.busy():
             log.warning("a call refused: sip.max_calls (%d) calls already", self.settings.sip.max_calls)
+            self.refusals["max-calls"] += 1
             call.reject(486)
             return
         self._spawn(self._handle(call))
@@ -212,6 +215,7 @@ class SipGateway:
                 shown = mask_phone(key[1]) if key[0] == "caller" else "one address"  # no address in the log
                 log.warning("call %s refused: %d calls from %s already in the voice menu (the most per %s)",
                             leg_id, in_menu + self._answering[key], shown, key[0])  # fmt: skip
+                self.refusals["menu-cap"] += 1
                 sip_call.reject(486)
                 return CallOutcome.REFUSED
         stream, digits = self._listen_for_digits(sip_call, leg_id)  # before answering: a key may come at once
@@ -318,6 +322,8 @@ class SipGateway:
             watch.cancel()
             self._calls.pop(leg_id, None)
         log.info("call %s ended: %s", leg_id, outcome)
+        if outcome is not CallOutcome.ENDED:  # no valid code in the tries allowed, denied in the lobby, locked room
+            self.refusals[{CallOutcome.REFUSED: "wrong-code"}.get(outcome, str(outcome))] += 1
         if self.on_call_ended is not None:
             self.on_call_ended(leg_id, outcome)
         return outcome

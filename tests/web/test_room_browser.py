@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -18,11 +19,12 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.bridge.phones import Phone
 from tests.bridge.stack import free_port as free_udp_port
 from tests.mixer.signals import tone
-from tests.tools import require
+from tests.tools import free_tcp_port, require
 from tests.web.site import Site, join_room, serving, talking_phone, tone_wav, webrtc_args
 from tests.web.test_room_audio import LISTEN
 
@@ -306,14 +308,15 @@ def test_the_host_calls_a_phone_locks_the_room_and_switches_devices_without_reco
 @pytest.mark.e2e
 def test_a_phone_on_a_lossy_line_is_shown_so_in_the_list_and_in_the_stats(tmp_path: Path) -> None:
     """A caller (SIPp) whose network loses one packet in five: within a report or two the room's list says so
-    next to the phone ("mauvaise ligne" / "poor line"), and GET /stats gives the figures."""
+    next to the phone ("mauvaise ligne" / "poor line"), GET /stats gives the figures and /metrics the count."""
     from bench.rtp_pcap import write_call_pcap
     from bench.sip import CALLER
     from passerelle import control
 
     sipp = require("sipp")
     mic = tone_wav(tmp_path / "mic.wav", freq=1000.0, seconds=60)
-    with room_service(tmp_path, mic) as (site, conference, browser):
+    exporter = f"127.0.0.1:{free_tcp_port()}"
+    with room_service(tmp_path, mic, PASSERELLE_CONTROL__METRICS=exporter) as (site, conference, browser):
         pages = []
         for locale, width, height in (("fr-FR", 1366, 768), ("en-GB", 390, 844)):
             phone_size = width < 500
@@ -360,6 +363,22 @@ def test_a_phone_on_a_lossy_line_is_shown_so_in_the_list_and_in_the_stats(tmp_pa
             assert 0.18 <= line["loss_in"] <= 0.22, line  # one in five
             assert line["lost"] > 0
             assert line["codec"] == "PCMU"
+            # The same, for Prometheus: no name, number or code in it.
+            with urllib.request.urlopen(f"http://{exporter}/metrics", timeout=10) as response:
+                text = response.read().decode()
+            got = {(m.name, tuple(sorted(m.labels.items()))): m.value
+                   for family in text_string_to_metric_families(text) for m in family.samples}  # fmt: skip
+            assert got[("passerelle_phone_lines", (("line", "poor"),))] == 1
+            assert got[("passerelle_legs", (("kind", "sip"),))] == 1
+            assert got[("passerelle_legs", (("kind", "webrtc"),))] == 2
+            assert got[("passerelle_legs_in", (("place", "room"),))] == 3
+            assert 0.18 <= got[("passerelle_phone_loss_ratio", (("of", "max"),))] <= 0.22
+            assert got[("passerelle_media_ticks_total", ())] > 500
+            assert got[("passerelle_media_tick_seconds_count", ())] > 500
+            assert ("passerelle_janus_up", ()) in got
+            assert got[("passerelle_outbox_messages", (("state", "pending"),))] == 0
+            for personal in ("Martin", conference["code"], "+33"):
+                assert personal not in text, personal
         finally:
             sipp_process.terminate()
             sipp_process.wait(timeout=10)
