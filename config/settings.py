@@ -47,6 +47,7 @@ class SipSettings:
     max_menu_calls_per_source: int = _setting(p.integer(1, 5000))
     srtp_required: bool = _setting(p.boolean)
     trusted_sources: tuple[str, ...] = _setting(p.listing(p.ip_network, "IP addresses or networks"))
+    proxies: tuple[str, ...] = _setting(p.listing(p.ip_network, "IP addresses or networks"))
     rtp_port_min: int = _setting(p.integer(1024, 65535))
     rtp_port_max: int = _setting(p.integer(1024, 65535))
 

@@ -3,8 +3,13 @@
 # and every test. Extra arguments go to pytest, e.g. `scripts/test.sh -m "not e2e"` skips the slow end-to-end tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/setup.sh test postgresql espeak-ng sox baresip-core sip-tester chromium faketime janus clamav-daemon linphone-cli
+source scripts/setup.sh test postgresql espeak-ng sox baresip-core sip-tester chromium faketime janus clamav-daemon linphone-cli \
+    kamailio
 source scripts/postgres.sh
+# Kamailio runs only as the tests start it (config/kamailio/); Debian's own service would hold port 5060.
+if command -v systemctl >/dev/null && systemctl is-enabled --quiet kamailio 2>/dev/null; then
+    as_root systemctl disable --now kamailio >&2 || true
+fi
 
 # From npm, with Node (Debian's, unless a node and npm are already there), each installed again whenever its lock
 # file changes: the health portal's stand-in for the sign-in tests (oidc-provider), and axe-core, the accessibility

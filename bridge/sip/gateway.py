@@ -65,15 +65,28 @@ class SipGateway:
         # ("caller", number) or ("source", address) → its calls being answered (not yet handed over)
         self._trusted = [ipaddress.ip_network(n) for n in settings.sip.trusted_sources]
         self._answering: collections.Counter[tuple[str, str]] = collections.Counter()
-        self.draining = False  # stopping: new calls are refused at once
+        self._draining = False
+        self._proxies = [ipaddress.ip_network(n) for n in settings.sip.proxies]
         self.refusals: collections.Counter[str] = collections.Counter()  # dial-ins refused, by reason (/metrics)
         self._expected: dict[str, asyncio.Future[str]] = {}  # direct link user part → its leg id, once it called
         self.on_call_ended: Callable[[str, object], None] | None = None
         flow.engine.on_digit = self._inband_digit
 
+    @property
+    def draining(self) -> bool:
+        """Stopping: new calls are refused at once (503), and so are the SIP front's OPTIONS probes."""
+        return self._draining
+
+    @draining.setter
+    def draining(self, value: bool) -> None:
+        self._draining = value
+        if self._engine is not None:
+            self._engine.draining = value
+
     async def start(self) -> None:
         listen, sip = self.settings.sip.listen, self.settings.sip
         self._engine = SipStack.from_settings(self.settings)
+        self._engine.draining = self._draining
         self._engine.rtp_hub = self._rtp_hub = RtpHub()  # every call's RTP read at the start of each tick
         self.flow.engine.before_tick.append(self._rtp_hub.sweep)
         await self._engine.start(self._incoming)
@@ -253,6 +266,12 @@ class SipGateway:
             ip = ipaddress.ip_address(address)
         except ValueError:
             return address
+        if any(ip in network for network in self._proxies):  # the SIP front: the caller's address is in its header
+            told = forwarded_address(getattr(sip_call, "forwarded_source", None))
+            if told is None:
+                return address  # a front that said nothing: all its calls share one key, the safe side
+            ip = told
+            address = str(told)
         return None if any(ip in network for network in self._trusted) else address
 
     def _menu_keys(self, number: str | None, source: str | None) -> list[tuple[tuple[str, str], int]]:
@@ -337,3 +356,17 @@ class SipGateway:
             log.warning("call %s: no audio and no key within %d s of answering: hung up", leg_id,
                         self.settings.sip.first_media_timeout_s)  # fmt: skip
             call.hangup()
+
+
+def forwarded_address(value: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address of the SIP front's header (``ip:port``, ``[v6]:port`` or a bare address); None if unreadable."""
+    if not value:
+        return None
+    text = value.strip()
+    match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?::\d{1,5})?|([0-9.]+)(?::\d{1,5})?|([0-9A-Fa-f:]+)", text)
+    if match is None:
+        return None
+    try:
+        return ipaddress.ip_address(match.group(1) or match.group(2) or match.group(3))
+    except ValueError:
+        return None

@@ -58,6 +58,7 @@ Address = tuple[str, int]
 T1 = 0.5  # RFC 3261 timer T1
 USER_AGENT = "Passerelle"
 REPORT_EVERY_S = 5  # RTCP sender reports (RFC 3550 §6.2: 5 s is the usual minimum)
+FORWARDED_SOURCE = "X-Passerelle-Source"  # the caller's ip:port, added by the SIP front (config/kamailio/)
 
 
 class CallError(Exception):
@@ -184,6 +185,8 @@ class InboundCall:
         self.incoming = incoming
         self.transport = transport  # udp, tcp, tls
         self.source: Address = incoming.source_addr  # where the INVITE came from: the caller's real address
+        # What a SIP front (Kamailio) says the caller's address was; believed only from sip.proxies (the gateway)
+        self.forwarded_source = incoming.invite.get_header(FORWARDED_SOURCE) or None
         self.peer = _uri_of(incoming.invite.get_header("from") or "")
         self.headers = {"To": incoming.invite.get_header("to") or ""}
         self.state = CallState.OFFERED
@@ -395,6 +398,9 @@ class InboundCall:
         request = self.incoming.invite
         reason = {200: "OK", 400: "Bad Request"}.get(status, "Not Acceptable Here")
         response = self.incoming.dialog.create_response(request, status, reason)
+        if status < 300:  # RFC 3261 §12.1.1: a proxy's Record-Route (the SIP front's) copied into the answer
+            for route in request.headers.get("record-route"):
+                response.headers.append("Record-Route", route)
         response.headers.set_single("Contact", f"<sip:{self._uas.contact_host}>")
         response.headers.set_single("User-Agent", USER_AGENT)
         interval = self.incoming.session_interval
@@ -456,6 +462,12 @@ class _Uas(SipUAS):
         host, port = self.transport.local_addr
         host = f"[{host}]" if ":" in host else host
         return f"{host}:{port};transport={self.name}"
+
+    def _handle_options(self, request: SipRequest, addr: Address) -> None:
+        if self.stack.draining:  # the SIP front's probe (Kamailio's dispatcher): no new calls for this node
+            self._send_error(request, 503, "Service Unavailable")
+            return
+        super()._handle_options(request, addr)
 
     def _handle_request(self, request: SipRequest, addr: Address) -> None:
         if request.method.upper() == "INVITE":
@@ -620,6 +632,7 @@ class SipStack:
         self._watch: asyncio.Task[None] | None = None
         self._ids = itertools.count(1)
         self.registration: Registration | None = None  # at the trunk's registrar (trunk.register_s)
+        self.draining = False  # stopping or drained: OPTIONS answered 503, so that the SIP front sends no new call
         self.rtp_hub: RtpHub | None = None  # reads every call's RTP at the media tick (None: the loop, per packet)
 
     @classmethod
