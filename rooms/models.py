@@ -364,3 +364,30 @@ class RoomBoard(Base):
                                                      primary_key=True)  # fmt: skip
     state: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class Node(Base):
+    """A ``passerelle serve`` of a cluster sharing this database (rooms/cluster.py): where its SIP side and its site
+    are reached, and when it last said it was alive. Nothing personal."""
+
+    __tablename__ = "nodes"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sip_address: Mapped[str] = mapped_column(String(300))  # host:port that its peers and the SIP front reach
+    public_url: Mapped[str] = mapped_column(String(300))  # its site, where browsers of its rooms are sent
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime] = mapped_column(index=True)
+    draining: Mapped[bool] = mapped_column(default=False)
+
+
+class RoomHome(Base):
+    """The node a conference's room is mixed on now; ``epoch`` grows at every claim, so that a node that lost the
+    room (thought dead, then back) can tell its claim is stale."""
+
+    __tablename__ = "room_homes"
+
+    conference_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("conferences.id", ondelete="CASCADE"),
+                                                     primary_key=True)  # fmt: skip
+    node: Mapped[str] = mapped_column(String(64), index=True)
+    epoch: Mapped[int]
+    claimed_at: Mapped[datetime]
