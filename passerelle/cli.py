@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -36,6 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     root = _Parser(prog="passerelle", description="Telephony-first web conference bridge.")
     root.add_argument("--config", type=Path, metavar="FILE", help="TOML file of settings (see config/default.toml)")
     root.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    root.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="json: one object a line (time, level, logger, message, exception), for a log collector",
+    )
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     commands.add_parser("serve", help="run the bridge and the web site (upgrades an embedded database first)")
@@ -48,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     for verb in ("admit", "deny"):
         decide = lobby_actions.add_parser(verb, help=f"{verb} a waiting caller")
         decide.add_argument("leg", help="the caller's leg id, from `passerelle lobby list`")
+
+    drain = commands.add_parser("drain", help="refuse new calls and wait for the calls in progress to end (before a "
+                                "stop: config/systemd/passerelle.service)")  # fmt: skip
+    drain.add_argument("--wait-s", type=int, default=900, metavar="S", help="wait at most this long (900)")
 
     dial = commands.add_parser("call", help="call a phone number into a conference (asks the running service)")
     dial.add_argument("--conference", required=True, metavar="ID")
@@ -200,6 +211,21 @@ _BENCH_NAMES = ("board", "dtmf", "hostile", "latency", "mixer", "room", "rooms",
 BENCHMARKS = {name: f"bench.{name}" for name in _BENCH_NAMES}
 
 
+def _drain(settings: Settings, wait_s: int) -> int:
+    """New calls refused now; back when no phone call is left, or after ``wait_s`` (the stop goes on either way)."""
+    from passerelle import control
+
+    control.call(settings.control.socket, "POST", "/drain")
+    deadline, calls = time.monotonic() + wait_s, None
+    while True:
+        calls = len(control.call(settings.control.socket, "GET", "/stats").get("lines", []))
+        if calls == 0 or time.monotonic() >= deadline:
+            break
+        time.sleep(1.0)
+    print(f"drained: {calls} call(s) still in progress after {wait_s} s" if calls else "drained: no call in progress")
+    return 0
+
+
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "call":
         from passerelle import control
@@ -208,6 +234,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         wait_s = settings.trunk.answer_timeout_s + 15
         print(control.show(control.call(settings.control.socket, "POST", "/calls", body, timeout_s=wait_s)))
         return 0
+    if args.command == "drain":
+        return _drain(settings, args.wait_s)
     if args.command == "lobby":
         from passerelle import control
 
@@ -324,6 +352,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.log_format == "json":
+        for handler in logging.getLogger().handlers:
+            if handler not in before:
+                handler.setFormatter(logs.JsonFormatter())
     if args.command != "serve":
         logging.getLogger().setLevel(max(logging.WARNING, logging.getLevelName(args.log_level)))
     # Database errors reach the log without the values they may quote; one warning does not flood it. On the

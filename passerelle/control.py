@@ -34,6 +34,7 @@ class Dialler(Protocol):
 
 
 DIALLER: web.AppKey[Dialler] = web.AppKey("dialler")
+DRAIN: web.AppKey[Callable[[], None]] = web.AppKey("drain")
 
 
 class ControlError(PasserelleError):
@@ -77,6 +78,16 @@ async def _dial(request: web.Request) -> web.Response:
     return web.json_response({"leg": leg, "conference": conference, "state": "in the room"}, status=201)
 
 
+async def _drain(request: web.Request) -> web.Response:
+    """POST /drain: no new call from now on (refused 503, the SIP front's probes answered 503); the calls in
+    progress go on. What remains is in GET /stats (``lines``: the phone calls)."""
+    drain = request.app.get(DRAIN)
+    if drain is None:
+        return web.json_response({"error": "this service does not drain"}, status=501)
+    drain()
+    return web.json_response({"draining": True})
+
+
 async def _stats(request: web.Request) -> web.Response:
     stats = request.app.get(STATS)
     return web.json_response(stats() if stats is not None else {})
@@ -112,9 +123,13 @@ def media_stats(engine: Engine, flow: CallFlow, gc_watch: GcWatch | None = None)
     return collect
 
 
-def control_app(lobby: Lobby, dialler: Dialler | None = None, stats: Stats | None = None) -> web.Application:
+def control_app(
+    lobby: Lobby, dialler: Dialler | None = None, stats: Stats | None = None, drain: Callable[[], None] | None = None
+) -> web.Application:
     app = web.Application()
     app[LOBBY] = lobby
+    if drain is not None:
+        app[DRAIN] = drain
     if dialler is not None:
         app[DIALLER] = dialler
     if stats is not None:
@@ -123,15 +138,22 @@ def control_app(lobby: Lobby, dialler: Dialler | None = None, stats: Stats | Non
     app.router.add_get("/lobby", _list)
     app.router.add_post(r"/lobby/{leg}/{action:admit|deny}", _decide)
     app.router.add_post("/calls", _dial)
+    app.router.add_post("/drain", _drain)
     return app
 
 
-async def start(lobby: Lobby, path: Path, dialler: Dialler | None = None, stats: Stats | None = None) -> web.AppRunner:
+async def start(
+    lobby: Lobby,
+    path: Path,
+    dialler: Dialler | None = None,
+    stats: Stats | None = None,
+    drain: Callable[[], None] | None = None,
+) -> web.AppRunner:
     """Serve the control app on ``path`` (an old socket file left by a crash is replaced)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
         path.unlink()
-    runner = web.AppRunner(control_app(lobby, dialler, stats), access_log=None)
+    runner = web.AppRunner(control_app(lobby, dialler, stats, drain), access_log=None)
     await runner.setup()
     await web.UnixSite(runner, str(path)).start()
     os.chmod(path, 0o600)

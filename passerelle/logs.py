@@ -9,11 +9,13 @@ has it replaced by its kind and statement, the traceback kept (which says where,
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
 import types
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from sqlalchemy.exc import DBAPIError, StatementError
 
@@ -76,6 +78,22 @@ class RepeatLimiter(logging.Filter):
             for old in sorted(self._seen, key=lambda k: self._seen[k][0])[:5_000]:
                 del self._seen[old]
         return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: ``time`` (UTC, ISO 8601, ms), ``level``, ``logger``, ``message`` and, when there is
+    one, ``exception`` (the traceback as text, after HidePersonalData has done its work)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
 
 
 def install(handlers: list[logging.Handler]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import os
@@ -84,7 +85,9 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
         app[LIVE].dialler = dialler  # a host calls a phone into the room
         if settings.control.socket is not None:
             stats = control.media_stats(engine, flow, gc_watch)
-            local = await control.start(lobby, settings.control.socket, dialler, stats)
+            local = await control.start(
+                lobby, settings.control.socket, dialler, stats, drain=functools.partial(_drain, gateway)
+            )
         if settings.control.metrics is not None:
             janus = app[LIVE]
 
@@ -143,6 +146,12 @@ def _video(settings: Settings, live: Live, stop: asyncio.Event) -> asyncio.Task[
             log.error("no video: %s", exc)
 
     return asyncio.create_task(supervise(), name="janus")
+
+
+def _drain(gateway: SipGateway) -> None:
+    if not gateway.draining:
+        log.info("draining: new calls refused, the calls in progress go on")
+    gateway.draining = True
 
 
 async def _wind_down(gateway: SipGateway, flow: CallFlow, live: Live, outbox: asyncio.Task[None]) -> None:

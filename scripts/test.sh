@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh test postgresql espeak-ng sox baresip-core sip-tester chromium faketime janus clamav-daemon linphone-cli \
-    kamailio
+    kamailio systemd
 source scripts/postgres.sh
 # Kamailio runs only as the tests start it (config/kamailio/); Debian's own service would hold port 5060.
 if command -v systemctl >/dev/null && systemctl is-enabled --quiet kamailio 2>/dev/null; then

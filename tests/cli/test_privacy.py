@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 from pathlib import Path
@@ -27,13 +28,17 @@ def sabotage(engine: Engine) -> None:
             db.execute(text("ALTER TABLE users RENAME COLUMN timezone TO time_zone"))
 
 
-def test_a_failed_write_leaves_no_personal_data_in_anything_written(database_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_a_failed_write_leaves_no_personal_data_in_anything_written(
+    database_url: str, tmp_path: Path, log_format: str
+) -> None:
     engine = make_engine(database_url)
     upgrade(engine)
     sabotage(engine)
     engine.dispose()
     proc = subprocess.run(
-        ["passerelle", "user", "create", "--username", "j.dupont", "--name", NAME, "--phone", NUMBER],
+        ["passerelle", "--log-format", log_format, "user", "create", "--username", "j.dupont", "--name", NAME,
+         "--phone", NUMBER],
         env=env_for(tmp_path, PASSERELLE_DATABASE__URL=database_url), cwd=tmp_path, capture_output=True, text=True,
         timeout=60,
     )  # fmt: skip
@@ -43,6 +48,14 @@ def test_a_failed_write_leaves_no_personal_data_in_anything_written(database_url
     assert "hidden" in proc.stderr
     for value in SHOWN:
         assert value not in written, f"{value!r} was written:\n{written}"
+    if log_format == "json":  # one object a line, the traceback in it, the values still hidden
+        entries = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
+        failed = [e for e in entries if e["message"] == "the database failed"]
+        assert len(failed) == 1, proc.stderr
+        assert failed[0]["level"] == "ERROR"
+        assert failed[0]["logger"] == "passerelle"
+        assert "hidden" in failed[0]["exception"]
+        assert failed[0]["time"].endswith("+00:00")
 
 
 def test_the_log_filter_hides_what_the_server_quotes(engine: Engine, caplog: pytest.LogCaptureFixture) -> None:

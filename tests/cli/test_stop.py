@@ -136,3 +136,57 @@ def test_a_phone_only_room_deleted_from_the_command_line_is_emptied(tmp_path: Pa
         phone.stop()
     assert hung_up is not None, "the phone stayed in a deleted conference"
     assert hung_up < 12
+
+
+@pytest.mark.e2e
+def test_drain_refuses_new_calls_and_the_front_s_probe_and_returns_once_the_last_call_ends(tmp_path: Path) -> None:
+    """`passerelle drain` (the systemd unit's ExecStop): a new call is refused (503), an OPTIONS probe (the SIP
+    front's) gets 503, the caller in a room stays in its call; once it hangs up the drain returns at once."""
+    import subprocess
+
+    from tests.tools import require
+
+    sipp = require("sipp")
+    options = Path(__file__).parents[1] / "bridge" / "sipp" / "options.xml"
+    phone = Phone(tmp_path / "a", free_udp_port(), free_udp_port(), 37200, tone(700, 8000 * 60, 8000, rate=8000))
+    late = Phone(tmp_path / "b", free_udp_port(), free_udp_port(), 37400, tone(900, 8000 * 60, 8000, rate=8000))
+    try:
+        with serving(tmp_path) as site:
+            made = subprocess.run([require("passerelle"), "conference", "create", "--name", "X", "--lobby", "off",
+                                   "--json"], env=site.env, cwd=site.folder, capture_output=True, text=True,
+                                  timeout=30, check=True)  # fmt: skip
+            conference = json.loads(made.stdout)
+            probe = [sipp, site.sip, "-sf", str(options), "-m", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()),
+                     "-nostdin", "-timeout", "10s"]  # fmt: skip
+            before = subprocess.run(probe, cwd=tmp_path, capture_output=True, timeout=30)
+            phone.command("dial", f"sip:+33491000000@{site.sip}")
+            time.sleep(1.5)
+            phone.command("sndcode", conference["code"] + "#")
+            time.sleep(4.0)
+            assert phone.in_call()
+            pipe = subprocess.PIPE
+            drain = subprocess.Popen([require("passerelle"), "drain", "--wait-s", "60"], env=site.env,
+                                     cwd=site.folder, stdout=pipe, stderr=pipe, text=True)  # fmt: skip
+            time.sleep(2.0)
+            during = subprocess.run(probe, cwd=tmp_path, capture_output=True, timeout=30)
+            late.command("dial", f"sip:+33491000000@{site.sip}")
+            time.sleep(2.0)
+            still_draining, phone_in_call, late_in_call = drain.poll() is None, phone.in_call(), late.in_call()
+            phone.command("hangup")
+            hung_up = time.monotonic()
+            out, err = drain.communicate(timeout=30)
+            took = time.monotonic() - hung_up
+            serving_still = site.process is not None and site.process.poll() is None
+    finally:
+        phone.stop()
+        late.stop()
+    assert before.returncode == 0, "the probe failed before the drain"
+    assert during.returncode != 0, "the probe got 200 while draining"
+    assert still_draining, f"drain returned with a call in progress: {out}{err}"
+    assert phone_in_call, "the call in progress was cut by the drain"
+    assert not late_in_call
+    assert re.search(r"\b503 Service Unavailable", (tmp_path / "b" / "baresip.log").read_text())
+    assert drain.returncode == 0, err
+    assert out.strip() == "drained: no call in progress"
+    assert took < 5.0, f"the drain returned {took:.1f} s after the last call"
+    assert serving_still, "drain stops nothing by itself: the stop is systemd's (or a SIGTERM's) to do"
