@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from bridge.prompts.tones import join_tone, leave_tone
 from config import Language, LobbyMode, Settings
 from dtmf.entry import CodeEntry, EntryOutcome, EntryResult, InCallKey, InCallKeys
 from rooms import DialInOutcome, Rooms
+from rooms.cluster import Cluster, Home
 from rooms.contacts import mask_phone
 from rooms.throttle import Claim, Key
 
@@ -142,10 +144,19 @@ class CallFlow:
         # Seconds from the caller's final key (the # of a code, or of the entry code) to hearing the room, for
         # the callers who went straight in (no lobby): the latest ones, for /stats and the benchmark.
         self.join_delays: deque[float] = deque(maxlen=10_000)
+        # A cluster (rooms/cluster.py; `passerelle serve` sets both): where each room is mixed, and how a caller
+        # whose room is mixed on another node is taken there (the gateway's relay).
+        self.cluster: Cluster | None = None
+        self.relay: Callable[[Call, uuid.UUID, Home], Awaitable[CallOutcome]] | None = None
 
     async def run(self, call: Call) -> CallOutcome:
         """A caller of the public number: codes, then lobby or room."""
         return await self._guarded(call, self._dial_in(call))
+
+    async def run_moved(self, call: Call, conference_id: uuid.UUID) -> CallOutcome:
+        """A caller of another node whose room is mixed here: its codes were checked there; the room's lock and
+        lobby apply here, as to a caller of this node."""
+        return await self._guarded(call, self._moved(call, conference_id))
 
     async def run_direct(self, call: Call, conference_id: Hashable) -> CallOutcome:
         """A call placed for one conference at a host's request (dial-out, or a PBX connecting its callee):
@@ -234,6 +245,25 @@ class CallFlow:
         shown = mask_phone(call.caller_e164) if call.caller_e164 else "anonymous"
         return await self._codes(call, keys, shown)
 
+    async def _moved(self, call: Call, conference_id: uuid.UUID) -> CallOutcome:
+        conference = await asyncio.to_thread(self.rooms.get_conference, conference_id)
+        if self.room_locked(str(conference.id)):
+            await self._say(call, ["locked"])
+            return CallOutcome.LOCKED
+        return await self._enter(call, conference.id, conference.lobby_mode, moved=True)
+
+    async def _elsewhere(self, call: Call, conference_id: uuid.UUID) -> CallOutcome | None:
+        """In a cluster, the room is claimed here, or it is mixed on another node and the caller is taken there
+        (its outcome then); None when the room is here."""
+        if self.cluster is None or self.relay is None:
+            return None
+        home = await asyncio.to_thread(self.cluster.claim, conference_id)
+        if home.here:
+            return None
+        log.info("call %s: conference %s is mixed on node %s: the call goes there", call.leg.id, conference_id,
+                 home.node)  # fmt: skip
+        return await self.relay(call, conference_id, home)
+
     async def _direct(self, call: Call, conference_id: Hashable) -> CallOutcome:
         if call.post_dial and call.send_digits is not None:
             await asyncio.sleep(POST_DIAL_WAIT_S)  # the switchboard's greeting starts: it listens for keys
@@ -264,6 +294,9 @@ class CallFlow:
                     decision = await asyncio.to_thread(self.rooms.resolve_dial_in, code.digits, typed, source=shown)
             if decision is not None and decision.admitted and decision.conference is not None:
                 await asyncio.to_thread(throttle.succeeded, claim)
+                moved = await self._elsewhere(call, decision.conference.id)
+                if moved is not None:
+                    return moved
                 if self.room_locked(str(decision.conference.id)):
                     log.info("call %s: conference %s is locked; not let in", call.leg.id, decision.conference.id)
                     await self._say(call, ["locked"])
@@ -374,7 +407,7 @@ class CallFlow:
 
     # -- lobby and room ------------------------------------------------------------------------------------------
 
-    async def _enter(self, call: Call, conference_id: Hashable, mode: LobbyMode) -> CallOutcome:
+    async def _enter(self, call: Call, conference_id: Hashable, mode: LobbyMode, moved: bool = False) -> CallOutcome:
         leg_id, room = call.leg.id, str(conference_id)
         call.in_menu = False
         wait = mode is LobbyMode.ALWAYS or (mode is LobbyMode.UNTIL_HOST and not self.host_present(room))
@@ -398,7 +431,7 @@ class CallFlow:
                 return CallOutcome.DENIED
         others = self.engine.legs_in(room)
         self.engine.move(leg_id, room)
-        if not wait and call.last_digit_at is not None:
+        if not wait and call.last_digit_at is not None and not moved:
             self.join_delays.append(self._now() - call.last_digit_at)
         log.info("call %s joined conference %s", leg_id, room)
         self._announce(others, join_tone)
@@ -407,7 +440,19 @@ class CallFlow:
         try:
             return await self._in_call(call, room)
         finally:
-            self._announce([leg for leg in self.engine.legs_in(room) if leg != leg_id], leave_tone)
+            remaining = [leg for leg in self.engine.legs_in(room) if leg != leg_id]
+            self._announce(remaining, leave_tone)
+            if not remaining and self.cluster is not None and isinstance(conference_id, uuid.UUID):
+                await self._release(conference_id)
+
+    async def _release(self, conference_id: uuid.UUID) -> None:
+        """The room emptied here: another node may mix it next (its home released, if still this node's)."""
+        cluster = self.cluster
+        if cluster is None:
+            return
+        home = await asyncio.to_thread(cluster.home_of, conference_id)
+        if home is not None and home.here and not self.engine.legs_in(str(conference_id)):
+            await asyncio.to_thread(cluster.release, conference_id, home.epoch)
 
     def _announce(self, legs: list[str], make: Callable[[int], npt.NDArray[np.int16]]) -> None:
         """A short tone to everyone else in the room, over what they hear."""

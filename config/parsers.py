@@ -230,6 +230,14 @@ def sip_host(raw: object) -> str:
     return text
 
 
+def node_name(raw: object) -> str:
+    """A node's name in a cluster (letters, digits, ``.``, ``-``, ``_``; 64 at most) or ``""`` (the host's name)."""
+    text = str(raw).strip()
+    if not re.fullmatch(r"[A-Za-z0-9._-]{0,64}", text):
+        raise BadValue('a node name: letters, digits, ".", "-" and "_", 64 at most, e.g. "bridge-2"')
+    return text
+
+
 def sip_user(raw: object) -> str:
     text = str(raw).strip()
     if not re.fullmatch(r"[A-Za-z0-9_.!~*'()&=+$,;?/-]*", text):

@@ -117,6 +117,12 @@ class HttpSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterSettings:
+    node: str = _setting(p.node_name)
+    sip_address: str = _setting(p.sip_host)
+
+
+@dataclass(frozen=True, slots=True)
 class ControlSettings:
     socket: Path | None = _setting(p.optional_path)
     metrics: HostPort | None = _setting(p.optional_host_port)
@@ -245,6 +251,7 @@ class Settings:
     files: FilesSettings
     http: HttpSettings
     control: ControlSettings
+    cluster: ClusterSettings
     database: DatabaseSettings
     locale: LocaleSettings
     codes: CodeSettings

@@ -10,9 +10,11 @@ import gc
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
+from typing import Any
 
 import uvloop
 from aiohttp import web
@@ -32,6 +34,7 @@ from mixer import MixerConfig
 from notify.outbox import Outbox
 from notify.outbox import run as deliver
 from passerelle import control, metrics
+from rooms.cluster import Cluster
 from rooms.dates import load_locale_data
 from rooms.db import session_factory
 from rooms.passwords import Verifier
@@ -42,6 +45,7 @@ from web.app import AUTH, LIVE, OUTBOX_WAKEUP, PAGES
 from web.live import Live
 
 log = logging.getLogger(__name__)
+HEARTBEAT_S = 3.0  # the cluster table's heartbeat: a node silent 10 s is dead (rooms/cluster.py)
 GOODBYE_S = 6.0  # the longest the callers' goodbye may take before the media clock stops
 OUTBOX_GRACE_S = 3.0  # from the stop: the message in flight may finish within this
 
@@ -58,6 +62,8 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
         now=loop.time,
     )  # fmt: skip
     gateway = SipGateway(settings, flow)
+    cluster = _cluster(settings, db)
+    flow.cluster, flow.relay = cluster, gateway.relay  # a room mixed on another node: its callers go there
     app = create_app(settings, rooms, engine, lobby)
     flow.host_present = app[LIVE].host_in  # until-host lobbies open when a host's browser is in the room
     app[LIVE].on_room_end = flow.end_room  # a deleted or ended conference: its callers hear it and are hung up
@@ -75,6 +81,7 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
     purging = asyncio.create_task(_purge(Retention(rooms.sessions, settings, rooms.now), settings, stop),
                                   name="retention")  # fmt: skip
     watching = asyncio.create_task(app[LIVE].watch_rooms(stop), name="room watch")  # deletions made elsewhere
+    beating = asyncio.create_task(_heartbeat(cluster, gateway, stop), name="cluster heartbeat")
     video = _video(settings, app[LIVE], stop)
     warming: asyncio.Task[None] | None = None
     gc_watch = GcWatch()  # started once the heap is frozen: the collection that freezes it is not the clock's
@@ -117,6 +124,7 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
         await media
         await purging
         await watching
+        await beating
         await video
         if warming is not None:
             await warming
@@ -128,6 +136,32 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
         if exporter is not None:
             await exporter.cleanup()
         db.dispose()
+
+
+def _cluster(settings: Settings, db: Any) -> Cluster:
+    """This node in the cluster table: its name (the host's and the SIP port by default) and where its peers reach
+    its SIP side and browsers its site."""
+    listen = settings.sip.listen
+    name = settings.cluster.node or f"{socket.gethostname()}-{listen.port}"[:64]
+    return Cluster(session_factory(db), name, settings.cluster.sip_address or str(listen),
+                   settings.http.public_base_url)  # fmt: skip
+
+
+async def _heartbeat(cluster: Cluster, gateway: SipGateway, stop: asyncio.Event) -> None:
+    """Alive every HEARTBEAT_S (and draining when the gateway is); at the stop, this node and its rooms' homes go."""
+    while not stop.is_set():
+        cluster.draining = gateway.draining
+        try:
+            await asyncio.to_thread(cluster.heartbeat)
+        except Exception:  # the database away for a moment: the next beat will tell
+            log.warning("cluster: heartbeat not written", exc_info=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), HEARTBEAT_S)
+    try:
+        await asyncio.to_thread(cluster.leave)
+    except Exception:
+        log.warning("cluster: this node's leaving not written (its rooms are free once it is taken for dead)",
+                    exc_info=True)  # fmt: skip
 
 
 def _video(settings: Settings, live: Live, stop: asyncio.Event) -> asyncio.Task[None]:

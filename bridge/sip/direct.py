@@ -16,7 +16,8 @@ import uuid
 from collections.abc import Callable
 
 PREFIX = "c-"
-_SHAPE = re.compile(r"c-([0-9a-f]{32})-(\d{1,12})-([0-9a-f]{32})")
+MOVED = "m-"  # a caller moved from another node of the cluster: the room's lobby applies, as to any caller
+_SHAPE = re.compile(r"([cm])-([0-9a-f]{32})-(\d{1,12})-([0-9a-f]{32})")
 
 
 class DirectLinks:
@@ -27,18 +28,27 @@ class DirectLinks:
         self.valid_s = valid_s
         self._used: dict[str, int] = {}  # user part → expiry, until it expires
 
-    def user_part(self, conference_id: uuid.UUID) -> str:
+    def user_part(self, conference_id: uuid.UUID, *, moved: bool = False) -> str:
+        """``moved``: for a caller of another node whose room is mixed here (the room's lobby applies to it)."""
         expires = int(self._now()) + self.valid_s
-        return f"{PREFIX}{conference_id.hex}-{expires}-{self._mac(conference_id.hex, expires)}"
+        kind = MOVED if moved else PREFIX
+        return f"{kind}{conference_id.hex}-{expires}-{self._mac(conference_id.hex, expires, kind)}"
 
     def conference(self, user: str) -> uuid.UUID | None:
-        """The conference a user part leads to; None when forged, altered, expired or already used."""
+        """The conference a direct user part leads to; None when forged, altered, expired or already used."""
+        return self._resolve(user, PREFIX)
+
+    def moved(self, user: str) -> uuid.UUID | None:
+        """The conference a moved caller's user part leads to; None as for :meth:`conference`."""
+        return self._resolve(user, MOVED)
+
+    def _resolve(self, user: str, kind: str) -> uuid.UUID | None:
         match = _SHAPE.fullmatch(user)
-        if match is None:
+        if match is None or f"{match.group(1)}-" != kind:
             return None
-        conference, expires, mac = match.group(1), int(match.group(2)), match.group(3)
+        conference, expires, mac = match.group(2), int(match.group(3)), match.group(4)
         now = int(self._now())
-        if not hmac.compare_digest(mac, self._mac(conference, expires)) or expires < now:
+        if not hmac.compare_digest(mac, self._mac(conference, expires, kind)) or expires < now:
             return None
         self._used = {u: e for u, e in self._used.items() if e >= now}
         if user in self._used:
@@ -46,8 +56,9 @@ class DirectLinks:
         self._used[user] = expires
         return uuid.UUID(conference)
 
-    def _mac(self, conference_hex: str, expires: int) -> str:
-        return hmac.new(self._key, f"{conference_hex}.{expires}".encode(), hashlib.sha256).hexdigest()[:32]
+    def _mac(self, conference_hex: str, expires: int, kind: str) -> str:
+        text = f"{conference_hex}.{expires}" if kind == PREFIX else f"{kind}{conference_hex}.{expires}"
+        return hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def user_of(uri: str) -> str:

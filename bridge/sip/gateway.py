@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import functools
 import ipaddress
 import itertools
@@ -22,16 +23,18 @@ from typing import Any
 
 from bridge.callflow import Call, CallFlow, CallOutcome
 from bridge.rtp.session import RtpHub
-from bridge.sip.direct import PREFIX, DirectLinks, user_of
+from bridge.sip.direct import MOVED, PREFIX, DirectLinks, user_of
 from bridge.sip.stack import CallError, SipStack
 from config import PasserelleError, Settings
 from dtmf.stream import Digit, DigitStream
 from rooms import AuditKind
+from rooms.cluster import Home
 from rooms.contacts import dialable_phone, mask_phone, normalise_phone
 from rooms.errors import ValidationError
 
 log = logging.getLogger(__name__)
 POST_DIAL = re.compile(r"[0-9*#]{0,32}")
+RELAY_ANSWER_S = 10  # another node of the cluster answers a moved caller at once, or is taken for gone
 
 
 def caller_e164(peer_uri: str, region: str) -> str | None:
@@ -215,13 +218,14 @@ class SipGateway:
         log.info("call %s from %s", leg_id, mask_phone(number) if number else "anonymous")
         called = user_of(sip_call.called)
         direct = self.links.conference(called) if called.startswith(PREFIX) else None
-        if called.startswith(PREFIX) and direct is None:
+        moved = self.links.moved(called) if called.startswith(MOVED) else None
+        if called.startswith((PREFIX, MOVED)) and direct is None and moved is None:
             log.warning("call %s: a direct link that is forged, expired or used; the caller gets the IVR", leg_id)
             await asyncio.to_thread(
                 self.flow.rooms.record, AuditKind.DIAL_IN_REFUSED, detail={"reason": "bad-direct-link"}
             )
         source = self._source(sip_call)
-        keys = self._menu_keys(number, source) if direct is None else []
+        keys = self._menu_keys(number, source) if direct is None and moved is None else []
         for key, limit in keys:
             in_menu = sum(1 for c, _ in self._calls.values() if c.in_menu and key in self._menu_keys_of(c))
             if in_menu + self._answering[key] >= limit:
@@ -253,8 +257,52 @@ class SipGateway:
         expected = self._expected.get(called)
         if direct is not None and expected is not None and not expected.done():
             expected.set_result(leg_id)
-        flow = self.flow.run(call) if direct is None else self.flow.run_direct(call, direct)
+        if moved is not None:
+            log.info("call %s: a caller of another node, for conference %s", leg_id, moved)
+            flow = self.flow.run_moved(call, moved)
+        else:
+            flow = self.flow.run(call) if direct is None else self.flow.run_direct(call, direct)
         return await self._run(leg_id, call, stream, flow)
+
+    async def relay(self, call: Call, conference_id: uuid.UUID, home: Home) -> CallOutcome:
+        """The caller's room is mixed on another node (``home``): this node calls it (a moved caller's link, the
+        caller's number as From) and passes the audio both ways through a private room of its engine, the
+        caller's keys as RFC 4733; whichever end hangs up ends the other. Works with every caller's phone or
+        trunk (no REFER needed); this node keeps the call's media."""
+        stack = self._engine
+        engine = self.flow.engine
+        if stack is None:
+            return CallOutcome.ENDED
+        leg_id = f"relay-{next(self._ids)}"
+        user = self.links.user_part(conference_id, moved=True)
+        try:
+            out = await stack.dial_node(home.sip_address, user, call.caller_e164 or "", RELAY_ANSWER_S, lambda _: None)
+        except CallError as failed:
+            log.warning("call %s: node %s did not take it (%s)", call.leg.id, home.node, failed.reason)
+            self.refusals["node-unreachable"] += 1
+            return CallOutcome.ENDED
+        leg = out.leg(leg_id)
+        room = f"relay:{call.leg.id}"
+        engine.move(call.leg.id, room)
+        engine.join(room, leg)
+        log.info("call %s: relayed to node %s as %s", call.leg.id, home.node, leg_id)
+        caller_gone, node_gone = engine.left(call.leg.id), engine.left(leg_id)
+        try:
+            while not caller_gone.done() and not node_gone.done():
+                key: asyncio.Future[str] = asyncio.ensure_future(call.digits.get())
+                waiting: set[asyncio.Future[Any]] = {key, caller_gone, node_gone}
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if not key.done():
+                    key.cancel()
+                    break
+                if out.session is not None:
+                    with contextlib.suppress(ValueError):  # the node agreed no telephone-event: keys stay here
+                        out.session.send_digits(key.result())
+        finally:
+            if leg_id in engine:
+                engine.leave(leg_id)
+            leg.close()
+        return CallOutcome.ENDED
 
     def _source(self, sip_call: Any) -> str | None:
         """The address the call's packets came from (not a header's), or None when it is a trusted trunk or proxy

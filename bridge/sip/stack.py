@@ -657,12 +657,41 @@ class SipStack:
         if trunk is None or not trunk.domain:
             raise CallError("failed")
         agent, remote = await self._trunk_agent(trunk)
-        assert agent.uac is not None  # noqa: S101 - _trunk_agent made it
-        uac = agent.uac
-        session = await open_session(self.rtp_host, self.rtp_ports, PCMU, None, label="out", hub=self.rtp_hub)
         from_uri = f"sip:{self.caller_id}@{trunk.domain}"
         auth = SipDigestAuth(trunk.username or self.caller_id, trunk.password.reveal()) if trunk.password else None
-        ours = Crypto.fresh(1, "AES_CM_128_HMAC_SHA1_80") if self.srtp_required else None  # SRTP: offered only then
+        return await self._place(agent, remote, uri, from_uri, auth, self.srtp_required, answer_timeout_s, listen)
+
+    async def dial_node(
+        self, address: str, user: str, caller: str, answer_timeout_s: float, listen: Callable[[InboundCall], None]
+    ) -> InboundCall:
+        """Call another node of the cluster (``address``: host:port, over UDP) at ``user`` (a direct link), from
+        ``caller`` (the caller's number, shown masked in the room there); as :meth:`dial` otherwise."""
+        agent = next((a for a in self._agents if a.name == "udp"), None)
+        if agent is None:
+            raise CallError("failed")
+        if agent.uac is None:
+            agent.uac = SipUAC(agent.transport)
+        remote = await _resolve(address, 5060)
+        from_uri = f"sip:{caller or 'anonymous'}@{self.host}"
+        return await self._place(agent, remote, f"sip:{user}@{address}", from_uri, None, False, answer_timeout_s,
+                                 listen)  # fmt: skip
+
+    async def _place(
+        self,
+        agent: _Uas,
+        remote: Address,
+        uri: str,
+        from_uri: str,
+        auth: SipDigestAuth | None,
+        srtp: bool,
+        answer_timeout_s: float,
+        listen: Callable[[InboundCall], None],
+    ) -> InboundCall:
+        if agent.uac is None:
+            agent.uac = SipUAC(agent.transport)
+        uac = agent.uac
+        session = await open_session(self.rtp_host, self.rtp_ports, PCMU, None, label="out", hub=self.rtp_hub)
+        ours = Crypto.fresh(1, "AES_CM_128_HMAC_SHA1_80") if srtp else None  # SRTP: offered only then
         offer = sdp.parse_offer(sdp.offer(self.rtp_host, session.local_port, crypto=ours))
         outgoing = uac.send_invite(from_uri, uri, remote, offer, user_agent=USER_AGENT, auth=auth)
         wrapper = IncomingCall(
@@ -697,7 +726,7 @@ class SipStack:
         try:
             if outgoing.sdp_answer is None:
                 raise sdp.SdpError("no SDP in the answer")
-            _, media = sdp.choose(outgoing.sdp_answer, srtp_required=self.srtp_required)
+            _, media = sdp.choose(outgoing.sdp_answer, srtp_required=srtp)
         except sdp.SdpError as bad:
             log.info("dial-out: %s", bad)
             call.state = CallState.ESTABLISHED
