@@ -65,6 +65,7 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
     cluster = _cluster(settings, db)
     flow.cluster, flow.relay = cluster, gateway.relay  # a room mixed on another node: its callers go there
     app = create_app(settings, rooms, engine, lobby)
+    app[PAGES].cluster = cluster  # a browser of a room mixed on another node is sent there
     flow.host_present = app[LIVE].host_in  # until-host lobbies open when a host's browser is in the room
     app[LIVE].on_room_end = flow.end_room  # a deleted or ended conference: its callers hear it and are hung up
     app[LIVE].phones = flow  # a host mutes or takes out a caller: it hears so

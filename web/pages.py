@@ -23,6 +23,7 @@ from babel.support import Translations
 
 from config import Settings
 from rooms import AuditKind, Rooms, dates
+from rooms.cluster import Cluster
 from rooms.codes import entry_code_matches, normalise_code
 from rooms.errors import NotFoundError
 from rooms.schedule import WindowState
@@ -46,6 +47,7 @@ class DialIn:
 class Pages:
     def __init__(self, settings: Settings, rooms: Rooms, key: bytes) -> None:
         self.settings, self.rooms, self.key = settings, rooms, key
+        self.cluster: Cluster | None = None  # `passerelle serve` sets it: a room mixed on another node is there
         self.catalogs = load_catalogs()
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined,
@@ -388,6 +390,10 @@ class Pages:
         if state is WindowState.NOT_YET_OPEN:
             not_yet = N_("This conference is not open yet: come back a few minutes before it starts.")
             return self.error(request, 403, N_("Not open yet"), not_yet)
+        if self.cluster is not None:  # one room, one mix: a browser goes to the node that mixes its room
+            home = await asyncio.to_thread(self.cluster.claim, conference.id)
+            if not home.here:
+                raise web.HTTPTemporaryRedirect(home.public_url.rstrip("/") + request.path_qs)
         webrtc = self.settings.webrtc
         ice = [{"urls": url, **({"username": webrtc.turn_username, "credential": webrtc.turn_password.reveal()}
                                 if url.startswith("turn") else {})} for url in webrtc.ice_servers]  # fmt: skip

@@ -325,3 +325,44 @@ def test_a_deleted_conference_says_it_was_cancelled_until_the_retention_purge(se
     clock.advance(timedelta(days=settings.retention.invitees_days + 1))
     assert Retention(rooms.sessions, settings, clock).purge()["cancelled_links"] == 2
     assert [status for status, _ in with_client(settings, rooms, visit)] == [404, 404, 404]
+
+
+def test_the_room_page_sends_a_browser_to_the_node_that_mixes_its_room(settings: Settings, rooms: Rooms,
+                                                                        clock: FakeClock) -> None:  # fmt: skip
+    """In a cluster: the room claimed by another live node, the page answers 307 to the same path on that node's
+    site (tickets are signed with the cluster's one key); a room with no home is claimed by this node and shown."""
+    from rooms.cluster import Cluster
+
+    here_room = rooms.create_conference(ConferenceDraft(name="Ici"))
+    there_room = rooms.create_conference(ConferenceDraft(name="Là-bas"))
+    other = Cluster(rooms.sessions, "node-b", "10.0.0.3:5060", "https://b.visio.example/", now=clock)
+    other.heartbeat()
+    other.claim(there_room.id)
+    here = Cluster(rooms.sessions, "node-a", "10.0.0.2:5060", "https://a.visio.example", now=clock)
+    here.heartbeat()
+    app = create_app(settings, rooms)
+    from web.app import PAGES
+
+    app[PAGES].cluster = here
+
+    async def scenario(client: TestClient[Any, Any]) -> list[tuple[int, str]]:
+        out = []
+        for conference in (there_room, here_room):
+            joined = await post(client, path_of(conference.join_url), {"name": "Dr Martin", "media": "audio"},
+                                allow_redirects=False)  # fmt: skip
+            room = joined.headers["Location"]
+            page = await client.get(room + "?lang=en", allow_redirects=False)
+            out.append((page.status, page.headers.get("Location", "") if page.status == 307 else room))
+        return out
+
+    async def main() -> list[tuple[int, str]]:
+        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+            return await scenario(client)
+
+    (there_status, there_location), (here_status, _) = asyncio.run(asyncio.wait_for(main(), 30))
+    assert there_status == 307
+    assert re.fullmatch(r"https://b\.visio\.example/room/[A-Za-z0-9_.-]+\?lang=en", there_location), there_location
+    assert here_status == 200
+    claimed = here.home_of(here_room.id)
+    assert claimed is not None, "the room a browser opened here is not claimed here"
+    assert claimed.here
