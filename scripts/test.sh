@@ -26,7 +26,7 @@ done
 ruff check .
 ruff format --check .
 mypy
-python -m pytest "$@"
+python -m pytest --durations=25 "$@"  # the 25 slowest listed: CI has to stay inside 30 min
 
 # The clock guard (with no arguments, as CI runs it): the tests of schedules, codes, invitations and the site run
 # again with the clock five years ahead (libfaketime), so a test that only passes before some date fails today.
