@@ -282,6 +282,9 @@ class SipGateway:
             self.refusals["node-unreachable"] += 1
             return CallOutcome.ENDED
         leg = out.leg(leg_id)
+        if call.leg.id not in engine or call.leg.closed:  # the caller hung up while the node was being called
+            leg.close()
+            return CallOutcome.ENDED
         room = f"relay:{call.leg.id}"
         engine.move(call.leg.id, room)
         engine.join(room, leg)
