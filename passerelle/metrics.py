@@ -37,8 +37,10 @@ class ServiceCollector(Collector):
         gateway: SipGateway | None = None,
         lobby: Lobby | None = None,
         janus_up: Callable[[], bool] | None = None,
+        sign_ins: Callable[[], dict[str, int]] | None = None,
     ) -> None:
         self.engine, self.gateway, self.lobby, self.janus_up = engine, gateway, lobby, janus_up
+        self.sign_ins = sign_ins
         self.outbox: dict[str, int] = {}  # the last counts read (refresh_outbox), by state
 
     def collect(self) -> Iterator[Metric]:
@@ -86,6 +88,11 @@ class ServiceCollector(Collector):
             for state, count in sorted(self.outbox.items()):
                 queue.add_metric([state], count)
             yield queue
+        if self.sign_ins is not None:
+            signed = CounterMetricFamily("passerelle_sign_ins", "Password sign-ins by result", labels=["result"])
+            for result, count in sorted(self.sign_ins().items()):
+                signed.add_metric([result], count)
+            yield signed
         if self.janus_up is not None:
             yield GaugeMetricFamily("passerelle_janus_up", "1 when Janus (video) is connected",
                                     value=1 if self.janus_up() else 0)  # fmt: skip
@@ -100,13 +107,14 @@ def _histogram(name: str, doc: str, times: TickTimes) -> HistogramMetricFamily:
 
 
 def _line_figures(lines: list[dict[str, Any]]) -> Iterator[Metric]:
-    """The phone calls' worst and average figures now: loss (both ways), jitter (both ways), round trip."""
+    """The phone calls' worst and average figures now: loss (both ways), jitter (both ways), round trip, MOS."""
     for name, doc, keys in (
         ("passerelle_phone_loss_ratio", "Packet loss of phone calls, the worse way, last report",
          ("loss_in", "loss_out")),
         ("passerelle_phone_jitter_seconds", "Interarrival jitter of phone calls, the worse way",
          ("jitter_in_ms", "jitter_out_ms")),
         ("passerelle_phone_rtt_seconds", "Round trip of phone calls (RTCP)", ("rtt_ms",)),
+        ("passerelle_phone_mos", "Listening quality of phone calls, estimated (simplified E-model)", ("mos",)),
     ):  # fmt: skip
         scale = 0.001 if name.endswith("_seconds") else 1.0
         values = []
@@ -115,8 +123,9 @@ def _line_figures(lines: list[dict[str, Any]]) -> Iterator[Metric]:
             if known:
                 values.append(max(known) * scale)
         family = GaugeMetricFamily(name, doc, labels=["of"])
-        if values:
-            family.add_metric(["max"], max(values))
+        if values:  # the worst is the highest, but the lowest for a MOS
+            family.add_metric(["min" if name.endswith("_mos") else "max"],
+                              min(values) if name.endswith("_mos") else max(values))  # fmt: skip
             family.add_metric(["mean"], sum(values) / len(values))
         yield family
 

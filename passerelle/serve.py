@@ -103,7 +103,8 @@ async def _serve(settings: Settings, stop: asyncio.Event) -> None:
                 client = janus.janus.client if janus.janus is not None else None
                 return client is not None and not client.closed.is_set()
 
-            collector = metrics.ServiceCollector(engine, gateway, lobby, janus_up)
+            auth = app[AUTH]
+            collector = metrics.ServiceCollector(engine, gateway, lobby, janus_up, lambda: dict(auth.sign_ins))
             counts = Outbox(session_factory(db), settings.retry).counts
             exporter = await metrics.start(settings.control.metrics, collector, counts)
         await asyncio.to_thread(_warm_up, app, settings, prompts)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import functools
 import hashlib
 import hmac
@@ -100,6 +101,7 @@ class Auth:
         self._provider: Provider | None = None
         self._provider_lock = asyncio.Lock()
         self.verifier = Verifier()  # argon2 in processes niced below the media clock; closed with the app
+        self.sign_ins: collections.Counter[str] = collections.Counter()  # password sign-ins by result (/metrics)
 
     # -- middleware ----------------------------------------------------------------------------------------------
 
@@ -207,12 +209,15 @@ class Auth:
         wait = await asyncio.to_thread(self.throttle.wait_s, keys)
         claim = await asyncio.to_thread(self.throttle.claim, keys) if wait <= 0 else None
         if claim is None:
+            self.sign_ins["slowed"] += 1
             return max(wait, 1.0)
         user = await asyncio.to_thread(self.rooms.check_password, username[:64], password, self.verifier.verify)
         if user is None:
             log.info("sign-in: a wrong password (%s)", "a known device" if device else "an unknown device")
+            self.sign_ins["wrong-password"] += 1
             return 0.0
         await asyncio.to_thread(self.throttle.succeeded, claim)
+        self.sign_ins["ok"] += 1
         return user
 
     @functools.cached_property

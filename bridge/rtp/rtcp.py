@@ -110,6 +110,20 @@ def grade(loss: float | None, jitter_ms: float | None, rtt_ms: float | None) -> 
     return "good"
 
 
+def mos(loss: float | None, jitter_ms: float | None, rtt_ms: float | None) -> float | None:
+    """A listening-quality estimate (1–4.5) by the E-model of ITU-T G.107 with its defaults, for G.711 with packet
+    loss concealment: the delay impairment from the one-way delay (half the round trip, twice the jitter for the
+    buffer, 10 ms of coding; the common simplified Id), the loss impairment Ie-eff = 95·Ppl / (Ppl + Bpl) with
+    G.113's Bpl = 25.1 for G.711 with concealment. None until something is known of the line."""
+    if loss is None and jitter_ms is None and rtt_ms is None:
+        return None
+    delay = (rtt_ms or 0.0) / 2 + 2 * (jitter_ms or 0.0) + 10.0
+    lost_pct = min(max((loss or 0.0) * 100, 0.0), 100.0)
+    r = 93.2 - (delay / 40 if delay < 160 else (delay - 120) / 10) - 95 * lost_pct / (lost_pct + 25.1)
+    r = min(max(r, 0.0), 100.0)
+    return round(1 + 0.035 * r + 7e-6 * r * (r - 60) * (100 - r), 2)
+
+
 def sender_report(
     ssrc: int, wall_s: float, rtp_ts: int, packets: int, octets: int, block: bytes | None = None
 ) -> bytes:

@@ -44,7 +44,7 @@ from bridge.leg import LegKind
 from bridge.rtp.codecs import Codec
 from bridge.rtp.jitter import JitterBuffer
 from bridge.rtp.packet import RtpError, build, is_rtcp, parse
-from bridge.rtp.rtcp import ReceiverStats, RtcpError, grade, middle32, sender_report
+from bridge.rtp.rtcp import ReceiverStats, RtcpError, grade, middle32, mos, sender_report
 from bridge.rtp.rtcp import parse as parse_rtcp
 from bridge.rtp.srtp import SrtpContext
 from dtmf.rfc4733 import TelephoneEvent, event_code
@@ -342,9 +342,10 @@ class RtpSession:
 
     def network(self) -> dict[str, Any]:
         """The call's line as the bridge sees it: the caller's stream as it comes here (loss in the last report's
-        interval, interarrival jitter), ours as the other side reports it (RTCP: loss, jitter), the round trip."""
+        interval, interarrival jitter), ours as the other side reports it (RTCP: loss, jitter), the round trip, and
+        a MOS estimate from them."""
         receiver, clock = self.receiver, self.codec.clock_hz
-        return {
+        figures: dict[str, Any] = {
             "codec": self.codec.name,
             "received": self.received_packets,
             "lost": receiver.lost,
@@ -359,14 +360,14 @@ class RtpSession:
             "refused": sum(self.errors.values()),
             "line": self.line,
         }
+        figures["mos"] = mos(*_worst(figures))  # an estimate from the worse of both directions
+        return figures
 
     def assess_line(self) -> str:
         """The line in a word (bridge.rtp.rtcp.grade) from the worse of both directions; ``on_line`` is told when
         the word changes. Called after each report (every few seconds), not per packet."""
         figures = self.network()
-        losses = [v for v in (figures["loss_in"], figures["loss_out"]) if v is not None]
-        jitters = [v for v in (figures["jitter_in_ms"], figures["jitter_out_ms"]) if v is not None]
-        word = grade(max(losses, default=None), max(jitters, default=None), figures["rtt_ms"])
+        word = grade(*_worst(figures))
         if word != self.line:
             self.line = word
             if self.on_line is not None:
@@ -429,6 +430,13 @@ async def open_session(
             loop.add_reader(sock.fileno(), session.receive, 64)
         return session
     raise OSError(f"no free RTP port in {ports.start}-{ports.stop - 1}")
+
+
+def _worst(figures: dict[str, Any]) -> tuple[float | None, float | None, float | None]:
+    """The worse loss and jitter of both directions, and the round trip."""
+    losses = [v for v in (figures["loss_in"], figures["loss_out"]) if v is not None]
+    jitters = [v for v in (figures["jitter_in_ms"], figures["jitter_out_ms"]) if v is not None]
+    return max(losses, default=None), max(jitters, default=None), figures["rtt_ms"]
 
 
 class RtpHub:

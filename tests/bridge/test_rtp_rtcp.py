@@ -92,3 +92,23 @@ def test_the_recent_loss_is_the_last_report_interval_s_not_the_whole_call_s() ->
     stats.block(now_s=4.0)
     assert stats.recent_loss == 0.0
     assert stats.lost == 10
+
+
+def test_a_mos_estimate_falls_with_loss_jitter_and_delay() -> None:
+    from bridge.rtp.rtcp import mos
+
+    assert mos(None, None, None) is None
+    clean = mos(0.0, 1.0, 20.0)
+    assert clean is not None
+    assert 4.3 <= clean <= 4.45  # G.711 on a clean line: the E-model's ceiling is 4.41
+    lossy, jittery, far = mos(0.05, 1.0, 20.0), mos(0.0, 80.0, 20.0), mos(0.0, 1.0, 600.0)
+    assert lossy is not None
+    assert jittery is not None
+    assert far is not None
+    assert 3.8 < lossy < 4.0, lossy  # 5 % lost, concealed: R ≈ 77 (G.107 with G.113's Bpl for G.711 with PLC)
+    assert jittery < clean
+    assert far < jittery
+    twenty = mos(0.2, 1.0, 20.0)
+    assert twenty is not None
+    assert 2.4 < twenty < 2.8, twenty  # one packet in five lost: "poor"
+    assert mos(1.0, 500.0, 2000.0) == 1.0

@@ -52,9 +52,9 @@ def test_the_service_s_figures_in_prometheus_text_with_nothing_personal() -> Non
     for seconds in (0.0005, 0.003, 0.003, 0.05):
         engine.tick_times.observe(seconds)
     bad = {"line": "poor", "loss_in": 0.2, "loss_out": 0.01, "jitter_in_ms": 12.0, "jitter_out_ms": None,
-           "rtt_ms": 80.0}  # fmt: skip
+           "rtt_ms": 80.0, "mos": 1.8}  # fmt: skip
     good = {"line": "good", "loss_in": 0.0, "loss_out": None, "jitter_in_ms": 2.0, "jitter_out_ms": 4.0,
-            "rtt_ms": None}  # fmt: skip
+            "rtt_ms": None, "mos": 4.4}  # fmt: skip
     engine.join("room-1", Phone("sip-1", bad))
     engine.join("room-1", BufferLeg("web-1", 48000))
     engine.join("ivr:sip-2", Phone("sip-2", good))
@@ -64,7 +64,8 @@ def test_the_service_s_figures_in_prometheus_text_with_nothing_personal() -> Non
     lobby.waiting["sip-3"] = ("room-1", loop.create_future())
     loop.close()
     gateway = SimpleNamespace(refusals={"wrong-code": 2, "max-calls": 1})
-    collector = metrics.ServiceCollector(engine, gateway, lobby, lambda: True)  # type: ignore[arg-type]
+    collector = metrics.ServiceCollector(engine, gateway, lobby, lambda: True,  # type: ignore[arg-type]
+                                         lambda: {"ok": 5, "wrong-password": 2})  # fmt: skip
     collector.outbox = {"pending": 4, "sent": 10, "failed": 1}
 
     from prometheus_client import CollectorRegistry, generate_latest
@@ -98,6 +99,9 @@ def test_the_service_s_figures_in_prometheus_text_with_nothing_personal() -> Non
     assert got[("passerelle_dial_in_refusals_total", (("reason", "wrong-code"),))] == 2
     assert got[("passerelle_outbox_messages", (("state", "failed"),))] == 1
     assert got[("passerelle_janus_up", ())] == 1
+    assert got[("passerelle_phone_mos", (("of", "min"),))] == 1.8
+    assert abs(got[("passerelle_phone_mos", (("of", "mean"),))] - 3.1) < 1e-9
+    assert got[("passerelle_sign_ins_total", (("result", "wrong-password"),))] == 2
     for personal in ("Jeanne", "Dupont", "•", "room-1", "sip-1"):
         assert personal not in text, personal
 

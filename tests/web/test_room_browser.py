@@ -348,12 +348,12 @@ def test_a_phone_on_a_lossy_line_is_shown_so_in_the_list_and_in_the_stats(tmp_pa
                 page.screenshot(path=str(tmp_path / f"line-{locale[:2]}-{width}.png"))
                 assert page.evaluate("document.documentElement.scrollWidth") <= width
             # The first report's interval began with the code, not lost; the next ones are all one in five.
-            deadline = time.monotonic() + 12
+            deadline = time.monotonic() + 15
             with ThreadPoolExecutor(1) as thread:  # out of Playwright's own event loop
                 while True:
                     stats = thread.submit(control.call, Path(site.env["PASSERELLE_CONTROL__SOCKET"]), "GET", "/stats")
                     lines = stats.result()["lines"]
-                    if time.monotonic() > deadline or (lines and (lines[0]["loss_in"] or 0) > 0.15):
+                    if time.monotonic() > deadline or (lines and (lines[0]["loss_in"] or 0) >= 0.18):
                         break
                     time.sleep(0.5)
             assert len(lines) == 1
@@ -363,6 +363,8 @@ def test_a_phone_on_a_lossy_line_is_shown_so_in_the_list_and_in_the_stats(tmp_pa
             assert 0.18 <= line["loss_in"] <= 0.22, line  # one in five
             assert line["lost"] > 0
             assert line["codec"] == "PCMU"
+            assert line["mos"] is not None
+            assert line["mos"] < 3.0
             # The same, for Prometheus: no name, number or code in it.
             with urllib.request.urlopen(f"http://{exporter}/metrics", timeout=10) as response:
                 text = response.read().decode()
@@ -373,6 +375,7 @@ def test_a_phone_on_a_lossy_line_is_shown_so_in_the_list_and_in_the_stats(tmp_pa
             assert got[("passerelle_legs", (("kind", "webrtc"),))] == 2
             assert got[("passerelle_legs_in", (("place", "room"),))] == 3
             assert 0.18 <= got[("passerelle_phone_loss_ratio", (("of", "max"),))] <= 0.22
+            assert got[("passerelle_phone_mos", (("of", "min"),))] < 3.0  # one packet in five lost: "poor"
             assert got[("passerelle_media_ticks_total", ())] > 500
             assert got[("passerelle_media_tick_seconds_count", ())] > 500
             assert ("passerelle_janus_up", ()) in got
