@@ -257,7 +257,11 @@ class CallFlow:
         (its outcome then); None when the room is here."""
         if self.cluster is None or self.relay is None:
             return None
-        home = await asyncio.to_thread(self.cluster.claim, conference_id)
+        try:
+            home = await asyncio.to_thread(self.cluster.claim, conference_id)
+        except Exception:  # the shared database away: the caller is let in here rather than dropped
+            log.warning("call %s: the room's node could not be looked up: joined here", call.leg.id, exc_info=True)
+            return None
         if home.here:
             return None
         log.info("call %s: conference %s is mixed on node %s: the call goes there", call.leg.id, conference_id,

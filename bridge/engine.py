@@ -103,6 +103,7 @@ class Engine:
         self.presence_listeners: list[Callable[[Hashable], None]] = []
         # Called first in every tick, before the legs are read: the SIP gateway's RtpHub reads every call's packets.
         self.before_tick: list[Callable[[], object]] = []
+        self._failed_hooks: set[Callable[[], object]] = set()
         self.tick_times = TickTimes()  # how long each tick of run() took (/metrics)
 
     # -- membership ----------------------------------------------------------------------------------------------
@@ -329,7 +330,12 @@ class Engine:
 
     def tick(self) -> MixResult:
         for hook in self.before_tick:
-            hook()
+            try:
+                hook()
+            except Exception:  # a reader's trouble never stops the media clock; said once, not every tick
+                if hook not in self._failed_hooks:
+                    self._failed_hooks.add(hook)
+                    log.exception("a before-tick hook failed (further failures of it not logged)")
         for leg_id in [i for i, m in self._members.items() if m.leg.closed]:  # hung up since the last tick
             self.leave(leg_id)
         failed: list[str] = []

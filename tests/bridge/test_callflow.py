@@ -542,3 +542,27 @@ def test_callflow_a_locked_room_turns_away_a_caller_with_the_right_codes_without
     assert harness.failures(f"conference:{room}") == 0, "a right code in a locked room counted as a guess"
     assert harness.failures("caller:+33612345678") == 0
     assert second is CallOutcome.ENDED
+
+
+def test_callflow_a_room_whose_node_cannot_be_looked_up_is_joined_here(harness: Harness, rooms: Rooms) -> None:
+    """In a cluster, the shared database away at the moment of the room's lookup: the caller is let in here (its
+    room mixed on this node) rather than dropped; the relay is never asked."""
+    from rooms.cluster import Cluster
+
+    class Unreachable(Cluster):
+        def claim(self, conference_id: object) -> Any:
+            raise OSError("the database is away")
+
+    relayed: list[object] = []
+
+    async def relay(call: Call, conference_id: object, home: object) -> CallOutcome:
+        relayed.append(conference_id)
+        return CallOutcome.ENDED
+
+    harness.flow.cluster = Unreachable(rooms.sessions, "node-a", "", "")
+    harness.flow.relay = relay
+    room, code = open_conference(rooms)
+    patient = BufferLeg("patient", 8000)
+    call = harness.call(patient, code + "#")
+    assert harness.run(lambda: join_then_hang_up(harness, call, room)) is CallOutcome.ENDED
+    assert relayed == []

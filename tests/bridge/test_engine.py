@@ -384,3 +384,23 @@ def test_a_phone_s_line_is_in_the_participant_list_and_in_the_lines_and_its_chan
         {"leg": "sip-1", "in": "room", "codec": "PCMU", "loss_in": 0.2, "line": "poor"},
         {"leg": "sip-2", "in": "ivr", "codec": "PCMU", "loss_in": 0.2, "line": None},
     ]
+
+
+def test_a_failing_before_tick_hook_is_logged_once_and_the_ticks_go_on(caplog: pytest.LogCaptureFixture) -> None:
+    engine = Engine()
+    calls = []
+
+    def broken() -> None:
+        calls.append(1)
+        raise OSError("epoll closed")
+
+    engine.before_tick.append(broken)
+    a = BufferLeg("a", 8000, tone_at(500, 8000, 1))
+    b = BufferLeg("b", 8000)
+    engine.join("room", a)
+    engine.join("room", b)
+    with caplog.at_level("ERROR", logger="bridge.engine"):
+        run_ticks(engine, 25)
+    assert len(calls) == 25, "the hook was dropped after failing"
+    assert len([r for r in caplog.records if "before-tick hook failed" in r.getMessage()]) == 1
+    assert magnitude_db(b.recording()[2000:], 500, rate=8000) > -20, "the room stopped with the hook"
