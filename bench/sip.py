@@ -84,8 +84,9 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def scenario(folder: Path, pcaps: list[Path], talk_ms: int) -> Path:
-    """The caller scenario, each call playing its room's capture (chosen by the injection file's field 0)."""
+def scenario(folder: Path, pcaps: list[Path], talk_ms: int, template: Path = CALLER) -> Path:
+    """The caller scenario, each call playing its room's capture (chosen by the injection file's field 0);
+    ``template``: another caller (bench/front.py's, which follows a proxy's Record-Route)."""
     choose = ['  <nop><action><assignstr assign_to="room" value="[field0]"/>']
     for k in range(len(pcaps)):
         choose.append(f'    <strcmp assign_to="c{k}" variable="room" value="{k}"/>')
@@ -93,7 +94,7 @@ def scenario(folder: Path, pcaps: list[Path], talk_ms: int) -> Path:
     choose.append("  </action></nop>")
     for k, pcap in enumerate(pcaps):
         choose.append(f'  <nop condexec="is{k}"><action><exec play_pcap_audio="{pcap}"/></action></nop>')
-    text = CALLER.read_text()
+    text = template.read_text().replace("EXTRA_HEADER\n", "")
     start = text.index("  <nop>\n    <action>\n      <exec play_pcap_audio")
     end = text.index("</nop>", start) + len("</nop>")
     text = text[:start] + "\n".join(choose) + text[end:]

@@ -144,6 +144,8 @@ class CallFlow:
         # Seconds from the caller's final key (the # of a code, or of the entry code) to hearing the room, for
         # the callers who went straight in (no lobby): the latest ones, for /stats and the benchmark.
         self.join_delays: deque[float] = deque(maxlen=10_000)
+        # The same for the callers taken to their room's node: final key → the relay to that node is up.
+        self.relay_delays: deque[float] = deque(maxlen=10_000)
         # A cluster (rooms/cluster.py; `passerelle serve` sets both): where each room is mixed, and how a caller
         # whose room is mixed on another node is taken there (the gateway's relay).
         self.cluster: Cluster | None = None

@@ -206,8 +206,8 @@ def _emit(as_json: bool, data: Any, human: Callable[[], object]) -> None:
         human()
 
 
-_BENCH_NAMES = ("board", "dtmf", "hostile", "latency", "mixer", "room", "rooms", "sip", "site", "talkoff", "video",
-                "web", "webrtc")  # fmt: skip
+_BENCH_NAMES = ("board", "cluster", "dtmf", "hostile", "latency", "mixer", "room", "rooms", "sip", "site", "talkoff",
+                "video", "web", "webrtc")  # fmt: skip
 BENCHMARKS = {name: f"bench.{name}" for name in _BENCH_NAMES}
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -99,7 +99,6 @@ def media_stats(engine: Engine, flow: CallFlow, gc_watch: GcWatch | None = None)
 
     def collect() -> dict[str, Any]:
         clock = engine.clock.stats if engine.clock is not None else ClockStats()
-        delays = sorted(flow.join_delays)
         collected = gc_watch.stats if gc_watch is not None else None
         return {
             "clock": {"ticks": clock.ticks, "late": clock.late, "skipped": clock.skipped},
@@ -112,15 +111,21 @@ def media_stats(engine: Engine, flow: CallFlow, gc_watch: GcWatch | None = None)
             },
             **engine.occupancy(),
             "lines": engine.lines(),
-            "join_delay_ms": {
-                "count": len(delays),
-                "p50": round(delays[len(delays) // 2] * 1000, 1) if delays else None,
-                "p95": round(delays[int(len(delays) * 0.95)] * 1000, 1) if delays else None,
-                "max": round(delays[-1] * 1000, 1) if delays else None,
-            },
+            "join_delay_ms": _spread(flow.join_delays),
+            "relay_delay_ms": _spread(flow.relay_delays),  # callers taken to their room's node (a cluster)
         }
 
     return collect
+
+
+def _spread(seconds: Iterable[float]) -> dict[str, Any]:
+    delays = sorted(seconds)
+    return {
+        "count": len(delays),
+        "p50": round(delays[len(delays) // 2] * 1000, 1) if delays else None,
+        "p95": round(delays[int(len(delays) * 0.95)] * 1000, 1) if delays else None,
+        "max": round(delays[-1] * 1000, 1) if delays else None,
+    }
 
 
 def control_app(

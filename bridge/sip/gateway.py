@@ -288,6 +288,8 @@ class SipGateway:
         room = f"relay:{call.leg.id}"
         engine.move(call.leg.id, room)
         engine.join(room, leg)
+        if call.last_digit_at is not None:
+            self.flow.relay_delays.append(asyncio.get_running_loop().time() - call.last_digit_at)
         log.info("call %s: relayed to node %s as %s", call.leg.id, home.node, leg_id)
         caller_gone, node_gone = engine.left(call.leg.id), engine.left(leg_id)
         try:

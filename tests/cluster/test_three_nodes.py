@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 from playwright.sync_api import sync_playwright
 
+from bench.front import kamailio_command
 from passerelle import control
 from rooms.cluster import Cluster
 from rooms.db import make_engine, session_factory, upgrade
 from tests.bridge.phones import Phone
 from tests.bridge.stack import free_port as free_udp_port
 from tests.cli.test_serve import env_for, free_port
-from tests.cluster.test_front import kamailio_command
 from tests.mixer.signals import magnitude_db, tone
 from tests.tools import require
 from tests.web.site import Site, join_room, tone_wav, webrtc_args
