@@ -115,10 +115,7 @@ def test_a_phone_only_room_deleted_from_the_command_line_is_emptied(tmp_path: Pa
     phone = Phone(tmp_path / "a", free_udp_port(), free_udp_port(), 37000, tone(700, 8000 * 60, 8000, rate=8000))
     try:
         with serving(tmp_path) as site:
-            made = subprocess.run([require("passerelle"), "conference", "create", "--name", "X", "--lobby", "off",
-                                   "--json"], env=site.env, cwd=site.folder, capture_output=True, text=True,
-                                  timeout=30, check=True)  # fmt: skip
-            conference = json.loads(made.stdout)
+            conference = site.conference("--lobby", "off")
             phone.command("dial", f"sip:+33491000000@{site.sip}")
             time.sleep(1.5)
             phone.command("sndcode", conference["code"] + "#")
@@ -152,10 +149,7 @@ def test_drain_refuses_new_calls_and_the_front_s_probe_and_returns_once_the_last
     late = Phone(tmp_path / "b", free_udp_port(), free_udp_port(), 37400, tone(900, 8000 * 60, 8000, rate=8000))
     try:
         with serving(tmp_path) as site:
-            made = subprocess.run([require("passerelle"), "conference", "create", "--name", "X", "--lobby", "off",
-                                   "--json"], env=site.env, cwd=site.folder, capture_output=True, text=True,
-                                  timeout=30, check=True)  # fmt: skip
-            conference = json.loads(made.stdout)
+            conference = site.conference("--lobby", "off")
             probe = [sipp, site.sip, "-sf", str(options), "-m", "1", "-i", "127.0.0.1", "-p", str(free_udp_port()),
                      "-nostdin", "-timeout", "10s"]  # fmt: skip
             before = subprocess.run(probe, cwd=tmp_path, capture_output=True, timeout=30)
